@@ -1,0 +1,81 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseConfig } from "./config.ts";
+
+const minimal = {
+  streams: [{ name: "ORDERS", subjects: ["orders.>"] }],
+  routes: [{ name: "payment", stream: "ORDERS", url: "http://127.0.0.1:8788/" }],
+};
+
+function issuesOf(raw: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    parseConfig(raw, "test", env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config", () => {
+  it("applies defaults and parses durations to milliseconds", () => {
+    const config = parseConfig(
+      { ...minimal, routes: [{ ...minimal.routes[0], timeout: "2s", backoff: ["250ms", "1m"] }] },
+      "t",
+      {},
+    );
+    const route = config.routes[0];
+    expect(route?.timeout).toBe(2_000);
+    expect(route?.backoff).toEqual([250, 60_000]);
+    expect(route?.ack_wait).toBe(30_000);
+    expect(config.streams[0]?.duplicate_window).toBe(120_000);
+    expect(config.dead_letter).toMatchObject({ stream: "DLQ", subject_prefix: "dlq" });
+  });
+
+  it("names the field and the reason for each invalid value", () => {
+    const issues = issuesOf({
+      ...minimal,
+      routes: [
+        { name: "pay ment", stream: "NOPE", url: "not a url", timeout: "ten seconds", concurrency: 0 },
+      ],
+    });
+    expect(issues.some((i) => i.startsWith("routes[0].name:"))).toBe(true);
+    expect(issues.some((i) => i.startsWith("routes[0].url:"))).toBe(true);
+    expect(issues.some((i) => i.startsWith("routes[0].timeout:") && i.includes("invalid duration"))).toBe(
+      true,
+    );
+    expect(issues.some((i) => i.startsWith("routes[0].concurrency:"))).toBe(true);
+  });
+
+  it("rejects a route whose stream is not declared, and unknown keys", () => {
+    expect(issuesOf({ ...minimal, routes: [{ ...minimal.routes[0], stream: "OTHER" }] })).toContain(
+      'routes[0].stream: stream "OTHER" is not declared under streams',
+    );
+    expect(issuesOf({ ...minimal, rotues: [] }).join()).toMatch(/rotues/);
+  });
+
+  it("expands ${VAR} from the environment and names a missing one", () => {
+    const raw = { ...minimal, routes: [{ ...minimal.routes[0], secret: "${PAYMENT_SECRET}" }] };
+    expect(parseConfig(raw, "t", { PAYMENT_SECRET: "s3cret" }).routes[0]?.secret).toBe("s3cret");
+    expect(issuesOf(raw)).toEqual(["routes[0].secret: environment variable PAYMENT_SECRET is not set"]);
+  });
+
+  it("lets NATS_URL override the servers", () => {
+    expect(parseConfig(minimal, "t", { NATS_URL: "nats://a:1,nats://b:2" }).nats.servers).toEqual([
+      "nats://a:1",
+      "nats://b:2",
+    ]);
+  });
+
+  it("loads YAML from a file and reports a missing file by name", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "jetway-config-"));
+    const file = join(dir, "bridge.yaml");
+    await writeFile(file, "streams:\n  - { name: ORDERS, subjects: [orders.>] }\nroutes: []\n");
+    expect((await loadConfig(file, {})).streams[0]?.name).toBe("ORDERS");
+    await expect(loadConfig(join(dir, "missing.yaml"), {})).rejects.toThrow(
+      /missing\.yaml[\s\S]*cannot read file/,
+    );
+  });
+});

@@ -1,0 +1,232 @@
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { duration } from "./duration.ts";
+
+/** A token that names a JetStream stream or consumer (no dots, spaces or wildcards). */
+const name = z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only");
+const subject = z
+  .string()
+  .min(1)
+  .regex(/^[^\s]+$/, "no whitespace");
+
+const tls = z
+  .object({
+    ca_file: z.string().optional(),
+    cert_file: z.string().optional(),
+    key_file: z.string().optional(),
+    handshake_first: z.boolean().default(false),
+  })
+  .strict();
+
+const natsSchema = z
+  .object({
+    servers: z.array(z.string().min(1)).min(1).default(["nats://127.0.0.1:4222"]),
+    name: z.string().default("jetway-bridge"),
+    user: z.string().optional(),
+    pass: z.string().optional(),
+    token: z.string().optional(),
+    creds_file: z.string().optional(),
+    tls: tls.optional(),
+  })
+  .strict();
+
+const streamSchema = z
+  .object({
+    name,
+    subjects: z.array(subject).min(1),
+    storage: z.enum(["file", "memory"]).default("file"),
+    replicas: z.number().int().min(1).max(5).default(1),
+    retention: z.enum(["limits", "interest", "workqueue"]).default("limits"),
+    duplicate_window: duration.default(120_000),
+    max_age: duration.optional(),
+    max_bytes: z.number().int().positive().optional(),
+    max_msg_size: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const batchSchema = z
+  .object({
+    size: z.number().int().min(1).max(10_000).default(100),
+    max_wait: duration.default(5),
+  })
+  .strict();
+
+const routeSchema = z
+  .object({
+    name,
+    stream: name,
+    durable: name.optional(),
+    filter_subject: subject.optional(),
+    url: z.url(),
+    concurrency: z.number().int().min(1).max(10_000).default(64),
+    timeout: duration.default(10_000),
+    ack_wait: duration.default(30_000),
+    max_deliver: z.number().int().min(1).default(5),
+    /** Retry delays by attempt; the last one repeats. Applied by the bridge via nak(delay). */
+    backoff: z.array(duration).min(1).default([1_000, 5_000, 10_000]),
+    /** Upper bound on any retry delay, including one asked for by Retry-After. */
+    max_backoff: duration.default(300_000),
+    /** Consumer's max_ack_pending; defaults to a little above concurrency so a backlog stays on the server. */
+    max_ack_pending: z.number().int().min(1).optional(),
+    deliver_policy: z.enum(["all", "new", "last"]).default("all"),
+    secret: z.string().min(1).optional(),
+    batch: batchSchema.optional(),
+    /** Overrides of the default outcome table: HTTP status → what to do. */
+    status_outcomes: z
+      .record(z.string().regex(/^\d{3}$/), z.enum(["ack", "retry", "dead_letter"]))
+      .default({}),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    nats: natsSchema.default({ servers: ["nats://127.0.0.1:4222"], name: "jetway-bridge" }),
+    http: z
+      .object({
+        port: z.number().int().min(0).max(65_535).default(8080),
+        host: z.string().default("0.0.0.0"),
+        /** Bearer token required by POST /v1/publish when set. */
+        publish_token: z.string().min(1).optional(),
+        max_body: z.number().int().positive().optional(),
+      })
+      .strict()
+      .default({ port: 8080, host: "0.0.0.0" }),
+    streams: z.array(streamSchema).default([]),
+    dead_letter: z
+      .object({
+        stream: name.default("DLQ"),
+        subject_prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]+$/)
+          .default("dlq"),
+        storage: z.enum(["file", "memory"]).default("file"),
+        replicas: z.number().int().min(1).max(5).default(1),
+        max_age: duration.optional(),
+      })
+      .strict()
+      .default({ stream: "DLQ", subject_prefix: "dlq", storage: "file", replicas: 1 }),
+    routes: z.array(routeSchema).default([]),
+    shutdown: z
+      .object({ grace_period: duration.default(10_000) })
+      .strict()
+      .default({ grace_period: 10_000 }),
+    log: z
+      .object({
+        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+      })
+      .strict()
+      .default({ level: "info" }),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const streams = new Set(config.streams.map((s) => s.name));
+    const seen = new Set<string>();
+    config.routes.forEach((route, i) => {
+      if (seen.has(route.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["routes", i, "name"],
+          message: `duplicate route name "${route.name}"`,
+        });
+      }
+      seen.add(route.name);
+      if (!streams.has(route.stream)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["routes", i, "stream"],
+          message: `stream "${route.stream}" is not declared under streams`,
+        });
+      }
+    });
+    if (streams.has(config.dead_letter.stream)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dead_letter", "stream"],
+        message: "the dead-letter stream must not also be a source stream",
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type RouteConfig = Config["routes"][number];
+export type StreamConfig = Config["streams"][number];
+export type NatsConfig = Config["nats"];
+
+/** A config file that does not validate; the message names each offending field. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  readonly issues: readonly string[];
+  constructor(source: string, issues: readonly string[], options?: { cause?: unknown }) {
+    super(`invalid config ${source}:\n  - ${issues.join("\n  - ")}`, options);
+    this.issues = issues;
+  }
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} and ${VAR:-default} in every string, so secrets and URLs come from the environment. */
+function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string, missing: string[]): unknown {
+  if (typeof value === "string") {
+    return value.replace(ENV_REF, (_, key: string, fallback: string | undefined) => {
+      const found = env[key] ?? fallback;
+      if (found === undefined) missing.push(`${path || "(root)"}: environment variable ${key} is not set`);
+      return found ?? "";
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`, missing));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k, missing)]),
+    );
+  }
+  return value;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => {
+    if (typeof key === "number") return `${out}[${key}]`;
+    return out ? `${out}.${String(key)}` : String(key);
+  }, "");
+}
+
+/** Validates an already-parsed config object. Env overrides: NATS_URL, NATS_USER, NATS_PASS, NATS_TOKEN, NATS_CREDS. */
+export function parseConfig(raw: unknown, source = "(inline)", env: NodeJS.ProcessEnv = process.env): Config {
+  const missing: string[] = [];
+  const expanded = interpolate(raw ?? {}, env, "", missing) as Record<string, unknown>;
+  if (missing.length > 0) throw new ConfigError(source, missing);
+  const nats = { ...((expanded.nats as Record<string, unknown> | undefined) ?? {}) };
+  if (env.NATS_URL) nats.servers = env.NATS_URL.split(",").map((s) => s.trim());
+  if (env.NATS_USER) nats.user = env.NATS_USER;
+  if (env.NATS_PASS) nats.pass = env.NATS_PASS;
+  if (env.NATS_TOKEN) nats.token = env.NATS_TOKEN;
+  if (env.NATS_CREDS) nats.creds_file = env.NATS_CREDS;
+  const result = configSchema.safeParse({ ...expanded, nats });
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((issue) => `${formatPath(issue.path) || "(root)"}: ${issue.message}`),
+    );
+  }
+  return result.data;
+}
+
+/** Reads a YAML or JSON config file (YAML is a superset of JSON) and validates it. */
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new ConfigError(file, [`cannot read file: ${(cause as Error).message}`], { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (cause) {
+    throw new ConfigError(file, [`not valid YAML/JSON: ${(cause as Error).message}`], { cause });
+  }
+  return parseConfig(raw, file, env);
+}
+
+/** The durable consumer name of a route. */
+export const durableName = (route: RouteConfig): string => route.durable ?? route.name;

@@ -1,0 +1,104 @@
+/**
+ * The bridge ⇄ function invocation contract: header names and the request signature.
+ * Shared by the bridge (which sends) and functions (which receive); runs on Node, Workers and Lambda.
+ */
+export const HEADERS = {
+  route: "x-jetway-route",
+  stream: "x-jetway-stream",
+  seq: "x-jetway-seq",
+  delivery: "x-jetway-delivery",
+  maxDeliver: "x-jetway-max-deliver",
+  signature: "x-jetway-signature",
+  ceSpecVersion: "ce-specversion",
+  ceId: "ce-id",
+  ceSource: "ce-source",
+  ceType: "ce-type",
+  ceTime: "ce-time",
+  traceparent: "traceparent",
+  tracestate: "tracestate",
+  msgId: "nats-msg-id",
+} as const;
+
+/** Content type of a batch delivery: a JSON array of structured-mode CloudEvents. */
+export const BATCH_CONTENT_TYPE = "application/cloudevents-batch+json";
+
+/** How far a signature's timestamp may be from now before the request counts as replayed. */
+export const DEFAULT_SIGNATURE_TOLERANCE_S = 300;
+
+const encoder = new TextEncoder();
+
+function toHex(bytes: ArrayBuffer): string {
+  let out = "";
+  for (const b of new Uint8Array(bytes)) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+async function hmacHex(secret: string, timestamp: number, body: Uint8Array | string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const bodyBytes = typeof body === "string" ? encoder.encode(body) : body;
+  const message = new Uint8Array(String(timestamp).length + 1 + bodyBytes.length);
+  message.set(encoder.encode(`${timestamp}.`), 0);
+  message.set(bodyBytes, String(timestamp).length + 1);
+  return toHex(await crypto.subtle.sign("HMAC", key, message));
+}
+
+/**
+ * `x-jetway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+ * The timestamp is signed with the body so a captured request cannot be replayed later.
+ */
+export async function signPayload(
+  secret: string,
+  body: Uint8Array | string,
+  nowS = Math.floor(Date.now() / 1000),
+) {
+  return `t=${nowS},v1=${await hmacHex(secret, nowS, body)}`;
+}
+
+export type SignatureFailure = "missing" | "malformed" | "expired" | "mismatch";
+
+/** Why a signature was rejected; functions answer 401 with this reason. */
+export class SignatureError extends Error {
+  override name = "SignatureError";
+  readonly reason: SignatureFailure;
+  constructor(reason: SignatureFailure, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+function timingSafeEqualHex(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/** Throws SignatureError unless `header` is a valid, fresh signature of `body` under `secret`. */
+export async function verifySignature(
+  secret: string,
+  body: Uint8Array | string,
+  header: string | null | undefined,
+  { toleranceS = DEFAULT_SIGNATURE_TOLERANCE_S, nowS = Math.floor(Date.now() / 1000) } = {},
+): Promise<void> {
+  if (!header) throw new SignatureError("missing", `missing ${HEADERS.signature} header`);
+  const parts = new Map(header.split(",").map((p) => p.trim().split("=", 2) as [string, string]));
+  const t = Number(parts.get("t"));
+  const v1 = parts.get("v1");
+  if (!Number.isInteger(t) || !v1)
+    throw new SignatureError("malformed", `malformed ${HEADERS.signature} header`);
+  if (Math.abs(nowS - t) > toleranceS) {
+    throw new SignatureError(
+      "expired",
+      `signature timestamp is ${nowS - t}s from now (tolerance ${toleranceS}s)`,
+    );
+  }
+  if (!timingSafeEqualHex(await hmacHex(secret, t, body), v1)) {
+    throw new SignatureError("mismatch", "signature does not match the body");
+  }
+}
