@@ -230,3 +230,10 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
 
 /** The durable consumer name of a route. */
 export const durableName = (route: RouteConfig): string => route.durable ?? route.name;
+
+/**
+ * The consumer's max_ack_pending: close to what the route can have in flight, so a backlog stays on the
+ * server instead of piling up in bridge memory.
+ */
+export const maxAckPending = (route: RouteConfig): number =>
+  route.max_ack_pending ?? Math.max(route.concurrency, route.batch ? route.batch.size * 2 : 0) * 2;
