@@ -1,0 +1,175 @@
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "./config.ts";
+import { BridgeEvents } from "./events.ts";
+import { createHttpApp, type Readiness } from "./http.ts";
+import { createLogger } from "./logger.ts";
+import { BridgeMetrics } from "./metrics.ts";
+import { watchStatus } from "./nats.ts";
+import { NatsServer } from "./nats-server.ts";
+
+const logger = createLogger({ level: "silent" });
+const id = Math.random().toString(36).slice(2, 8).toUpperCase();
+let server: NatsServer;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+
+async function appWith(
+  http: Record<string, unknown>,
+  readiness: () => Readiness = () => ({ ready: true, reasons: [] }),
+) {
+  const config = parseConfig({ http }, "test", {});
+  const events = new BridgeEvents();
+  const metrics = new BridgeMetrics(events, { defaultMetrics: false });
+  const state = watchStatus(nc, logger);
+  const app = createHttpApp({
+    ingress: {
+      nc,
+      js: jetstream(nc),
+      http: config.http,
+      connected: () => state.connected,
+      logger,
+      publishTimeoutMs: 2_000,
+    },
+    metrics,
+    readiness,
+    logger,
+  });
+  return { app, events, metrics };
+}
+
+const post = (subject: string, body: string | Uint8Array, headers: Record<string, string> = {}) =>
+  ({ method: "POST", body, headers: { "content-type": "application/json", ...headers } }) as const;
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+  nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: `IN_${id}`, subjects: [`in_${id}.>`] });
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+describe("POST /v1/publish/<subject>", () => {
+  it("publishes the raw body with content type, traceparent and idempotency key", async () => {
+    const { app, metrics } = await appWith({});
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const res = await app.request(
+      `/v1/publish/in_${id}.created`,
+      post("", '{"a":1}', { traceparent, "idempotency-key": `k-${id}` }),
+    );
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { stream: string; seq: number; duplicate: boolean };
+    expect(body).toMatchObject({ stream: `IN_${id}`, duplicate: false });
+    const stored = await jsm.streams.getMessage(`IN_${id}`, { seq: body.seq });
+    expect(stored?.string()).toBe('{"a":1}');
+    expect(stored?.header.get("Content-Type")).toBe("application/json");
+    expect(stored?.header.get("traceparent")).toBe(traceparent);
+    expect(stored?.header.get("Nats-Msg-Id")).toBe(`k-${id}`);
+
+    const again = await app.request(
+      `/v1/publish/in_${id}.created`,
+      post("", '{"a":1}', { "idempotency-key": `k-${id}` }),
+    );
+    expect(await again.json()).toMatchObject({ seq: body.seq, duplicate: true });
+    expect(await metrics.metrics()).toMatch(/jetway_ingress_publish_total\{status="202"\} 2/);
+  });
+
+  it("answers 404 when no stream binds the subject, 400 for reserved subjects", async () => {
+    const { app } = await appWith({});
+    const res = await app.request(`/v1/publish/nowhere_${id}.x`, post("", "{}"));
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: "no_stream", message: expect.any(String) } });
+    expect((await app.request(`/v1/publish/$JS.API.STREAM.DELETE.IN_${id}`, post("", "{}"))).status).toBe(
+      400,
+    );
+    expect((await app.request(`/v1/publish/in_${id}.*`, post("", "{}"))).status).toBe(400);
+    await expect(jsm.streams.info(`IN_${id}`)).resolves.toBeTruthy();
+  });
+
+  it("answers 413 over http.max_body and over the server's max payload", async () => {
+    const { app } = await appWith({ max_body: 10 });
+    expect((await app.request(`/v1/publish/in_${id}.big`, post("", "x".repeat(11)))).status).toBe(413);
+    const { app: wide } = await appWith({});
+    const big = new Uint8Array((nc.info?.max_payload ?? 1_048_576) + 1);
+    const res = await wide.request(`/v1/publish/in_${id}.big`, post("", big));
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("too_large");
+  });
+
+  it("answers 401 without and 403 with a wrong bearer token when a publish token is set", async () => {
+    const { app } = await appWith({ publish_token: "s3cret" });
+    expect((await app.request(`/v1/publish/in_${id}.a`, post("", "{}"))).status).toBe(401);
+    const wrong = await app.request(
+      `/v1/publish/in_${id}.a`,
+      post("", "{}", { authorization: "Bearer nope" }),
+    );
+    expect(wrong.status).toBe(403);
+    const right = await app.request(
+      `/v1/publish/in_${id}.a`,
+      post("", "{}", { authorization: "Bearer s3cret" }),
+    );
+    expect(right.status).toBe(202);
+  });
+});
+
+describe("health, readiness and metrics", () => {
+  it("healthz is always 200; readyz reflects readiness with reasons", async () => {
+    let readiness: Readiness = { ready: false, reasons: ["route ship not bound"] };
+    const { app } = await appWith({}, () => readiness);
+    expect((await app.request("/healthz")).status).toBe(200);
+    const notReady = await app.request("/readyz");
+    expect(notReady.status).toBe(503);
+    expect(await notReady.json()).toEqual({ ready: false, reasons: ["route ship not bound"] });
+    readiness = { ready: true, reasons: [] };
+    expect((await app.request("/readyz")).status).toBe(200);
+  });
+
+  it("exposes invocation series after lifecycle events", async () => {
+    const { app, events, metrics } = await appWith({});
+    metrics.setSources({ inFlight: () => ({ ship: 3 }), pending: async () => ({ ship: 42 }) });
+    const delivery = {
+      route: "ship",
+      subject: "s",
+      stream: "S",
+      seq: 1,
+      delivery: 1,
+      id: "S:1",
+      startedAt: 0,
+    };
+    events.emit("invoke:outcome", { delivery, outcome: "ack", status: 200, durationMs: 12, emitted: 0 });
+    events.emit("dead_letter:published", delivery, "dlq.ship");
+    const text = await (await app.request("/metrics")).text();
+    expect(text).toContain('jetway_invocations_total{route="ship",outcome="ack",status="200"} 1');
+    expect(text).toContain('jetway_invocation_duration_seconds_count{route="ship",outcome="ack"} 1');
+    expect(text).toContain('jetway_dead_letters_total{route="ship"} 1');
+    expect(text).toContain('jetway_in_flight{route="ship"} 3');
+    expect(text).toContain('jetway_consumer_pending{route="ship"} 42');
+  });
+});
+
+describe("when NATS is down", () => {
+  it("answers 503 and recovers after the server is back", async () => {
+    const { app } = await appWith({});
+    const statuses = nc.status()[Symbol.asyncIterator]();
+    await server.stopProcess();
+    for (;;) {
+      const s = await statuses.next();
+      if (s.done || s.value.type === "disconnect") break;
+    }
+    const res = await app.request(`/v1/publish/in_${id}.down`, post("", "{}"));
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: { code: "nats_unavailable" } });
+    await server.restart();
+    for (;;) {
+      const s = await statuses.next();
+      if (s.done || s.value.type === "reconnect") break;
+    }
+    expect((await app.request(`/v1/publish/in_${id}.up`, post("", "{}"))).status).toBe(202);
+  });
+});

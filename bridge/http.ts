@@ -1,0 +1,78 @@
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import type pino from "pino";
+import { handlePublish, type IngressDeps, IngressError } from "./ingress.ts";
+import type { BridgeMetrics } from "./metrics.ts";
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not, e.g. "nats disconnected", "route ship not bound", "shutting down". */
+  reasons: string[];
+}
+
+export interface HttpAppDeps {
+  ingress: IngressDeps;
+  metrics: BridgeMetrics;
+  readiness: () => Readiness;
+  logger: pino.Logger;
+}
+
+const errorBody = (code: string, message: string) => ({ error: { code, message } });
+
+/** The bridge's HTTP surface: ingress, health, readiness and metrics. */
+export function createHttpApp(deps: HttpAppDeps): Hono {
+  const app = new Hono();
+
+  app.post("/v1/publish/*", async (c) => {
+    try {
+      const response = await handlePublish(c, deps.ingress);
+      deps.metrics.ingress(response.status);
+      return response;
+    } catch (error) {
+      const status = error instanceof IngressError ? error.status : 500;
+      deps.metrics.ingress(status);
+      throw error;
+    }
+  });
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", (c) => {
+    const r = deps.readiness();
+    return c.json({ ready: r.ready, reasons: r.reasons }, r.ready ? 200 : 503);
+  });
+  app.get("/metrics", async (c) => {
+    const text = await deps.metrics.metrics();
+    return c.body(text, 200, { "content-type": deps.metrics.contentType });
+  });
+
+  app.notFound((c) => c.json(errorBody("not_found", "no such endpoint"), 404));
+  app.onError((error, c) => {
+    if (error instanceof IngressError) return c.json(errorBody(error.code, error.message), error.status);
+    deps.logger.error({ err: error, path: c.req.path }, "http handler failed");
+    return c.json(errorBody("internal", "internal error"), 500);
+  });
+  return app;
+}
+
+export interface RunningHttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on host:port (port 0 picks a free one) and resolves once accepting connections. */
+export function startHttpServer(app: Hono, port: number, host: string): Promise<RunningHttpServer> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname: host }, (info: AddressInfo) => {
+      resolve({
+        port: info.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            // Keep-alive sockets would hold close() open until they time out.
+            if ("closeIdleConnections" in server) server.closeIdleConnections();
+          }),
+      });
+    });
+    server.once("error", reject);
+  });
+}

@@ -1,0 +1,122 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { BridgeEvents } from "./events.ts";
+
+/** Live numbers the metrics read at scrape time instead of being pushed from the core loop. */
+export interface MetricSources {
+  /** In-flight invocations per route (RouteConsumer.inFlight). */
+  inFlight?: () => Record<string, number>;
+  /** num_pending per route from consumer info; cached by the metrics for `pendingCacheMs`. */
+  pending?: () => Promise<Record<string, number>>;
+}
+
+export interface BridgeMetricsOptions {
+  /** Milliseconds a consumer-info answer is reused, so a fast scraper does not hammer JetStream. */
+  pendingCacheMs?: number;
+  /** Process metrics (cpu, memory, event loop); on by default. */
+  defaultMetrics?: boolean;
+}
+
+/** The bridge's Prometheus registry; fed by lifecycle events, never called from the consume loop. */
+export class BridgeMetrics {
+  readonly registry = new Registry();
+  readonly contentType = this.registry.contentType;
+  private sources: MetricSources = {};
+  private pendingCache: { at: number; values: Record<string, number> } | undefined;
+  private readonly pendingCacheMs: number;
+  private readonly ingressTotal: Counter<"status">;
+
+  constructor(events: BridgeEvents, options: BridgeMetricsOptions = {}) {
+    this.pendingCacheMs = options.pendingCacheMs ?? 5_000;
+    const registers = [this.registry];
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+
+    const invocations = new Counter({
+      name: "jetway_invocations_total",
+      help: "Function invocations by route, outcome and HTTP status (none for transport errors).",
+      labelNames: ["route", "outcome", "status"] as const,
+      registers,
+    });
+    const duration = new Histogram({
+      name: "jetway_invocation_duration_seconds",
+      help: "Time from taking a message to settling it.",
+      labelNames: ["route", "outcome"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    const deadLetters = new Counter({
+      name: "jetway_dead_letters_total",
+      help: "Messages moved to the dead-letter stream.",
+      labelNames: ["route"] as const,
+      registers,
+    });
+    this.ingressTotal = new Counter({
+      name: "jetway_ingress_publish_total",
+      help: "POST /v1/publish requests by response status.",
+      labelNames: ["status"] as const,
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: "jetway_in_flight",
+      help: "Invocations currently in flight.",
+      labelNames: ["route"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [route, n] of Object.entries(self.sources.inFlight?.() ?? {})) this.set({ route }, n);
+      },
+    });
+    new Gauge({
+      name: "jetway_consumer_pending",
+      help: "Messages in the stream not yet delivered to the route's consumer (num_pending).",
+      labelNames: ["route"] as const,
+      registers,
+      async collect() {
+        this.reset();
+        for (const [route, n] of Object.entries(await self.pending())) this.set({ route }, n);
+      },
+    });
+
+    events.on("invoke:outcome", (e) => {
+      const route = e.delivery.route;
+      invocations.inc({
+        route,
+        outcome: e.outcome,
+        status: e.status === undefined ? "none" : String(e.status),
+      });
+      duration.observe({ route, outcome: e.outcome }, e.durationMs / 1_000);
+    });
+    events.on("dead_letter:published", (delivery) => deadLetters.inc({ route: delivery.route }));
+  }
+
+  /** Wires the scrape-time sources once the consumers exist. */
+  setSources(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  /** Counts one ingress publish answer. */
+  ingress(status: number): void {
+    this.ingressTotal.inc({ status: String(status) });
+  }
+
+  /** The exposition text for GET /metrics. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  private async pending(): Promise<Record<string, number>> {
+    const source = this.sources.pending;
+    if (!source) return {};
+    const now = Date.now();
+    if (this.pendingCache && now - this.pendingCache.at < this.pendingCacheMs)
+      return this.pendingCache.values;
+    try {
+      const values = await source();
+      this.pendingCache = { at: now, values };
+      return values;
+    } catch {
+      // NATS unreachable during a scrape: show the last known numbers rather than failing /metrics.
+      return this.pendingCache?.values ?? {};
+    }
+  }
+}
