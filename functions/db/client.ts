@@ -1,0 +1,54 @@
+import type { PGlite } from "@electric-sql/pglite";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema.ts";
+
+/*
+ * The database seen by domain code: drizzle over either driver. This module only pulls in postgres.js, so
+ * it is the one Workers and Lambda entries import; the embedded PGlite driver and the file-reading migrator
+ * live in node-only modules.
+ */
+
+export type Schema = typeof schema;
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+interface Common {
+  db: Db;
+  close(): Promise<void>;
+}
+
+export type DbHandle =
+  | (Common & { driver: "postgres"; client: postgres.Sql; url: string; schema: string | undefined })
+  | (Common & { driver: "pglite"; client: PGlite });
+
+export interface PostgresOptions {
+  /** Postgres schema for the tables (search_path); lets tests and tenants share one database. */
+  schema?: string | undefined;
+  /** Pool size; 1 on Workers, where a connection cannot outlive its request. */
+  max?: number;
+}
+
+/** A schema name safe to splice into DDL. */
+export function assertSchemaName(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new TypeError(`invalid schema name "${name}"`);
+  return name;
+}
+
+export function connectPostgres(url: string, options: PostgresOptions = {}): DbHandle {
+  const schemaName = options.schema === undefined ? undefined : assertSchemaName(options.schema);
+  const client = postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    connection: schemaName ? { search_path: schemaName } : {},
+  });
+  const db = drizzle({ client, schema });
+  return {
+    driver: "postgres",
+    db,
+    client,
+    url,
+    schema: schemaName,
+    close: () => client.end({ timeout: 5 }),
+  };
+}

@@ -1,0 +1,76 @@
+import { eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DbHandle } from "./client.ts";
+import { connectPostgres, createDb, migrate } from "./index.ts";
+import { markProcessed } from "./processed.ts";
+import { stock } from "./schema.ts";
+import { createTestDb, TEST_DATABASE_URL } from "./testing.ts";
+
+async function exercise(handle: DbHandle) {
+  const { db } = handle;
+  await db.insert(stock).values({ sku: "sku-1", available: 2 });
+  // The CHECK keeps stock from going negative even if a caller forgets the guard.
+  await expect(
+    db
+      .update(stock)
+      .set({ available: sql`${stock.available} - 3` })
+      .where(eq(stock.sku, "sku-1")),
+  ).rejects.toThrow();
+  const [row] = await db.select().from(stock).where(eq(stock.sku, "sku-1"));
+  expect(row?.available).toBe(2);
+  expect(await markProcessed(db, "c", "m1")).toBe(true);
+  expect(await markProcessed(db, "c", "m1")).toBe(false);
+  expect(await markProcessed(db, "other", "m1")).toBe(true);
+}
+
+describe("postgres", () => {
+  let handle: DbHandle;
+  beforeAll(async () => {
+    handle = await createTestDb();
+  });
+  afterAll(async () => {
+    await handle.close();
+  });
+
+  it("applies the schema and its constraints", async () => {
+    await exercise(handle);
+  });
+
+  it("concurrent first migrations of one schema do not collide", async () => {
+    const schema = `t_conc_${Math.random().toString(16).slice(2, 10)}`;
+    const handles = [1, 2, 3].map(() => connectPostgres(TEST_DATABASE_URL, { schema }));
+    try {
+      await Promise.all(handles.map((h) => migrate(h)));
+      await migrate(handles[0] as DbHandle);
+      await exercise(handles[0] as DbHandle);
+    } finally {
+      await Promise.all(handles.map((h) => h.close()));
+      const admin = connectPostgres(TEST_DATABASE_URL, { max: 1 });
+      if (admin.driver === "postgres") await admin.client.unsafe(`drop schema "${schema}" cascade`);
+      await admin.close();
+    }
+  });
+
+  it("keeps test schemas apart", async () => {
+    const other = await createTestDb();
+    try {
+      expect(await other.db.select().from(stock)).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("pglite", () => {
+  it("runs the same migrations in memory", async () => {
+    const handle = await createDb({ PGLITE_DIR: "memory" });
+    try {
+      expect(handle.driver).toBe("pglite");
+      await migrate(handle);
+      await migrate(handle);
+      await exercise(handle);
+    } finally {
+      await handle.close();
+    }
+  });
+});
