@@ -40,7 +40,7 @@ async function appWith(
   return { app, events, metrics };
 }
 
-const post = (subject: string, body: string | Uint8Array, headers: Record<string, string> = {}) =>
+const post = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
   ({ method: "POST", body, headers: { "content-type": "application/json", ...headers } }) as const;
 
 beforeAll(async () => {
@@ -61,7 +61,7 @@ describe("POST /v1/publish/<subject>", () => {
     const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     const res = await app.request(
       `/v1/publish/in_${id}.created`,
-      post("", '{"a":1}', { traceparent, "idempotency-key": `k-${id}` }),
+      post('{"a":1}', { traceparent, "idempotency-key": `k-${id}` }),
     );
     expect(res.status).toBe(202);
     const body = (await res.json()) as { stream: string; seq: number; duplicate: boolean };
@@ -74,7 +74,7 @@ describe("POST /v1/publish/<subject>", () => {
 
     const again = await app.request(
       `/v1/publish/in_${id}.created`,
-      post("", '{"a":1}', { "idempotency-key": `k-${id}` }),
+      post('{"a":1}', { "idempotency-key": `k-${id}` }),
     );
     expect(await again.json()).toMatchObject({ seq: body.seq, duplicate: true });
     expect(await metrics.metrics()).toMatch(/jetway_ingress_publish_total\{status="202"\} 2/);
@@ -82,38 +82,30 @@ describe("POST /v1/publish/<subject>", () => {
 
   it("answers 404 when no stream binds the subject, 400 for reserved subjects", async () => {
     const { app } = await appWith({});
-    const res = await app.request(`/v1/publish/nowhere_${id}.x`, post("", "{}"));
+    const res = await app.request(`/v1/publish/nowhere_${id}.x`, post("{}"));
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: { code: "no_stream", message: expect.any(String) } });
-    expect((await app.request(`/v1/publish/$JS.API.STREAM.DELETE.IN_${id}`, post("", "{}"))).status).toBe(
-      400,
-    );
-    expect((await app.request(`/v1/publish/in_${id}.*`, post("", "{}"))).status).toBe(400);
+    expect((await app.request(`/v1/publish/$JS.API.STREAM.DELETE.IN_${id}`, post("{}"))).status).toBe(400);
+    expect((await app.request(`/v1/publish/in_${id}.*`, post("{}"))).status).toBe(400);
     await expect(jsm.streams.info(`IN_${id}`)).resolves.toBeTruthy();
   });
 
   it("answers 413 over http.max_body and over the server's max payload", async () => {
     const { app } = await appWith({ max_body: 10 });
-    expect((await app.request(`/v1/publish/in_${id}.big`, post("", "x".repeat(11)))).status).toBe(413);
+    expect((await app.request(`/v1/publish/in_${id}.big`, post("x".repeat(11)))).status).toBe(413);
     const { app: wide } = await appWith({});
     const big = new Uint8Array((nc.info?.max_payload ?? 1_048_576) + 1);
-    const res = await wide.request(`/v1/publish/in_${id}.big`, post("", big));
+    const res = await wide.request(`/v1/publish/in_${id}.big`, post(big));
     expect(res.status).toBe(413);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("too_large");
   });
 
   it("answers 401 without and 403 with a wrong bearer token when a publish token is set", async () => {
     const { app } = await appWith({ publish_token: "s3cret" });
-    expect((await app.request(`/v1/publish/in_${id}.a`, post("", "{}"))).status).toBe(401);
-    const wrong = await app.request(
-      `/v1/publish/in_${id}.a`,
-      post("", "{}", { authorization: "Bearer nope" }),
-    );
+    expect((await app.request(`/v1/publish/in_${id}.a`, post("{}"))).status).toBe(401);
+    const wrong = await app.request(`/v1/publish/in_${id}.a`, post("{}", { authorization: "Bearer nope" }));
     expect(wrong.status).toBe(403);
-    const right = await app.request(
-      `/v1/publish/in_${id}.a`,
-      post("", "{}", { authorization: "Bearer s3cret" }),
-    );
+    const right = await app.request(`/v1/publish/in_${id}.a`, post("{}", { authorization: "Bearer s3cret" }));
     expect(right.status).toBe(202);
   });
 });
@@ -162,7 +154,7 @@ describe("when NATS is down", () => {
       const s = await statuses.next();
       if (s.done || s.value.type === "disconnect") break;
     }
-    const res = await app.request(`/v1/publish/in_${id}.down`, post("", "{}"));
+    const res = await app.request(`/v1/publish/in_${id}.down`, post("{}"));
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: { code: "nats_unavailable" } });
     await server.restart();
@@ -170,6 +162,6 @@ describe("when NATS is down", () => {
       const s = await statuses.next();
       if (s.done || s.value.type === "reconnect") break;
     }
-    expect((await app.request(`/v1/publish/in_${id}.up`, post("", "{}"))).status).toBe(202);
+    expect((await app.request(`/v1/publish/in_${id}.up`, post("{}"))).status).toBe(202);
   });
 });
