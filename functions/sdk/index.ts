@@ -1,0 +1,26 @@
+/**
+ * The function SDK: stateless Hono handlers fed by the jetway bridge.
+ *
+ * @example
+ * import { defineFunction, RetryableError } from "jetway/function";
+ * import { OrderCreated, PaymentCompleted } from "jetway/schemas";
+ *
+ * export const payment = defineFunction({ name: "payment" }).handle(OrderCreated, async (event, ctx) => {
+ *   ctx.log.info({ order_id: event.data.order_id }, "charging");
+ *   const charge = await gateway.charge(event.data.payment_token, event.data.total_minor); // may throw RetryableError
+ *   ctx.emit(PaymentCompleted, { message_id: ulid(), occurred_at: new Date().toISOString(), order_id: event.data.order_id,
+ *     payment_id: charge.id, amount_minor: event.data.total_minor, currency: event.data.currency,
+ *     gateway_charge_id: charge.gatewayId }, { id: `payment:${event.data.order_id}` });
+ * });
+ * export default payment.app; // Workers; Node: serveNode(payment.app, { port: 3000 }); Lambda: handle(payment.app)
+ */
+export type { EventData, EventInput, EventType } from "../../schemas/define.ts";
+export { defineEvent } from "../../schemas/define.ts";
+export { DeliveryError } from "./cloudevent.ts";
+export * from "./contract.ts";
+export { defineFunction, type FunctionOptions, type JetwayEnv, JetwayFunction } from "./define-function.ts";
+export { EmitValidationError, type ErrorBody, InvalidEventError, RetryableError } from "./errors.ts";
+export { createFunctionLogger, type FunctionLoggerOptions, type Logger } from "./logger.ts";
+export { classifyError, type ErrorOutcome } from "./outcome.ts";
+export type { BatchFailure } from "./run.ts";
+export type * from "./types.ts";
