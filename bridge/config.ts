@@ -111,6 +111,14 @@ export const configSchema = z
       .object({ grace_period: duration.default(10_000) })
       .strict()
       .default({ grace_period: 10_000 }),
+    /** OpenTelemetry tracing; also switched on by OTEL_EXPORTER_OTLP_ENDPOINT (exporter set by OTEL_* env). */
+    telemetry: z
+      .object({
+        enabled: z.boolean().default(false),
+        service_name: z.string().min(1).default("jetway-bridge"),
+      })
+      .strict()
+      .default({ enabled: false, service_name: "jetway-bridge" }),
     log: z
       .object({
         level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
