@@ -15,6 +15,8 @@ export const DLQ_HEADERS = {
   publishedAt: "Jetway-Dlq-Published-At",
   deadLetteredAt: "Jetway-Dlq-Dead-Lettered-At",
   contentType: "Jetway-Dlq-Content-Type",
+  /** The original Nats-Msg-Id (Nats-* headers are server directives and are not copied verbatim). */
+  msgId: "Jetway-Dlq-Msg-Id",
 } as const;
 
 /** Nats-Msg-Id of a dead letter: one per original message, so a retried DLQ publish is deduplicated. */

@@ -1,0 +1,73 @@
+import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import { Empty, headers as natsHeaders } from "@nats-io/nats-core";
+import type { EmittedEvent } from "./outcome.ts";
+
+/** Publishing a function's events failed; `unroutable` when the subject binds no stream at all. */
+export class EventPublishError extends Error {
+  override name = "EventPublishError";
+  readonly subject: string;
+  readonly unroutable: boolean;
+  constructor(subject: string, unroutable: boolean, options: { cause: unknown }) {
+    const why = unroutable ? "no stream binds the subject" : String((options.cause as Error)?.message);
+    super(`publishing event to "${subject}" failed: ${why}`, options);
+    this.subject = subject;
+    this.unroutable = unroutable;
+  }
+}
+
+/** The input message an event came from: its id seeds event ids, its trace context is carried on. */
+export interface EventSource {
+  id: string;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+}
+
+const encoder = new TextEncoder();
+
+/** Nats-Msg-Id of an event: its own id, else derived from the input so a redelivery dedups. */
+export const eventMsgId = (source: EventSource, event: EmittedEvent, index: number): string =>
+  event.id ?? `${source.id}:${index}`;
+
+function publishOne(js: JetStreamClient, source: EventSource, event: EmittedEvent, index: number) {
+  const h = natsHeaders();
+  h.set("Content-Type", "application/json");
+  if (event.headers) for (const [k, v] of Object.entries(event.headers)) h.set(k, v);
+  if (source.traceparent && !h.has("traceparent")) h.set("traceparent", source.traceparent);
+  if (source.tracestate && !h.has("tracestate")) h.set("tracestate", source.tracestate);
+  const data = event.data === undefined ? Empty : encoder.encode(JSON.stringify(event.data));
+  return js.publish(event.subject, data, { msgID: eventMsgId(source, event, index), headers: h });
+}
+
+/** True only when the server says no stream matches; an unreachable server is not proof. */
+async function isUnroutable(js: JetStreamClient, subject: string): Promise<boolean> {
+  try {
+    const jsm = await js.jetstreamManager(false);
+    await jsm.streams.find(subject);
+    return false;
+  } catch (error) {
+    return /no stream matches subject/i.test((error as Error).message);
+  }
+}
+
+/**
+ * Publishes every event and waits for all PubAcks; throws EventPublishError on the first failure.
+ * Callers ack the input only after this resolves, so an event is never lost behind an ack.
+ */
+export async function publishEvents(
+  js: JetStreamClient,
+  source: EventSource,
+  events: readonly EmittedEvent[],
+): Promise<PubAck[]> {
+  const settled = await Promise.allSettled(events.map((event, i) => publishOne(js, source, event, i)));
+  const acks: PubAck[] = [];
+  for (let i = 0; i < settled.length; i++) {
+    const result = settled[i];
+    if (result?.status === "fulfilled") {
+      acks.push(result.value);
+      continue;
+    }
+    const subject = events[i]?.subject ?? "";
+    throw new EventPublishError(subject, await isUnroutable(js, subject), { cause: result?.reason });
+  }
+  return acks;
+}
