@@ -1,0 +1,189 @@
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StoredMsg,
+} from "@nats-io/jetstream";
+import { type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
+import type { Config } from "./config.ts";
+import { DLQ_HEADERS, deadLetterSubject } from "./dead-letter-headers.ts";
+
+type DeadLetterConfig = Config["dead_letter"];
+
+/** A dead letter as `jetway dlq` shows it. */
+export interface DeadLetter {
+  /** Sequence in the dead-letter stream. */
+  seq: number;
+  route: string;
+  /** Subject the original message was published to (redrive target). */
+  subject: string;
+  reason: string;
+  status: string;
+  deliveries: string;
+  deadLetteredAt: string;
+  /** Original stream/seq. */
+  origin: string;
+  size: number;
+}
+
+export interface DeadLetterDetail extends DeadLetter {
+  headers: Record<string, string[]>;
+  body: string;
+}
+
+/** A dead letter cannot be read or redriven (missing, or without its original subject). */
+export class DlqError extends Error {
+  override name = "DlqError";
+}
+
+function summarize(m: { seq: number; header: MsgHdrs; data: Uint8Array }): DeadLetter {
+  const h = (key: string) => m.header.get(key) ?? "";
+  return {
+    seq: m.seq,
+    route: h(DLQ_HEADERS.route),
+    subject: h(DLQ_HEADERS.subject),
+    reason: h(DLQ_HEADERS.reason),
+    status: h(DLQ_HEADERS.status),
+    deliveries: h(DLQ_HEADERS.delivery),
+    deadLetteredAt: h(DLQ_HEADERS.deadLetteredAt),
+    origin: `${h(DLQ_HEADERS.stream)}:${h(DLQ_HEADERS.seq)}`,
+    size: m.data.length,
+  };
+}
+
+function filterFor(dl: DeadLetterConfig, route?: string): string {
+  return route ? deadLetterSubject(dl.subject_prefix, route) : `${dl.subject_prefix}.>`;
+}
+
+/**
+ * Dead letters in stream order, oldest first. Reads with an ordered (ephemeral) consumer, so listing
+ * never disturbs the stream and works on 2.9 as on 2.10+.
+ */
+export async function listDeadLetters(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  dl: DeadLetterConfig,
+  options: { route?: string | undefined; limit?: number | undefined } = {},
+): Promise<DeadLetter[]> {
+  const filter = filterFor(dl, options.route);
+  const info = await jsm.streams.info(dl.stream, { subjects_filter: filter });
+  const available = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+  const want = Math.min(available, options.limit ?? Number.POSITIVE_INFINITY);
+  if (want <= 0) return [];
+  const consumer = await js.consumers.get(dl.stream, { filter_subjects: filter });
+  const out: DeadLetter[] = [];
+  try {
+    while (out.length < want) {
+      const batch = await consumer.fetch({ max_messages: Math.min(want - out.length, 256), expires: 2_000 });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        out.push(summarize({ seq: m.seq, header: m.headers ?? natsHeaders(), data: m.data }));
+        if (m.info.pending === 0 || out.length >= want) {
+          batch.stop();
+          return out;
+        }
+      }
+      if (got === 0) break;
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+  return out;
+}
+
+async function getLetter(jsm: JetStreamManager, dl: DeadLetterConfig, seq: number): Promise<StoredMsg> {
+  try {
+    const m = await jsm.streams.getMessage(dl.stream, { seq });
+    if (m) return m;
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound)) throw error;
+  }
+  throw new DlqError(`no dead letter with sequence ${seq} in stream ${dl.stream}`);
+}
+
+/** One dead letter with all its headers and its body (the original payload). */
+export async function showDeadLetter(
+  jsm: JetStreamManager,
+  dl: DeadLetterConfig,
+  seq: number,
+): Promise<DeadLetterDetail> {
+  const m = await getLetter(jsm, dl, seq);
+  const headers: Record<string, string[]> = {};
+  for (const [key, values] of m.header ?? []) headers[key] = values;
+  return { ...summarize(m), headers, body: new TextDecoder().decode(m.data) };
+}
+
+/** The original message's headers: Jetway-Dlq-* and the old Nats-Msg-Id removed. */
+export function originalHeaders(source: MsgHdrs | undefined): MsgHdrs {
+  const out = natsHeaders();
+  const dlqKeys = new Set(Object.values(DLQ_HEADERS).map((k) => k.toLowerCase()));
+  for (const [key, values] of source ?? []) {
+    const lower = key.toLowerCase();
+    if (dlqKeys.has(lower) || lower === "nats-msg-id" || lower.startsWith("nats-expected-")) continue;
+    for (const value of values) out.append(key, value);
+  }
+  const contentType = source?.get(DLQ_HEADERS.contentType);
+  if (contentType && !out.has("Content-Type")) out.set("Content-Type", contentType);
+  return out;
+}
+
+export type RedriveSelection = { route: string } | { from: number; to: number };
+
+export interface RedriveResult {
+  seq: number;
+  subject: string;
+  /** Sequence in the source stream after republishing (absent in a dry run or on failure). */
+  newSeq?: number;
+  duplicate?: boolean;
+  error?: string;
+}
+
+/**
+ * Re-publishes each selected dead letter (original body and headers) to its original subject with
+ * Nats-Msg-Id `redrive:<dlq seq>`, so a repeated redrive is deduplicated, then deletes it from the DLQ.
+ */
+export async function redrive(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  dl: DeadLetterConfig,
+  selection: RedriveSelection,
+  { dryRun = false } = {},
+): Promise<RedriveResult[]> {
+  const seqs =
+    "route" in selection
+      ? (await listDeadLetters(js, jsm, dl, { route: selection.route })).map((l) => l.seq)
+      : Array.from({ length: selection.to - selection.from + 1 }, (_, i) => selection.from + i);
+  const results: RedriveResult[] = [];
+  for (const seq of seqs) {
+    let letter: StoredMsg;
+    try {
+      letter = await getLetter(jsm, dl, seq);
+    } catch (error) {
+      // A hole in a --seq range (already redriven or purged) is not a failure.
+      if (error instanceof DlqError && !("route" in selection)) continue;
+      throw error;
+    }
+    const subject = letter.header?.get(DLQ_HEADERS.subject);
+    if (!subject) {
+      results.push({ seq, subject: "", error: `missing ${DLQ_HEADERS.subject} header` });
+      continue;
+    }
+    if (dryRun) {
+      results.push({ seq, subject });
+      continue;
+    }
+    try {
+      const ack = await js.publish(subject, letter.data, {
+        headers: originalHeaders(letter.header),
+        msgID: `redrive:${seq}`,
+      });
+      await jsm.streams.deleteMessage(dl.stream, seq);
+      results.push({ seq, subject, newSeq: ack.seq, duplicate: ack.duplicate });
+    } catch (error) {
+      results.push({ seq, subject, error: (error as Error).message });
+    }
+  }
+  return results;
+}

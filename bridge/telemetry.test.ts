@@ -1,0 +1,72 @@
+import { tracing } from "@opentelemetry/sdk-node";
+import { describe, expect, it } from "vitest";
+import { BridgeEvents } from "./events.ts";
+import { createLogger } from "./logger.ts";
+import { startTelemetry } from "./telemetry.ts";
+
+const logger = createLogger({ level: "silent" });
+const config = { enabled: true, service_name: "jetway-test" };
+
+describe("telemetry", () => {
+  it("stays off without config or OTEL_EXPORTER_OTLP_ENDPOINT", async () => {
+    const t = startTelemetry({
+      config: { ...config, enabled: false },
+      events: new BridgeEvents(),
+      logger,
+      env: {},
+    });
+    expect(t.enabled).toBe(false);
+    await t.shutdown();
+  });
+
+  it("records one span per invocation, child of the message's traceparent", async () => {
+    // Spans export asynchronously; collect them here and read them after shutdown has flushed.
+    const finished: tracing.ReadableSpan[] = [];
+    const exporter: tracing.SpanExporter = {
+      export: (spans, done) => {
+        finished.push(...spans);
+        done({ code: 0 });
+      },
+      shutdown: async () => {},
+    };
+    const events = new BridgeEvents();
+    const t = startTelemetry({
+      config,
+      events,
+      logger,
+      env: {},
+      sdk: { spanProcessors: [new tracing.SimpleSpanProcessor(exporter)] },
+    });
+    const traceId = "0af7651916cd43dd8448eb211c80319c";
+    const delivery = {
+      route: "ship",
+      subject: "orders.created",
+      stream: "ORDERS",
+      seq: 7,
+      delivery: 2,
+      id: "abc",
+      traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+      startedAt: 0,
+    };
+    events.emit("invoke:start", delivery);
+    events.emit("invoke:outcome", {
+      delivery,
+      outcome: "retry",
+      status: 503,
+      durationMs: 5,
+      delayMs: 1000,
+      emitted: 0,
+    });
+    await t.shutdown();
+    const spans = finished;
+    expect(spans).toHaveLength(1);
+    const span = spans[0];
+    expect(span?.spanContext().traceId).toBe(traceId);
+    expect(span?.parentSpanContext?.spanId).toBe("b7ad6b7169203331");
+    expect(span?.attributes).toMatchObject({
+      "jetway.route": "ship",
+      "jetway.outcome": "retry",
+      "http.response.status_code": 503,
+    });
+  });
+});
