@@ -19,6 +19,26 @@ export const HEADERS = {
   msgId: "nats-msg-id",
 } as const;
 
+/**
+ * Responses. Single delivery (binary-mode CloudEvent: attributes in the headers above, JSON data as body):
+ *   200 `{ "events": [{ "subject", "data", "id"?, "headers"? }] }` → publish each event, then ack.
+ *   400 unreadable (bad JSON, missing ce-id/ce-type) · 401 bad signature · 422 invalid data or no handler
+ *   (dead-letter) · 503 retry, honouring `Retry-After` seconds · 500 failure (retry). Error bodies are
+ *   `{ "error": { "code", "message" } }`. An emitted event without `id` gets Nats-Msg-Id `<input id>:<index>`.
+ *
+ * Batch delivery: `content-type: application/cloudevents-batch+json`, body = JSON array of structured-mode
+ * CloudEvents `{ specversion: "1.0", id, source, type (subject), time, datacontenttype: "application/json",
+ * data, jetwayroute, jetwaystream, jetwayseq, jetwaydelivery, jetwaymaxdeliver, traceparent? }` (a payload
+ * that is not JSON may come as `data_base64`). Ids must be unique within the batch. The signature covers the
+ * whole body. Answer:
+ *   200 `{ "failures": [{ "id", "reason", "retry_after"?, "dead_letter"? }],
+ *          "events": { "<input id>": [{ "subject", "data", "id"?, "headers"? }] } }`
+ * Every message not in `failures` succeeded: publish its events, then ack it. A failure with
+ * `dead_letter: true` is dead-lettered now; otherwise it is retried (nak, delayed `retry_after` seconds when
+ * given). Failed messages never have events. A non-200 answer (400 malformed batch, 401, 500…) applies to
+ * every message of the batch as it would to a single delivery.
+ */
+
 /** Content type of a batch delivery: a JSON array of structured-mode CloudEvents. */
 export const BATCH_CONTENT_TYPE = "application/cloudevents-batch+json";
 

@@ -1,0 +1,240 @@
+import { describe, expect, it } from "vitest";
+import { OrderCreated } from "../../schemas/orders.ts";
+import { PaymentCompleted } from "../../schemas/payments.ts";
+import { defineFunction } from "./define-function.ts";
+import { InvalidEventError, RetryableError } from "./errors.ts";
+import { capturingLogger, order } from "./fixtures.test-helpers.ts";
+import { invoke } from "./testing.ts";
+import type { InvokedEvent } from "./types.ts";
+
+const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+function completed(orderId: string) {
+  return {
+    message_id: "01ARZ3NDEKTSV4RRFFQ69G5FAW",
+    occurred_at: "2026-01-01T00:00:01Z",
+    order_id: orderId,
+    payment_id: "pay-1",
+    amount_minor: 2500,
+    currency: "EUR",
+    gateway_charge_id: "ch_1",
+  };
+}
+
+function paymentFunction() {
+  const { log, lines } = capturingLogger();
+  const seen: InvokedEvent<typeof OrderCreated>[] = [];
+  const fn = defineFunction({ name: "payment", logger: log }).handle(OrderCreated, async (event, ctx) => {
+    seen.push(event);
+    ctx.log.info({ order_id: event.data.order_id }, "charging");
+    switch (event.data.customer_id) {
+      case "retry-later":
+        throw new RetryableError("gateway busy", { retryAfterS: 2.5 });
+      case "retry":
+        throw new RetryableError("gateway busy");
+      case "invalid":
+        throw new InvalidEventError("customer is closed");
+      case "crash":
+        throw new Error("connect ECONNREFUSED postgres://admin:hunter2@db");
+      case "bad-emit":
+        ctx.emit(PaymentCompleted, { ...completed(event.data.order_id), currency: "euro" });
+        return;
+    }
+    ctx.emit(PaymentCompleted, completed(event.data.order_id), { id: `payment:${event.data.order_id}` });
+    ctx.emit(PaymentCompleted, completed("second"));
+  });
+  fn.app.get("/health", (c) => c.json({ ok: true }));
+  return { fn, lines, seen };
+}
+
+describe("signature", () => {
+  const { fn } = paymentFunction();
+
+  it("accepts a correctly signed delivery", async () => {
+    expect((await invoke(fn.app, OrderCreated, order(), { secret: "s3cret" })).status).toBe(200);
+  });
+
+  it("rejects a delivery without a signature with 401", async () => {
+    const res = await invoke(fn.app, OrderCreated, order(), { env: { JETWAY_SECRET: "s3cret" } });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({
+      error: { code: "invalid_signature", message: "signature missing: missing x-jetway-signature header" },
+    });
+  });
+
+  it("rejects a body signed with another secret", async () => {
+    const res = await invoke(fn.app, OrderCreated, order(), {
+      secret: "forged",
+      env: { JETWAY_SECRET: "s3cret" },
+    });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toContain("mismatch");
+  });
+
+  it("rejects an expired signature", async () => {
+    const signedAtS = Math.floor(Date.now() / 1000) - 3600;
+    const res = await invoke(fn.app, OrderCreated, order(), { secret: "s3cret", signedAtS });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toContain("expired");
+  });
+
+  it("reads the secret through the secret option", async () => {
+    const custom = defineFunction({
+      name: "custom",
+      logger: capturingLogger().log,
+      secret: (env) => env.PAYMENT_SECRET,
+    }).handle(OrderCreated, () => {});
+    const unsigned = await invoke(custom.app, OrderCreated, order(), { env: { PAYMENT_SECRET: "p" } });
+    expect(unsigned.status).toBe(401);
+    const signed = await invoke(custom.app, OrderCreated, order(), {
+      secret: "p",
+      env: { PAYMENT_SECRET: "p" },
+    });
+    expect(signed.status).toBe(200);
+  });
+
+  it("leaves user routes alone", async () => {
+    const res = await fn.app.request("/health", {}, { JETWAY_SECRET: "s3cret" });
+    expect(await res.json()).toEqual({ ok: true });
+  });
+});
+
+describe("parsing and validation", () => {
+  const { fn } = paymentFunction();
+
+  it("answers 400 for a body that is not JSON", async () => {
+    const res = await invoke(fn.app, OrderCreated, "{not json");
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      error: { code: "bad_request", message: expect.stringMatching(/^invalid JSON: /) },
+    });
+  });
+
+  it("answers 422 naming the subject and every failing field", async () => {
+    const res = await invoke(fn.app, OrderCreated, {
+      ...order(),
+      currency: "eur",
+      items: [{ sku: "A", quantity: 1.5, unit_price_minor: 1 }],
+    });
+    expect(res.status).toBe(422);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("invalid_event");
+    expect(error.message).toMatch(/^orders\.created\.v1: /);
+    expect(error.message).toContain("items.0.quantity");
+    expect(error.message).toContain("currency");
+  });
+
+  it("answers 422 for a subject without a handler", async () => {
+    const res = await invoke(fn.app, "orders.shipped.v1", order());
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual({
+      error: { code: "no_handler", message: "no handler for orders.shipped.v1" },
+    });
+  });
+
+  it("answers 400 when ce-type is missing", async () => {
+    const res = await fn.app.request("/events", { method: "POST", body: JSON.stringify(order()) });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe("handling", () => {
+  it("passes delivery metadata and typed data to the handler", async () => {
+    const { fn, seen } = paymentFunction();
+    await invoke(fn.app, OrderCreated, order(), {
+      id: "m-9",
+      seq: 42,
+      delivery: 3,
+      maxDeliver: 5,
+      traceparent: TRACE,
+    });
+    expect(seen[0]).toMatchObject({
+      id: "m-9",
+      subject: "orders.created.v1",
+      stream: "TEST",
+      seq: 42,
+      delivery: 3,
+    });
+    expect(seen[0]).toMatchObject({ maxDeliver: 5, traceparent: TRACE });
+    // Defaults from the schema are applied before the handler sees the data.
+    expect(seen[0]?.data.payment_method).toBe("card");
+  });
+
+  it("returns emitted events, validated, with ids only where given", async () => {
+    const { fn } = paymentFunction();
+    const res = await invoke(fn.app, OrderCreated, order({ order_id: "o-7" }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      events: [
+        { subject: "payments.completed.v1", data: completed("o-7"), id: "payment:o-7" },
+        { subject: "payments.completed.v1", data: completed("second") },
+      ],
+    });
+  });
+
+  it("answers 500 when a handler emits data that breaks the contract", async () => {
+    const { fn } = paymentFunction();
+    const res = await invoke(fn.app, OrderCreated, order({ customer_id: "bad-emit" }));
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ error: { code: "invalid_emit" } });
+  });
+
+  it("maps RetryableError to 503 with Retry-After rounded up", async () => {
+    const { fn } = paymentFunction();
+    const later = await invoke(fn.app, OrderCreated, order({ customer_id: "retry-later" }));
+    expect(later.status).toBe(503);
+    expect(later.headers.get("retry-after")).toBe("3");
+    expect(await later.json()).toEqual({ error: { code: "retryable", message: "gateway busy" } });
+    const now = await invoke(fn.app, OrderCreated, order({ customer_id: "retry" }));
+    expect(now.status).toBe(503);
+    expect(now.headers.get("retry-after")).toBeNull();
+  });
+
+  it("maps InvalidEventError to 422", async () => {
+    const { fn } = paymentFunction();
+    const res = await invoke(fn.app, OrderCreated, order({ customer_id: "invalid" }));
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual({ error: { code: "invalid_event", message: "customer is closed" } });
+  });
+
+  it("answers 500 for any other error without leaking it, and logs it with its stack", async () => {
+    const { fn, lines } = paymentFunction();
+    const res = await invoke(fn.app, OrderCreated, order({ customer_id: "crash" }));
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ error: { code: "internal", message: "internal error" } });
+    expect(text).not.toContain("hunter2");
+    expect(text).not.toContain("at ");
+    const logged = lines.find((l) => l.level === 50) as { err: { message: string; stack: string } };
+    expect(logged.err.message).toContain("ECONNREFUSED");
+    expect(logged.err.stack).toContain("define-function.test.ts");
+  });
+});
+
+describe("logger", () => {
+  it("binds function, message id, subject, stream, seq, delivery and trace id", async () => {
+    const { fn, lines } = paymentFunction();
+    await invoke(fn.app, OrderCreated, order(), { id: "m-1", seq: 7, delivery: 2, traceparent: TRACE });
+    expect(lines.find((l) => l.msg === "charging")).toMatchObject({
+      fn: "test-fn",
+      msg_id: "m-1",
+      subject: "orders.created.v1",
+      stream: "TEST",
+      seq: 7,
+      delivery: 2,
+      trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+      order_id: "o-1",
+    });
+  });
+
+  it("takes a per-request level from JETWAY_LOG_LEVEL", async () => {
+    const { log, lines } = capturingLogger("info");
+    const fn = defineFunction({ name: "lvl", logger: log }).handle(OrderCreated, (_e, ctx) => {
+      ctx.log.debug("detail");
+    });
+    await invoke(fn.app, OrderCreated, order());
+    expect(lines.some((l) => l.msg === "detail")).toBe(false);
+    await invoke(fn.app, OrderCreated, order(), { env: { JETWAY_LOG_LEVEL: "debug" } });
+    expect(lines.some((l) => l.msg === "detail")).toBe(true);
+  });
+});
