@@ -95,3 +95,149 @@ describe("RouteConsumer: invocation contract", () => {
     await expect(verifySignature("other", req?.body ?? "", signature)).rejects.toThrow(/does not match/);
   });
 });
+
+describe("RouteConsumer: outcomes end to end", () => {
+  it("500 then 200: retried after the backoff delay (nak delay honoured), then acked", async () => {
+    const fn = await HttpFunction.start((_req, n) => ({ status: n === 0 ? 500 : 200 }));
+    const f = await setup(fn, { backoff: ["400ms"] });
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 2);
+    expect(f.outcomes.map((o) => o.outcome)).toEqual(["retry", "ack"]);
+    expect(f.outcomes[0]).toMatchObject({ status: 500, reason: "HTTP 500" });
+    const [first, second] = fn.requests;
+    expect(second?.headers["x-jetway-delivery"]).toBe("2");
+    // ±20% jitter: never sooner than 320ms. A plain nak() would have come back at once.
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(300);
+    await consumerIdle(f);
+  });
+
+  it("honours Retry-After over the configured backoff", async () => {
+    const fn = await HttpFunction.start((_req, n) =>
+      n === 0 ? { status: 429, headers: { "retry-after": "1" } } : { status: 204 },
+    );
+    const f = await setup(fn, { backoff: ["10ms"] });
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 2);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "retry", delayMs: 1_000 });
+    const [first, second] = fn.requests;
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(900);
+  });
+
+  it("times out a slow function and retries", async () => {
+    const fn = await HttpFunction.start((_req, n) => ({ status: 200, delayMs: n === 0 ? 1_500 : 0 }));
+    const f = await setup(fn, { timeout: "200ms" });
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 2);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "retry", status: undefined });
+    expect(f.outcomes[0]?.reason).toMatch(/^timeout/);
+    expect(f.outcomes[1]).toMatchObject({ outcome: "ack", status: 200 });
+  });
+
+  it("retries a reset connection", async () => {
+    const fn = await HttpFunction.start((_req, n) => (n === 0 ? "reset" : { status: 200 }));
+    const f = await setup(fn);
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 2);
+    expect(f.outcomes.map((o) => o.outcome)).toEqual(["retry", "ack"]);
+    expect(f.outcomes[0]?.reason).toMatch(/^connection reset|^request failed/);
+  });
+
+  it("retries a refused connection, and dead-letters the last attempt with the last error", async () => {
+    const f = await setup(`http://127.0.0.1:${await freePort()}/nothing`, { max_deliver: 2 });
+    await h.js.publish(f.subject, '{"n":1}');
+    await settled(f, 2);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "retry" });
+    expect(f.outcomes[0]?.reason).toMatch(/^connection refused/);
+    expect(f.outcomes[1]).toMatchObject({ outcome: "dead_letter" });
+    expect(f.outcomes[1]?.reason).toMatch(/^attempt 2 of 2 failed: connection refused/);
+    const [letter] = await f.dlq();
+    expect(letter?.header.get(DLQ_HEADERS.reason)).toMatch(/attempt 2 of 2 failed: connection refused/);
+    expect(letter?.header.get(DLQ_HEADERS.status)).toBe("");
+    await consumerIdle(f);
+  });
+
+  it("follows the Dapr status in the body: RETRY, then SUCCESS", async () => {
+    const fn = await HttpFunction.start((_req, n) => ({
+      status: 200,
+      body: { status: n === 0 ? "RETRY" : "SUCCESS" },
+    }));
+    const f = await setup(fn);
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 2);
+    expect(f.outcomes.map((o) => o.outcome)).toEqual(["retry", "ack"]);
+    expect(fn.requests[1]?.headers["x-jetway-delivery"]).toBe("2");
+  });
+
+  it("applies status_outcomes overrides", async () => {
+    const fn = await HttpFunction.start(() => ({ status: 404 }));
+    const f = await setup(fn, { status_outcomes: { "404": "ack" } });
+    await h.js.publish(f.subject, "{}");
+    await settled(f);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "ack", status: 404 });
+    await consumerIdle(f);
+  });
+
+  it.each([
+    ["400", { status: 400, body: `bad\r\nrequest\n${"x".repeat(3_000)}` }, "HTTP 400"],
+    ["422", { status: 422, body: { error: "amount: expected number" } }, "HTTP 422: amount: expected number"],
+    ["DROP", { status: 200, body: { status: "DROP" } }, "function answered status DROP (HTTP 200)"],
+  ] as const)("%s → dead letter now, with its reason and every DLQ header", async (_n, reply, reason) => {
+    const fn = await HttpFunction.start(() => reply);
+    const f = await setup(fn);
+    const hdrs = headers();
+    hdrs.set("Nats-Msg-Id", "m-1");
+    hdrs.set("X-Tenant", "acme");
+    const pub = await h.js.publish(f.subject, '{"amount":"x"}', { headers: hdrs });
+    await settled(f);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "dead_letter", reason });
+    const letters = await f.dlq();
+    expect(letters).toHaveLength(1);
+    const letter = letters[0];
+    const get = (name: string) => letter?.header.get(name);
+    expect(letter?.subject).toBe(`${f.config.dead_letter.subject_prefix}.${f.route.name}`);
+    expect(letter?.string()).toBe('{"amount":"x"}');
+    expect(get("X-Tenant")).toBe("acme");
+    expect(get("Nats-Msg-Id")).toBe(`dlq:${f.route.name}:${f.route.stream}:${pub.seq}`);
+    expect(get(DLQ_HEADERS.msgId)).toBe("m-1");
+    expect(get(DLQ_HEADERS.reason)).toBe(reason);
+    expect(get(DLQ_HEADERS.status)).toBe(String(reply.status));
+    expect(get(DLQ_HEADERS.route)).toBe(f.route.name);
+    expect(get(DLQ_HEADERS.url)).toBe(fn.url);
+    expect(get(DLQ_HEADERS.subject)).toBe(f.subject);
+    expect(get(DLQ_HEADERS.stream)).toBe(f.route.stream);
+    expect(get(DLQ_HEADERS.seq)).toBe(String(pub.seq));
+    expect(get(DLQ_HEADERS.delivery)).toBe("1");
+    expect(Date.parse(get(DLQ_HEADERS.publishedAt) ?? "")).not.toBeNaN();
+    expect(Date.parse(get(DLQ_HEADERS.deadLetteredAt) ?? "")).not.toBeNaN();
+    expect(get(DLQ_HEADERS.contentType)).toBe("application/json");
+    const excerpt = get(DLQ_HEADERS.response) ?? "";
+    expect(excerpt.length).toBeGreaterThan(0);
+    expect(excerpt).not.toMatch(/[\r\n]/);
+    expect(Buffer.byteLength(excerpt)).toBeLessThanOrEqual(1024);
+    // term() took it off the consumer: nothing pending, and no second request.
+    await consumerIdle(f);
+    expect(fn.requests).toHaveLength(1);
+  });
+
+  it("dead-letters without invoking a message delivered more than max_deliver times", async () => {
+    const fn = await HttpFunction.start();
+    const f = await routeFixture(h, fn.url, { max_deliver: 1, ack_wait: "1s" });
+    cleanups.push(async () => {
+      await f.consumer.stop(1_000);
+      await fn.close();
+    });
+    await h.js.publish(f.subject, "{}");
+    // A bridge that took the message and crashed before deciding: delivery 1 is never settled.
+    const raw = await h.js.consumers.get(f.route.stream, f.route.name);
+    const taken = await raw.next({ expires: 2_000 });
+    expect(taken?.info.deliveryCount).toBe(1);
+    await f.consumer.start();
+    await settled(f);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "dead_letter" });
+    expect(f.outcomes[0]?.reason).toMatch(/delivery 2 exceeds max_deliver 1/);
+    expect(fn.requests).toHaveLength(0);
+    const [letter] = await f.dlq();
+    expect(letter?.header.get(DLQ_HEADERS.delivery)).toBe("2");
+    await consumerIdle(f);
+  });
+});
