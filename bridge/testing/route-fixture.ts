@@ -50,6 +50,8 @@ export interface RouteFixture {
   config: Config;
   route: RouteConfig;
   consumer: RouteConsumer;
+  /** Another RouteConsumer on the same durable and events (a restarted bridge). */
+  newConsumer(): RouteConsumer;
   events: BridgeEvents;
   outcomes: OutcomeEvent[];
   /** A subject of the route's stream. */
@@ -91,14 +93,16 @@ export async function routeFixture(
   const events = new BridgeEvents();
   const outcomes: OutcomeEvent[] = [];
   events.on("invoke:outcome", (event) => outcomes.push(event));
-  const consumer = new RouteConsumer({
-    js: h.js,
-    route: routeConfig,
-    deadLetter: config.dead_letter,
-    events,
-    logger: silent,
-    features: serverFeatures(h.nc.info?.version ?? "2.9.0"),
-  });
+  const newConsumer = () =>
+    new RouteConsumer({
+      js: h.js,
+      route: routeConfig,
+      deadLetter: config.dead_letter,
+      events,
+      logger: silent,
+      features: serverFeatures(h.nc.info?.version ?? "2.9.0"),
+    });
+  const consumer = newConsumer();
   const stored = async (name: string): Promise<StoredMsg[]> => {
     const info = await h.jsm.streams.info(name);
     const out: StoredMsg[] = [];
@@ -112,6 +116,7 @@ export async function routeFixture(
     config,
     route: routeConfig,
     consumer,
+    newConsumer,
     events,
     outcomes,
     subject: `in_${id}.test`,
