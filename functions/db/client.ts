@@ -1,6 +1,7 @@
 import type { PGlite } from "@electric-sql/pglite";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
+import type { Context } from "hono";
 import postgres from "postgres";
 import * as schema from "./schema.ts";
 
@@ -51,4 +52,22 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): DbH
     schema: schemaName,
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+/** How a function reaches its database for one request (per-request connection on Workers, a pool on Node). */
+export type DbProvider = (c: Context) => Db;
+
+/** A required setting is missing from the function's environment. */
+export class MissingConfigError extends Error {
+  override name = "MissingConfigError";
+  constructor(key: string) {
+    super(`${key} is not set`);
+  }
+}
+
+/** A required string from the request's environment (Workers bindings or process.env). */
+export function requireVar(vars: Record<string, string | undefined>, key: string): string {
+  const value = vars[key];
+  if (!value) throw new MissingConfigError(key);
+  return value;
 }

@@ -1,6 +1,8 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import type { DbHandle } from "./client.ts";
+import { uuidFrom } from "./ids.ts";
 import { connectPostgres, createDb, migrate } from "./index.ts";
 import { markProcessed } from "./processed.ts";
 import { stock } from "./schema.ts";
@@ -72,5 +74,15 @@ describe("pglite", () => {
     } finally {
       await handle.close();
     }
+  });
+});
+
+describe("uuidFrom", () => {
+  it("is stable per name, distinct across names, and a valid v8 UUID", async () => {
+    const a = await uuidFrom("payments.completed:ord_1");
+    expect(await uuidFrom("payments.completed:ord_1")).toBe(a);
+    expect(await uuidFrom("payments.completed:ord_2")).not.toBe(a);
+    expect(z.uuid().safeParse(a).success).toBe(true);
+    expect(a[14]).toBe("8");
   });
 });

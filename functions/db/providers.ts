@@ -1,0 +1,67 @@
+import type { Context } from "hono";
+import { env } from "hono/adapter";
+import { connectPostgres, type DbHandle, type DbProvider, MissingConfigError } from "./client.ts";
+
+/*
+ * Database providers for the serverless entries. Both read DATABASE_URL (or a Workers Hyperdrive binding)
+ * per request from the runtime's env, never from process.env at module load.
+ */
+
+function connectionString(c: Context): { url: string; schema: string | undefined } {
+  const vars = env<Record<string, unknown>>(c);
+  const hyperdrive = vars.HYPERDRIVE as { connectionString?: string } | undefined;
+  const url =
+    hyperdrive?.connectionString ?? (typeof vars.DATABASE_URL === "string" ? vars.DATABASE_URL : "");
+  if (!url) throw new MissingConfigError("DATABASE_URL (or a HYPERDRIVE binding)");
+  const schema = typeof vars.DATABASE_SCHEMA === "string" ? vars.DATABASE_SCHEMA : undefined;
+  return { url, schema };
+}
+
+/** Lambda and long-lived hosts: one pool, opened on first use and kept for the container's life. */
+export function lazyPostgres(): DbProvider {
+  let handle: DbHandle | undefined;
+  return (c) => {
+    if (!handle) {
+      const { url, schema } = connectionString(c);
+      handle = connectPostgres(url, { schema, max: 2 });
+    }
+    return handle.db;
+  };
+}
+
+/** Any app with Hono's fetch signature. */
+interface FetchApp {
+  fetch(request: Request, env?: object, ctx?: never): Response | Promise<Response>;
+}
+
+interface WorkerExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/**
+ * Workers: a socket belongs to the request that opened it, so each request gets its own single
+ * connection, closed after the response via waitUntil. Export `perRequest.handler(app)` as the Worker.
+ */
+export function perRequestPostgres() {
+  const open = new WeakMap<Request, DbHandle>();
+  const db: DbProvider = (c) => {
+    let handle = open.get(c.req.raw);
+    if (!handle) {
+      const { url, schema } = connectionString(c);
+      handle = connectPostgres(url, { schema, max: 1 });
+      open.set(c.req.raw, handle);
+    }
+    return handle.db;
+  };
+  const handler = (app: FetchApp) => ({
+    async fetch(request: Request, bindings: unknown, ctx: WorkerExecutionContext): Promise<Response> {
+      try {
+        return await app.fetch(request, bindings as object, ctx as never);
+      } finally {
+        const handle = open.get(request);
+        if (handle) ctx.waitUntil(handle.close());
+      }
+    },
+  });
+  return { db, handler };
+}

@@ -1,0 +1,78 @@
+import { InvalidEventError, RetryableError } from "../sdk/index.ts";
+
+/**
+ * The payment gateway over HTTP (the simulator in functions/gateway-sim speaks the same dialect). Outcomes
+ * are values; only failures that say nothing about the card are errors: 429 / 5xx / 409 (key in flight) /
+ * network / timeout → RetryableError, a request the gateway refuses outright → InvalidEventError.
+ */
+
+export interface ChargeInput {
+  amount_minor: number;
+  currency: string;
+  token: string;
+  description?: string;
+}
+
+export type ChargeOutcome =
+  | { status: "succeeded"; chargeId: string }
+  | { status: "declined"; code: string; chargeId: string | undefined };
+
+export interface GatewayOptions {
+  baseUrl: string;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** Retry-After as seconds (delta or HTTP date); undefined when absent or unreadable. */
+export function retryAfterSeconds(header: string | null, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  const n = Number(header);
+  if (Number.isFinite(n) && n >= 0) return n;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+interface ChargeBody {
+  id?: string;
+  status?: string;
+  error?: { code?: string; charge_id?: string };
+}
+
+const DECLINE_CODE = /^[a-z][a-z0-9_]{0,63}$/;
+
+export async function charge(
+  options: GatewayOptions,
+  idempotencyKey: string,
+  input: ChargeInput,
+): Promise<ChargeOutcome> {
+  const doFetch = options.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await doFetch(new URL("/charges", options.baseUrl), {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": idempotencyKey },
+      body: JSON.stringify(input),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    });
+  } catch (cause) {
+    throw new RetryableError(`payment gateway unreachable: ${(cause as Error).message}`, { cause });
+  }
+  const body = (await res.json().catch(() => ({}))) as ChargeBody;
+  if (res.ok && body.status === "succeeded" && body.id) return { status: "succeeded", chargeId: body.id };
+  if (res.status === 402) {
+    const code = body.error?.code && DECLINE_CODE.test(body.error.code) ? body.error.code : "card_declined";
+    return { status: "declined", code, chargeId: body.error?.charge_id };
+  }
+  if (res.status === 429) {
+    const retryAfterS = retryAfterSeconds(res.headers.get("retry-after"));
+    throw new RetryableError("payment gateway rate limit", retryAfterS === undefined ? {} : { retryAfterS });
+  }
+  if (res.status >= 500 || res.status === 409 || res.status === 408) {
+    const retryAfterS = retryAfterSeconds(res.headers.get("retry-after"));
+    throw new RetryableError(
+      `payment gateway answered ${res.status}`,
+      retryAfterS === undefined ? {} : { retryAfterS },
+    );
+  }
+  throw new InvalidEventError(`payment gateway refused the charge (${res.status} ${body.error?.code ?? ""})`);
+}

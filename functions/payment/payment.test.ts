@@ -1,0 +1,166 @@
+import type { AddressInfo } from "node:net";
+import { type ServerType, serve } from "@hono/node-server";
+import { eq } from "drizzle-orm";
+import { ulid } from "ulid";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { OrderCreated } from "../../schemas/index.ts";
+import type { DbHandle } from "../db/client.ts";
+import { payments } from "../db/schema.ts";
+import { createTestDb } from "../db/testing.ts";
+import { createGatewayApp } from "../gateway-sim/app.ts";
+import { GatewayState } from "../gateway-sim/state.ts";
+import { invoke } from "../sdk/testing.ts";
+import { createPayment } from "./app.ts";
+
+let handle: DbHandle;
+let server: ServerType;
+let gatewayUrl: string;
+const gateway = new GatewayState();
+const payment = () => createPayment({ db: () => handle.db });
+
+beforeAll(async () => {
+  handle = await createTestDb();
+  server = serve({ fetch: createGatewayApp(gateway).fetch, port: 0, hostname: "127.0.0.1" });
+  await new Promise((r) => server.once("listening", r));
+  gatewayUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  await handle.close();
+});
+beforeEach(() => gateway.reset());
+
+function orderCreated(overrides: Partial<Record<string, unknown>> = {}) {
+  return {
+    message_id: ulid(),
+    occurred_at: new Date().toISOString(),
+    order_id: `ord_${ulid()}`,
+    customer_id: "cus_1",
+    items: [{ sku: "sku-1", quantity: 2, unit_price_minor: 1250 }],
+    total_minor: 2500,
+    currency: "EUR",
+    payment_method: "card" as const,
+    payment_token: "tok_visa",
+    ...overrides,
+  };
+}
+
+interface EventsBody {
+  events: { subject: string; id?: string; data: Record<string, unknown> }[];
+}
+
+const deliver = (fn: ReturnType<typeof payment>, data: ReturnType<typeof orderCreated>, delivery = 1) =>
+  invoke(fn.app, OrderCreated, data, {
+    id: data.message_id,
+    delivery,
+    env: { GATEWAY_URL: gatewayUrl, JETWAY_LOG_LEVEL: "silent" },
+  });
+
+describe("payment", () => {
+  it("charges once and emits payments.completed.v1 with a deterministic id", async () => {
+    const data = orderCreated();
+    const res = await deliver(payment(), data);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as EventsBody;
+    expect(body.events).toHaveLength(1);
+    expect(body.events[0]).toMatchObject({
+      subject: "payments.completed.v1",
+      id: `payments:${data.order_id}`,
+      data: { order_id: data.order_id, amount_minor: 2500, currency: "EUR", customer_id: "cus_1" },
+    });
+    expect(gateway.getStats().charges).toBe(1);
+  });
+
+  it("20 concurrent duplicates plus redeliveries charge exactly once and agree on the event", async () => {
+    gateway.setControls({ latency_ms: 50 });
+    const fn = payment();
+    const data = orderCreated();
+    const first = await Promise.all(Array.from({ length: 20 }, () => deliver(fn, data)));
+    // Duplicates that met the charge in flight were told to retry (503), never charged again.
+    expect(first.every((r) => r.status === 200 || r.status === 503)).toBe(true);
+    const bodies: EventsBody[] = [];
+    for (const res of first) if (res.status === 200) bodies.push((await res.json()) as EventsBody);
+    for (let attempt = 2; attempt <= 4; attempt++) {
+      const res = await deliver(fn, data, attempt);
+      expect(res.status).toBe(200);
+      bodies.push((await res.json()) as EventsBody);
+    }
+    // Another orders.created message for the same order (e.g. republished) is a duplicate too.
+    const again = await deliver(fn, { ...data, message_id: ulid() });
+    bodies.push((await again.json()) as EventsBody);
+    const stats = gateway.getStats();
+    expect(stats.charges).toBe(1);
+    expect(stats.by_key_count).toEqual({ [data.order_id]: 1 });
+    const events = bodies.map((b) => JSON.stringify(b.events));
+    expect(new Set(events).size).toBe(1);
+    expect(await handle.db.select().from(payments).where(eq(payments.order_id, data.order_id))).toHaveLength(
+      1,
+    );
+  });
+
+  it("a charge whose response was lost is recovered on redelivery, not repeated", async () => {
+    const fn = payment();
+    const data = orderCreated();
+    gateway.setControls({ fail_after_charge_rate: 1 });
+    const lost = await deliver(fn, data);
+    expect(lost.status).toBe(503);
+    gateway.setControls({ fail_after_charge_rate: 0 });
+    const res = await deliver(fn, data, 2);
+    expect(res.status).toBe(200);
+    const stats = gateway.getStats();
+    expect(stats.charges).toBe(1);
+    expect(stats.replays).toBe(1);
+    const [row] = await handle.db.select().from(payments).where(eq(payments.order_id, data.order_id));
+    expect(row?.status).toBe("succeeded");
+  });
+
+  it("gateway 429 becomes 503 with its Retry-After; 5xx and outages become 503", async () => {
+    const fn = payment();
+    const data = orderCreated();
+    gateway.setControls({ throttle_rate: 1, retry_after_s: 7 });
+    const throttled = await deliver(fn, data);
+    expect(throttled.status).toBe(503);
+    expect(throttled.headers.get("retry-after")).toBe("7");
+    gateway.setControls({ throttle_rate: 0, error_rate: 1 });
+    expect((await deliver(fn, data, 2)).status).toBe(503);
+    gateway.setControls({ error_rate: 0, outage_until: Date.now() + 60_000 });
+    expect((await deliver(fn, data, 3)).status).toBe(503);
+    gateway.setControls({ outage_until: 0 });
+    expect((await deliver(fn, data, 4)).status).toBe(200);
+    expect(gateway.getStats().charges).toBe(1);
+  });
+
+  it("an unreachable gateway is retryable", async () => {
+    const data = orderCreated();
+    const res = await invoke(payment().app, OrderCreated, data, {
+      id: data.message_id,
+      env: { GATEWAY_URL: "http://127.0.0.1:9", JETWAY_LOG_LEVEL: "silent" },
+    });
+    expect(res.status).toBe(503);
+  });
+
+  it("a declined card emits payments.failed.v1 — a business outcome, not an error", async () => {
+    const fn = payment();
+    const data = orderCreated({ payment_token: "tok_decline" });
+    const res = await deliver(fn, data);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as EventsBody;
+    expect(body.events).toEqual([
+      expect.objectContaining({
+        subject: "payments.failed.v1",
+        id: `payments:${data.order_id}`,
+        data: expect.objectContaining({ order_id: data.order_id, reason: "card_declined" }),
+      }),
+    ]);
+    const redelivered = (await (await deliver(fn, data, 2)).json()) as EventsBody;
+    expect(redelivered).toEqual(body);
+    expect(gateway.getStats()).toMatchObject({ charges: 1, declined: 1 });
+  });
+
+  it("an invalid event is refused with 4xx and charges nothing", async () => {
+    const data = orderCreated({ total_minor: -5 });
+    const res = await deliver(payment(), data);
+    expect(res.status).toBe(422);
+    expect(gateway.getStats().requests).toBe(0);
+  });
+});
