@@ -20,7 +20,8 @@ export interface FunctionLoggerOptions {
 export function createFunctionLogger(fn: string, options: FunctionLoggerOptions = {}): Logger {
   const config: LoggerOptions = {
     level: options.level ?? "info",
-    base: { fn },
+    // pino's browser build ignores `base`, so `fn` is bound as a child instead: same lines everywhere.
+    base: null,
     timestamp: pino.stdTimeFunctions.isoTime,
     browser: {
       asObject: true,
@@ -28,7 +29,8 @@ export function createFunctionLogger(fn: string, options: FunctionLoggerOptions 
       write: (record: object) => console.log(JSON.stringify(record)),
     },
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  const root = options.destination ? pino(config, options.destination) : pino(config);
+  return root.child({ fn });
 }
 
 /** `00-<trace id>-<span id>-<flags>` → the trace id, so log lines join up with traces. */
