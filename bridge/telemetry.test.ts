@@ -9,7 +9,7 @@ const config = { enabled: true, service_name: "jetway-test" };
 
 describe("telemetry", () => {
   it("stays off without config or OTEL_EXPORTER_OTLP_ENDPOINT", async () => {
-    const t = startTelemetry({
+    const t = await startTelemetry({
       config: { ...config, enabled: false },
       events: new BridgeEvents(),
       logger,
@@ -30,7 +30,7 @@ describe("telemetry", () => {
       shutdown: async () => {},
     };
     const events = new BridgeEvents();
-    const t = startTelemetry({
+    const t = await startTelemetry({
       config,
       events,
       logger,

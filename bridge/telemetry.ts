@@ -7,7 +7,7 @@ import {
   type TextMapGetter,
   trace,
 } from "@opentelemetry/api";
-import { NodeSDK, type NodeSDKConfiguration } from "@opentelemetry/sdk-node";
+import type { NodeSDKConfiguration } from "@opentelemetry/sdk-node";
 import type pino from "pino";
 import type { Config } from "./config.ts";
 import type { BridgeEvents, Delivery } from "./events.ts";
@@ -38,16 +38,18 @@ const keyOf = (d: Delivery) => `${d.route}\u0000${d.stream}\u0000${d.seq}\u0000$
  * Starts OpenTelemetry only when asked (config.telemetry.enabled or OTEL_EXPORTER_OTLP_ENDPOINT), and then
  * opens a consumer span per invocation from the lifecycle events, parented on the message's traceparent.
  */
-export function startTelemetry({
+export async function startTelemetry({
   config,
   events,
   logger,
   env = process.env,
   sdk,
-}: TelemetryOptions): Telemetry {
+}: TelemetryOptions): Promise<Telemetry> {
   if (!config.enabled && !env.OTEL_EXPORTER_OTLP_ENDPOINT && !sdk) {
     return { enabled: false, shutdown: async () => {} };
   }
+  // Loaded only when tracing is on: the SDK is heavy and most CLI runs never need it.
+  const { NodeSDK } = await import("@opentelemetry/sdk-node");
   const node = new NodeSDK({ serviceName: config.service_name, instrumentations: [], ...sdk });
   node.start();
   const tracer = trace.getTracer("jetway-bridge");

@@ -1,0 +1,157 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DLQ_HEADERS } from "../dead-letter-headers.ts";
+import type { DeadLetter, DeadLetterDetail, RedriveResult } from "../dlq.ts";
+import { NatsServer } from "../nats-server.ts";
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, "../../bin/jetway.ts");
+const id = Math.random().toString(36).slice(2, 8).toUpperCase();
+let server: NatsServer;
+let nc: NatsConnection;
+let js: JetStreamClient;
+let jsm: JetStreamManager;
+let dir: string;
+let configFile: string;
+
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NATS_")));
+
+async function jetway(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: cleanEnv });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function deadLetter(route: string, seq: number, body: string): Promise<number> {
+  const h = headers();
+  h.set("Content-Type", "application/json");
+  h.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  h.set(DLQ_HEADERS.route, route);
+  h.set(DLQ_HEADERS.subject, `orders_${id}.created`);
+  h.set(DLQ_HEADERS.stream, `ORDERS_${id}`);
+  h.set(DLQ_HEADERS.seq, String(seq));
+  h.set(DLQ_HEADERS.reason, "function answered 422");
+  h.set(DLQ_HEADERS.status, "422");
+  h.set(DLQ_HEADERS.delivery, "1");
+  const ack = await js.publish(`dlq_${id}.${route}`, body, { headers: h, msgID: `dlq:${route}:${seq}` });
+  return ack.seq;
+}
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+  nc = await connect({ servers: server.url });
+  js = jetstream(nc);
+  jsm = await jetstreamManager(nc);
+  dir = await mkdtemp(join(tmpdir(), "jetway-cli-"));
+  configFile = join(dir, "jetway.yaml");
+  await writeFile(
+    configFile,
+    JSON.stringify({
+      nats: { servers: [server.url] },
+      streams: [{ name: `ORDERS_${id}`, subjects: [`orders_${id}.>`] }],
+      dead_letter: { stream: `DLQ_${id}`, subject_prefix: `dlq_${id}` },
+      routes: [{ name: "ship", stream: `ORDERS_${id}`, url: "http://127.0.0.1:9/ship" }],
+      log: { level: "warn" },
+    }),
+  );
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("jetway CLI", () => {
+  it("exits 2 naming the field for an invalid config, and for unknown commands or flags", async () => {
+    const bad = join(dir, "bad.yaml");
+    await writeFile(bad, "routes:\n  - name: ship\n    stream: NOPE\n    url: not-a-url\n");
+    const result = await jetway("provision", "--config", bad);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("routes[0].url");
+    expect(result.stderr).toContain("routes[0].stream");
+    expect((await jetway("frobnicate")).code).toBe(2);
+    const flag = await jetway("dlq", "list", "--nope", "--config", configFile);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain("usage:");
+  });
+
+  it("provisions streams and consumers, twice without complaint", async () => {
+    expect((await jetway("provision", "--config", configFile)).code).toBe(0);
+    expect((await jetway("provision", "--config", configFile)).code).toBe(0);
+    expect((await jsm.consumers.info(`ORDERS_${id}`, "ship")).config.max_deliver).toBe(-1);
+    expect((await jsm.streams.info(`DLQ_${id}`)).config.subjects).toEqual([`dlq_${id}.>`]);
+  });
+
+  it("lists, shows and redrives dead letters", async () => {
+    const a = await deadLetter("ship", 11, '{"n":1}');
+    const b = await deadLetter("ship", 12, '{"n":2}');
+    const c = await deadLetter("bill", 13, '{"n":3}');
+
+    const list = await jetway("dlq", "list", "--json", "--config", configFile);
+    expect(list.code).toBe(0);
+    const rows = JSON.parse(list.stdout) as DeadLetter[];
+    expect(rows.map((r) => r.seq)).toEqual([a, b, c]);
+    expect(rows[0]).toMatchObject({ route: "ship", subject: `orders_${id}.created`, status: "422" });
+    const shipOnly = JSON.parse(
+      (await jetway("dlq", "list", "--route", "ship", "--limit", "1", "--json", "--config", configFile))
+        .stdout,
+    );
+    expect((shipOnly as DeadLetter[]).map((r) => r.seq)).toEqual([a]);
+    const tableOut = (await jetway("dlq", "list", "--config", configFile)).stdout;
+    expect(tableOut).toMatch(/^SEQ\s+ROUTE\s+SUBJECT/);
+    expect(tableOut).toContain("function answered 422");
+
+    const show = JSON.parse(
+      (await jetway("dlq", "show", String(b), "--json", "--config", configFile)).stdout,
+    );
+    expect(show as DeadLetterDetail).toMatchObject({ seq: b, body: '{"n":2}', route: "ship" });
+
+    const dry = await jetway(
+      "dlq",
+      "redrive",
+      "--seq",
+      `${a}-${c}`,
+      "--dry-run",
+      "--json",
+      "--config",
+      configFile,
+    );
+    expect((JSON.parse(dry.stdout) as RedriveResult[]).map((r) => r.seq)).toEqual([a, b, c]);
+    expect((await jsm.streams.info(`DLQ_${id}`)).state.messages).toBe(3);
+
+    const redriven = await jetway("dlq", "redrive", "--route", "ship", "--json", "--config", configFile);
+    expect(redriven.code).toBe(0);
+    const results = JSON.parse(redriven.stdout) as RedriveResult[];
+    expect(results.map((r) => [r.seq, r.duplicate])).toEqual([
+      [a, false],
+      [b, false],
+    ]);
+    const replayed = await jsm.streams.getMessage(`ORDERS_${id}`, { seq: results[0]?.newSeq ?? 0 });
+    expect(replayed?.string()).toBe('{"n":1}');
+    expect(replayed?.subject).toBe(`orders_${id}.created`);
+    expect(replayed?.header.get("Nats-Msg-Id")).toBe(`redrive:${a}`);
+    expect(replayed?.header.get("Content-Type")).toBe("application/json");
+    expect(replayed?.header.get("traceparent")).toContain("0af7651916cd43dd8448eb211c80319c");
+    expect(replayed?.header.has(DLQ_HEADERS.reason)).toBe(false);
+    const left = JSON.parse(
+      (await jetway("dlq", "list", "--json", "--config", configFile)).stdout,
+    ) as DeadLetter[];
+    expect(left.map((r) => r.seq)).toEqual([c]);
+
+    const missing = await jetway("dlq", "show", String(a), "--config", configFile);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`no dead letter with sequence ${a}`);
+  });
+});

@@ -1,0 +1,116 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type pino from "pino";
+import { type Config, durableName } from "./config.ts";
+import { RouteConsumer } from "./consumer.ts";
+import { BridgeEvents } from "./events.ts";
+import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
+import { createLogger } from "./logger.ts";
+import { BridgeMetrics } from "./metrics.ts";
+import { connectNats, watchStatus } from "./nats.ts";
+import { provision } from "./provision.ts";
+import { serverFeatures } from "./server-features.ts";
+import { once } from "./shutdown.ts";
+import { startTelemetry, type TelemetryOptions } from "./telemetry.ts";
+
+export interface BridgeOptions {
+  logger?: pino.Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Test hook: SDK settings for telemetry (e.g. an in-memory span processor). */
+  telemetrySdk?: TelemetryOptions["sdk"];
+}
+
+export interface RunningBridge {
+  config: Config;
+  nc: NatsConnection;
+  events: BridgeEvents;
+  /** The HTTP port actually bound (config may say 0). */
+  port: number;
+  readiness(): Readiness;
+  /** Graceful stop: readyz 503, stop pulling, finish in-flight within the grace period, drain. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+const RESTART_DELAY_MS = 1_000;
+
+/** Wires the bridge: telemetry → NATS → provision → consumers + HTTP. */
+export async function startBridge(config: Config, options: BridgeOptions = {}): Promise<RunningBridge> {
+  const logger = options.logger ?? createLogger({ level: config.log.level });
+  const events = new BridgeEvents();
+  const telemetry = await startTelemetry({
+    config: config.telemetry,
+    events,
+    logger,
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.telemetrySdk ? { sdk: options.telemetrySdk } : {}),
+  });
+  const metrics = new BridgeMetrics(events);
+  const { nc, version } = await connectNats(config.nats);
+  logger.info({ server: nc.getServer(), version }, "connected to nats");
+  const connection = watchStatus(nc, logger);
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  await provision(jsm, config, version, logger);
+
+  const features = serverFeatures(version);
+  const consumers = config.routes.map(
+    (route) => new RouteConsumer({ js, route, deadLetter: config.dead_letter, events, logger, features }),
+  );
+  events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
+
+  let shuttingDown = false;
+  const readiness = (): Readiness => {
+    const reasons: string[] = [];
+    if (shuttingDown) reasons.push("shutting down");
+    if (!connection.connected) reasons.push("nats disconnected");
+    consumers.forEach((c, i) => {
+      if (!c.bound) reasons.push(`route ${config.routes[i]?.name} not bound`);
+    });
+    return { ready: reasons.length === 0, reasons };
+  };
+  metrics.setSources({
+    inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
+    pending: async () => {
+      const entries = await Promise.all(
+        config.routes.map(async (r) => {
+          const info = await jsm.consumers.info(r.stream, durableName(r));
+          return [r.name, info.num_pending] as const;
+        }),
+      );
+      return Object.fromEntries(entries);
+    },
+  });
+
+  const app = createHttpApp({
+    ingress: { nc, js, http: config.http, connected: () => connection.connected, logger },
+    metrics,
+    readiness,
+    logger,
+  });
+  const http = await startHttpServer(app, config.http.port, config.http.host);
+  logger.info({ port: http.port, host: config.http.host }, "http listening");
+
+  // A consumer that cannot bind yet (e.g. NATS blipped between provision and now) keeps trying; readyz says so.
+  const bindAll = consumers.map(async (consumer, i) => {
+    while (!shuttingDown) {
+      try {
+        await consumer.start();
+        return;
+      } catch (error) {
+        logger.warn({ route: config.routes[i]?.name, err: error }, "binding consumer failed, retrying");
+        await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
+      }
+    }
+  });
+  await Promise.race([Promise.all(bindAll), new Promise((r) => setTimeout(r, 5_000).unref())]);
+
+  const shutdown = once(async () => {
+    shuttingDown = true;
+    await Promise.all(consumers.map((c) => c.stop(config.shutdown.grace_period)));
+    await http.close();
+    await nc.drain().catch((error: unknown) => logger.warn({ err: error }, "nats drain failed"));
+    await telemetry.shutdown();
+  });
+
+  return { config, nc, events, port: http.port, readiness, shutdown };
+}
