@@ -111,7 +111,10 @@ export const reservations = pgTable(
     order_id: text("order_id").notNull().unique(),
     items: jsonb("items").$type<ReservedItem[]>().notNull(),
     status: text("status").$type<ReservationStatus>().notNull(),
+    /** Why it was rejected or released, as a snake_case code. */
     reason: text("reason"),
+    /** For a rejection: the SKUs that could not be reserved. */
+    rejected_skus: jsonb("rejected_skus").$type<string[]>(),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },

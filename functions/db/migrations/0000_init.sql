@@ -51,6 +51,7 @@ CREATE TABLE "reservations" (
 	"items" jsonb NOT NULL,
 	"status" text NOT NULL,
 	"reason" text,
+	"rejected_skus" jsonb,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "reservations_order_id_unique" UNIQUE("order_id"),

@@ -1,0 +1,81 @@
+import { eq } from "drizzle-orm";
+import {
+  InventoryRejected,
+  InventoryReleased,
+  InventoryReserved,
+  OrderCreated,
+  PaymentFailed,
+} from "../../schemas/index.ts";
+import type { DbProvider } from "../db/client.ts";
+import { uuidFrom } from "../db/ids.ts";
+import { stock } from "../db/schema.ts";
+import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
+import { type Reservation, release, reserve } from "./stock.ts";
+
+export interface InventoryDeps {
+  db: DbProvider;
+}
+
+/**
+ * inventory: orders.created.v1 → reserve all items or none → inventory.reserved.v1 / inventory.rejected.v1;
+ * payments.failed.v1 → give the stock back → inventory.released.v1. GET /stock/:sku reads a level.
+ * A redelivery re-emits the identical event (same Nats-Msg-Id and message_id), so nothing downstream
+ * sees it twice.
+ */
+export function createInventory(deps: InventoryDeps): JetwayFunction {
+  const fn = defineFunction({ name: "inventory" })
+    .handle(OrderCreated, async (event, ctx) => {
+      const { order_id, items } = event.data;
+      const reservation = await reserve(deps.db(ctx.c), order_id, items);
+      ctx.log.info({ order_id, reservation_id: reservation.id, status: reservation.status }, "reservation");
+      await emitReservation(reservation, ctx.emit);
+    })
+    .handle(PaymentFailed, async (event, ctx) => {
+      const { order_id } = event.data;
+      const result = await release(deps.db(ctx.c), order_id, "payment_failed");
+      ctx.log.info({ order_id, result: result.kind }, "release");
+      if (result.kind === "released") await emitReleased(result.reservation, ctx.emit);
+    });
+  fn.app.get("/stock/:sku", async (c) => {
+    const [row] = await deps
+      .db(c)
+      .select()
+      .from(stock)
+      .where(eq(stock.sku, c.req.param("sku")));
+    return row
+      ? c.json({ sku: row.sku, available: row.available })
+      : c.json({ error: { code: "not_found" } }, 404);
+  });
+  return fn;
+}
+
+async function emitReservation(r: Reservation, emit: Emit): Promise<void> {
+  const base = { order_id: r.order_id, occurred_at: r.updated_at.toISOString() };
+  // reserved and rejected are the two outcomes of one decision: they share a Nats-Msg-Id.
+  const id = `inventory:${r.order_id}`;
+  if (r.status === "reserved") {
+    const message_id = await uuidFrom(`inventory.reserved:${r.order_id}`);
+    emit(InventoryReserved, { ...base, message_id, reservation_id: r.id, items: r.items }, { id });
+  } else if (r.status === "rejected") {
+    const message_id = await uuidFrom(`inventory.rejected:${r.order_id}`);
+    const skus = r.rejected_skus?.length ? r.rejected_skus : r.items.map((i) => i.sku);
+    emit(InventoryRejected, { ...base, message_id, reason: r.reason ?? "out_of_stock", skus }, { id });
+  }
+  // released: the order was already given up (payment failed first); there is nothing to announce.
+}
+
+async function emitReleased(r: Reservation, emit: Emit): Promise<void> {
+  const message_id = await uuidFrom(`inventory.released:${r.order_id}`);
+  emit(
+    InventoryReleased,
+    {
+      message_id,
+      occurred_at: r.updated_at.toISOString(),
+      order_id: r.order_id,
+      reservation_id: r.id,
+      items: r.items,
+      reason: r.reason ?? "payment_failed",
+    },
+    { id: `inventory-released:${r.order_id}` },
+  );
+}
