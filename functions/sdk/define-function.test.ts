@@ -238,3 +238,12 @@ describe("logger", () => {
     expect(lines.some((l) => l.msg === "detail")).toBe(true);
   });
 });
+
+describe("unsigned mode", () => {
+  it("warns once when no secret is configured", async () => {
+    const { fn, lines } = paymentFunction();
+    await invoke(fn.app, OrderCreated, order());
+    await invoke(fn.app, OrderCreated, order());
+    expect(lines.filter((l) => String(l.msg).startsWith("no JETWAY_SECRET"))).toHaveLength(1);
+  });
+});

@@ -54,6 +54,7 @@ export class JetwayFunction {
   readonly app: Hono<JetwayEnv>;
   readonly log: Logger;
   readonly #routes = new Map<string, Registration>();
+  #warnedUnsigned = false;
 
   constructor(options: FunctionOptions) {
     this.name = options.name;
@@ -70,6 +71,10 @@ export class JetwayFunction {
       if (secret && c.req.method === "POST") {
         const body = new Uint8Array(await c.req.arrayBuffer());
         await verifySignature(secret, body, c.req.header(HEADERS.signature));
+      } else if (!secret && !this.#warnedUnsigned) {
+        // Unsigned is fine for local dev, dangerous in production: say so once, loudly.
+        this.#warnedUnsigned = true;
+        this.log.warn("no JETWAY_SECRET configured: deliveries are accepted without a signature check");
       }
       await next();
     });
