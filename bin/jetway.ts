@@ -11,6 +11,8 @@ const COMMANDS: Record<string, Entry> = {
     () => import("../bridge/cli/provision.ts"),
   ],
   dlq: ["list, show and redrive dead letters", () => import("../bridge/cli/dlq.ts")],
+  dev: ["run NATS, every function and the bridge locally", () => import("../bridge/cli/dev.ts")],
+  invoke: ["send one event file to a function, without NATS", () => import("../bridge/cli/invoke.ts")],
 };
 
 function usage(): string {

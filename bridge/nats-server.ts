@@ -82,6 +82,8 @@ export interface NatsServerOptions {
   serverName?: string;
   /** Extra command-line arguments. */
   args?: string[];
+  /** Own process group, so a terminal's Ctrl-C reaches only the parent, which stops the server last. */
+  detached?: boolean;
 }
 
 /** A nats-server child process on a loopback port, with its own JetStream store. */
@@ -135,7 +137,10 @@ export class NatsServer {
       if (cluster.routes.length > 0) args.push("--routes", cluster.routes.join(","));
     }
     args.push(...(this.options.args ?? []));
-    const child = spawn(this.bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(this.bin, args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      detached: this.options.detached ?? false,
+    });
     this.child = child;
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {

@@ -1,0 +1,24 @@
+import type { DbHandle } from "../../functions/db/index.ts";
+import { createInventory } from "../../functions/inventory/app.ts";
+import { createPayment } from "../../functions/payment/app.ts";
+import type { FunctionName } from "./ports.ts";
+
+/** What the dev host needs of a function: something that answers fetch with per-request bindings. */
+export interface FetchApp {
+  fetch(request: Request, env?: Record<string, unknown>): Response | Promise<Response>;
+}
+
+export interface AppDeps {
+  /** One database for all functions: PGlite admits a single connection per process. */
+  db: DbHandle;
+}
+
+/**
+ * Every domain function of the reference system, built from the shared dev dependencies. The gateway
+ * simulator is not here: the host builds it itself so it can hand its state to tests.
+ */
+export const DOMAIN_APPS: Partial<Record<Exclude<FunctionName, "gateway-sim">, (deps: AppDeps) => FetchApp>> =
+  {
+    payment: ({ db }) => createPayment({ db: () => db.db }).app,
+    inventory: ({ db }) => createInventory({ db: () => db.db }).app,
+  };
