@@ -1,0 +1,124 @@
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "./config.ts";
+import { listDeadLetters, redrive } from "./dlq.ts";
+import { createLogger } from "./logger.ts";
+import { type RunningBridge, startBridge } from "./main.ts";
+import { NatsServer } from "./nats-server.ts";
+
+// The in-process bridge, wired exactly as `jetway bridge` wires it, against a real function and nats-server.
+const id = Math.random().toString(36).slice(2, 7).toUpperCase();
+const subject = `jobs_${id}`;
+let server: NatsServer;
+let fn: Server;
+let bridge: RunningBridge;
+/** ce-ids the function has acked; ids listed in `reject` get a 422 (dead letter) until removed. */
+const acked: string[] = [];
+const reject = new Set<string>();
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+  fn = createServer((req, res) => {
+    const ceId = String(req.headers["ce-id"]);
+    req.resume();
+    req.on("end", () => {
+      if (reject.has(ceId)) {
+        res.writeHead(422, { "content-type": "application/json" }).end('{"error":"bad order"}');
+        return;
+      }
+      acked.push(ceId);
+      res.writeHead(204).end();
+    });
+  });
+  fn.listen(0, "127.0.0.1");
+  await once(fn, "listening");
+  const config = parseConfig(
+    {
+      nats: { servers: [server.url] },
+      http: { port: 0, host: "127.0.0.1" },
+      streams: [{ name: `JOBS_${id}`, subjects: [`${subject}.>`] }],
+      dead_letter: { stream: `DLQ_${id}`, subject_prefix: `dlq_${id}` },
+      routes: [
+        {
+          name: "work",
+          stream: `JOBS_${id}`,
+          url: `http://127.0.0.1:${(fn.address() as AddressInfo).port}/`,
+        },
+      ],
+      shutdown: { grace_period: "5s" },
+    },
+    "test",
+    {},
+  );
+  bridge = await startBridge(config, { logger: createLogger({ level: "silent" }) });
+});
+
+afterAll(async () => {
+  await bridge?.shutdown();
+  fn?.close();
+  await server?.stop();
+});
+
+const base = () => `http://127.0.0.1:${bridge.port}`;
+const until = async (check: () => boolean | Promise<boolean>) => {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 25));
+};
+const publish = (key: string, body = "{}") =>
+  fetch(`${base()}/v1/publish/${subject}.created`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json", "idempotency-key": key },
+  });
+
+describe("in-process bridge", () => {
+  it("is ready once consumers are bound, delivers ingress messages and counts them in /metrics", async () => {
+    await until(() => bridge.readiness().ready);
+    expect((await fetch(`${base()}/readyz`)).status).toBe(200);
+    expect((await publish("a-1")).status).toBe(202);
+    await until(() => acked.includes("a-1"));
+    const text = await (await fetch(`${base()}/metrics`)).text();
+    expect(text).toContain('jetway_invocations_total{route="work",outcome="ack",status="204"} 1');
+    expect(text).toContain('jetway_ingress_publish_total{status="202"} 1');
+    expect(text).toMatch(/jetway_consumer_pending\{route="work"\} 0/);
+    expect(text).toContain("process_cpu_user_seconds_total");
+  });
+
+  it("dead-letters a rejected message, and redrive delivers it again", async () => {
+    reject.add("bad-1");
+    expect((await publish("bad-1", '{"order":1}')).status).toBe(202);
+    const js = jetstream(bridge.nc);
+    const jsm = await jetstreamManager(bridge.nc);
+    const dl = bridge.config.dead_letter;
+    await until(async () => (await listDeadLetters(js, jsm, dl)).length === 1);
+    const [letter] = await listDeadLetters(js, jsm, dl, { route: "work" });
+    expect(letter).toMatchObject({ route: "work", subject: `${subject}.created`, status: "422" });
+    expect(await (await fetch(`${base()}/metrics`)).text()).toContain(
+      'jetway_dead_letters_total{route="work"} 1',
+    );
+
+    reject.delete("bad-1");
+    const results = await redrive(js, jsm, dl, { route: "work" });
+    expect(results).toHaveLength(1);
+    // The redriven copy carries Nats-Msg-Id redrive:<dlq seq>, which becomes its ce-id.
+    await until(() => acked.includes(`redrive:${letter?.seq}`));
+    expect(await listDeadLetters(js, jsm, dl)).toEqual([]);
+  });
+
+  it("survives a nats-server restart and keeps delivering", async () => {
+    await server.restart();
+    await until(() => bridge.readiness().ready);
+    await until(async () => (await publish("after-restart")).status === 202);
+    await until(() => acked.includes("after-restart"));
+  });
+
+  it("reports not ready with a reason once shutting down", async () => {
+    await bridge.shutdown();
+    expect(bridge.readiness()).toMatchObject({
+      ready: false,
+      reasons: expect.arrayContaining(["shutting down"]),
+    });
+  });
+});
