@@ -1,5 +1,6 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type pino from "pino";
+import { AckBatcher } from "./ack-batcher.ts";
 import { AckTicker, type Tickable } from "./ack-ticker.ts";
 import { type Config, durableName, type RouteConfig } from "./config.ts";
 import { publishDeadLetter } from "./dead-letter.ts";
@@ -46,6 +47,7 @@ export class RouteConsumer {
   private readonly log: pino.Logger;
   private readonly invoker: Invoker;
   private readonly ticker: AckTicker;
+  private readonly acks = new AckBatcher();
   private readonly queue = new Fifo<JsMsg>();
   private readonly running = new Set<InFlight>();
   private messages: ConsumerMessages | undefined;
@@ -187,11 +189,11 @@ export class RouteConsumer {
     let delayMs: number | undefined;
     let reason: string | undefined;
     if (outcome.kind === "ack") {
-      msg.ack();
+      this.acks.ack(msg);
     } else if (outcome.kind === "retry") {
       delayMs = outcome.delayMs;
       reason = outcome.reason;
-      msg.nak(delayMs);
+      this.acks.nak(msg, delayMs);
     } else {
       reason = outcome.reason;
       try {
@@ -205,8 +207,7 @@ export class RouteConsumer {
           status: inv?.status,
           response: inv?.text,
         });
-        if (this.o.features.termWithReason) msg.term(reason.slice(0, 256));
-        else msg.term();
+        this.acks.term(msg, this.o.features.termWithReason ? reason.slice(0, 256) : undefined);
         this.o.events.emit("dead_letter:published", d, reason);
       } catch (error) {
         this.o.events.emit("dead_letter:failed", d, error as Error);
@@ -214,7 +215,7 @@ export class RouteConsumer {
         kind = "retry";
         delayMs = backoffDelay(d.delivery, this.route);
         reason = `dead-lettering failed (${reason}): ${(error as Error).message}`;
-        msg.nak(delayMs);
+        this.acks.nak(msg, delayMs);
       }
     }
     const event = {
