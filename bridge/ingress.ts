@@ -85,10 +85,18 @@ function classify(error: unknown): IngressError {
   return new IngressError(502, "publish_failed", "publish failed", { cause: error });
 }
 
+function decodeSubject(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return "";
+  }
+}
+
 /** POST /v1/publish/<subject>: the raw body into JetStream, answering 202 { stream, seq, duplicate }. */
 export async function handlePublish(c: Context, deps: IngressDeps): Promise<Response> {
   checkAuth(c, deps.http.publish_token);
-  const subject = decodeURIComponent(c.req.path.slice("/v1/publish/".length));
+  const subject = decodeSubject(c.req.path.slice("/v1/publish/".length));
   if (!subject || !VALID_SUBJECT.test(subject) || RESERVED.test(subject) || subject.split(".").includes("")) {
     throw new IngressError(400, "invalid_subject", "invalid subject (no wildcards, spaces, $ or _INBOX)");
   }

@@ -57,6 +57,9 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     (route) => new RouteConsumer({ js, route, deadLetter: config.dead_letter, events, logger, features }),
   );
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
+  events.on("consumer:bound", ({ route }) => logger.info({ route }, "consumer bound"));
+  // Heartbeats missed, consumer deleted, …: notifications, logged from the side, never thrown.
+  events.on("consumer:status", ({ route, type }) => logger.debug({ route, type }, "consumer status"));
 
   let shuttingDown = false;
   const readiness = (): Readiness => {
@@ -71,6 +74,8 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   metrics.setSources({
     inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
     pending: async () => {
+      // Without NATS a consumer-info call would hang a scrape for the request timeout; metrics keep the last value.
+      if (!connection.connected) throw new Error("nats disconnected");
       const entries = await Promise.all(
         config.routes.map(async (r) => {
           const info = await jsm.consumers.info(r.stream, durableName(r));
