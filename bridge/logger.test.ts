@@ -25,7 +25,8 @@ describe("logger", () => {
       "starting",
     );
     const text = lines.join("");
-    for (const secret of ["p4ss", "t0ken", "pubtok123", "Bearer abc", "hmac"]) expect(text).not.toContain(secret);
+    for (const secret of ["p4ss", "t0ken", "pubtok123", "Bearer abc", "hmac"])
+      expect(text).not.toContain(secret);
     expect(text).toContain("[redacted]");
     expect(JSON.parse(text)).toMatchObject({ msg: "starting", route: { name: "ship" } });
   });
