@@ -241,3 +241,39 @@ describe("RouteConsumer: outcomes end to end", () => {
     await consumerIdle(f);
   });
 });
+
+describe("RouteConsumer: what must never be acked", () => {
+  it("a 2xx JSON body too large to read whole is dead-lettered, not acked without its events", async () => {
+    const big = { events: [{ subject: "x.y", data: "z".repeat(2 * 1024 * 1024) }] };
+    const fn = await HttpFunction.start(() => ({ status: 200, body: big }));
+    const f = await setup(fn);
+    await h.js.publish(f.subject, "{}");
+    await settled(f);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "dead_letter" });
+    expect(f.outcomes[0]?.reason).toMatch(/too large to read its events/);
+    const [letter] = await f.dlq();
+    expect(Buffer.byteLength(letter?.header.get(DLQ_HEADERS.response) ?? "")).toBeLessThanOrEqual(1024);
+  });
+
+  it("when the DLQ publish fails the message is nak'ed with a delay, and dead-lettered once the DLQ is back", async () => {
+    const fn = await HttpFunction.start(() => ({ status: 422 }));
+    const f = await setup(fn, { backoff: ["300ms"] });
+    const dlq = await h.jsm.streams.info(f.dlqStream);
+    await h.jsm.streams.delete(f.dlqStream);
+    const failures: Error[] = [];
+    f.events.on("dead_letter:failed", (_d, error) => {
+      failures.push(error);
+      void h.jsm.streams.add(dlq.config);
+    });
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 2);
+    expect(failures[0]?.name).toBe("DeadLetterError");
+    expect(f.outcomes[0]).toMatchObject({ outcome: "retry" });
+    expect(f.outcomes[0]?.reason).toMatch(/^dead-lettering failed \(HTTP 422\)/);
+    expect(f.outcomes[1]).toMatchObject({ outcome: "dead_letter", reason: "HTTP 422" });
+    const [first, second] = fn.requests;
+    expect(second?.headers["x-jetway-delivery"]).toBe("2");
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(200);
+    expect(await f.dlq()).toHaveLength(1);
+  });
+});

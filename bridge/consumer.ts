@@ -24,6 +24,9 @@ export interface RouteConsumerOptions {
 /** Delay of the nak that hands unfinished messages back at shutdown (never 0: 2.9 would resend at once). */
 const SHUTDOWN_NAK_MS = 100;
 const REBIND_DELAY_MS = 1_000;
+/** Consumer notifications worth a log line; the rest (pulls, heartbeats) only go to consumer:status. */
+const NOTABLE_STATUS = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found"]);
+for (const type of ["stream_not_found", "no_responders", "exceeded_limits"]) NOTABLE_STATUS.add(type);
 
 /** One message being worked on; the ack ticker keeps it alive, stop() abandons it. */
 class InFlight implements Tickable {
@@ -89,6 +92,7 @@ export class RouteConsumer {
     void (async () => {
       for await (const status of messages.status()) {
         this.o.events.emit("consumer:status", { route: this.route.name, type: status.type, data: status });
+        if (NOTABLE_STATUS.has(status.type)) this.log.warn({ status }, `consumer status: ${status.type}`);
       }
     })().catch(() => undefined);
     const ended = await messages.closed().catch((error: unknown) => error as Error);
@@ -154,8 +158,8 @@ export class RouteConsumer {
     let invocation: Invocation | undefined;
     if (!outcome) {
       this.ticker.add(entry);
+      // Stays on the ticker until settled: publishing events or a dead letter can take a while too.
       invocation = await this.invoker.invoke(msg, d);
-      this.ticker.delete(entry);
       if (entry.abandoned) return;
       outcome = decideOutcome(invocation, delivery, this.route);
     }

@@ -5,8 +5,13 @@ import type { RouteConfig } from "./config.ts";
 import type { InvocationResult, TransportErrorKind } from "./outcome.ts";
 import { signBody } from "./signer.ts";
 
-/** Enough for a JSON body with events or a status, and an excerpt for a dead letter. */
+/** Enough for a JSON status or error body, and an excerpt for a dead letter. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
+/**
+ * A 2xx JSON body may carry events: read up to NATS' default max_payload so they are not cut off. A body
+ * larger still is flagged `truncated` and the outcome table refuses to ack it without its events.
+ */
+export const MAX_EVENTS_RESPONSE_BYTES = 1024 * 1024;
 
 /** One invocation's result plus the (capped) response text, kept for dead-letter excerpts. */
 export interface Invocation extends InvocationResult {
@@ -49,25 +54,31 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+interface BodyText {
+  text: string;
+  truncated: boolean;
+}
+
 async function readCapped(
   body: Dispatcher.ResponseData["body"],
   length: string | undefined,
-): Promise<string> {
-  if (length !== undefined && Number(length) <= MAX_RESPONSE_BYTES) return body.text();
+  limit: number,
+): Promise<BodyText> {
+  if (length !== undefined && Number(length) <= limit) return { text: await body.text(), truncated: false };
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     chunks.push(chunk);
     size += chunk.length;
     // Leaving the loop destroys the stream: a huge body is not worth reading to the end.
-    if (size >= MAX_RESPONSE_BYTES) break;
+    if (size > limit) break;
   }
-  return Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES).toString("utf8");
+  return { text: Buffer.concat(chunks).subarray(0, limit).toString("utf8"), truncated: size > limit };
 }
 
 /** Only JSON objects can carry events or a Dapr status; anything else is not parsed at all. */
-function parseJsonObject(text: string, contentType: string | undefined): unknown {
-  if (text.length === 0 || !contentType?.includes("json")) return undefined;
+function parseJsonObject(text: string, json: boolean): unknown {
+  if (text.length === 0 || !json) return undefined;
   const first = text.trimStart()[0];
   if (first !== "{") return undefined;
   try {
@@ -143,16 +154,26 @@ export class Invoker {
         headers: this.headersFor(msg, target),
         body: msg.data,
       });
-      const { headers, body } = response;
+      const { headers, body, statusCode } = response;
       const length = firstHeader(headers["content-length"]);
-      let text = "";
+      const contentType = firstHeader(headers["content-type"]);
+      const json = contentType?.includes("json") === true;
+      let read: BodyText = { text: "", truncated: false };
       if (length === "0") await body.dump();
-      else text = await readCapped(body, length);
+      else {
+        const eventsPossible = json && statusCode >= 200 && statusCode < 300;
+        read = await readCapped(
+          body,
+          length,
+          eventsPossible ? MAX_EVENTS_RESPONSE_BYTES : MAX_RESPONSE_BYTES,
+        );
+      }
       return {
-        status: response.statusCode,
-        body: parseJsonObject(text, firstHeader(headers["content-type"])),
+        status: statusCode,
+        body: read.truncated ? undefined : parseJsonObject(read.text, json),
+        truncated: json && read.truncated,
         retryAfter: firstHeader(headers["retry-after"]),
-        text,
+        text: read.text.length > MAX_RESPONSE_BYTES ? read.text.slice(0, MAX_RESPONSE_BYTES) : read.text,
       };
     } catch (error) {
       const kind = classifyTransportError(error);

@@ -51,6 +51,12 @@ const rows: Row[] = [
     1,
     { kind: "dead_letter", reason: "invalid response: events must be an array" },
   ],
+  [
+    "2xx JSON too large to read → dead letter, never an ack that drops events",
+    { status: 200, truncated: true },
+    1,
+    { kind: "dead_letter", reason: "HTTP 200: JSON response too large to read its events" },
+  ],
   ["400 → dead letter", { status: 400 }, 1, { kind: "dead_letter", reason: "HTTP 400" }],
   ["410 → dead letter", { status: 410 }, 1, { kind: "dead_letter", reason: "HTTP 410" }],
   ["413 → dead letter", { status: 413 }, 1, { kind: "dead_letter", reason: "HTTP 413" }],

@@ -16,6 +16,8 @@ export interface InvocationResult {
   body?: unknown;
   /** The raw Retry-After header. */
   retryAfter?: string | undefined;
+  /** A JSON body too large to read whole: any events in it are unknown. */
+  truncated?: boolean | undefined;
 }
 
 /** An event a function asked the bridge to publish (in its 2xx JSON body). */
@@ -155,6 +157,9 @@ export function decideOutcome(
 ): Outcome {
   const { verdict, why } = verdictOf(result, policy);
   if (verdict === "ack") {
+    if (result.truncated) {
+      return { kind: "dead_letter", reason: `${why}: JSON response too large to read its events` };
+    }
     const events = readEvents(result.body);
     if (typeof events === "string") return { kind: "dead_letter", reason: `invalid response: ${events}` };
     return { kind: "ack", events };
