@@ -93,6 +93,19 @@ describe("POST /v1/publish/<subject>", () => {
   it("answers 413 over http.max_body and over the server's max payload", async () => {
     const { app } = await appWith({ max_body: 10 });
     expect((await app.request(`/v1/publish/in_${id}.big`, post("x".repeat(11)))).status).toBe(413);
+    // Chunked, without Content-Length: the cap applies while reading.
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 4; i++) controller.enqueue(new TextEncoder().encode("xxxx"));
+        controller.close();
+      },
+    });
+    const chunked = await app.request(`/v1/publish/in_${id}.big`, {
+      method: "POST",
+      body: stream,
+      duplex: "half",
+    });
+    expect(chunked.status).toBe(413);
     const { app: wide } = await appWith({});
     const big = new Uint8Array((nc.info?.max_payload ?? 1_048_576) + 1);
     const res = await wide.request(`/v1/publish/in_${id}.big`, post(big));

@@ -85,6 +85,31 @@ function classify(error: unknown): IngressError {
   return new IngressError(502, "publish_failed", "publish failed", { cause: error });
 }
 
+/** Reads the body but stops at `limit` bytes, so a chunked upload without Content-Length cannot flood memory. */
+async function readCapped(req: Request, limit: number): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
 function decodeSubject(raw: string): string {
   try {
     return decodeURIComponent(raw);
@@ -103,8 +128,7 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
   const limit = limitOf(deps);
   const declared = Number(c.req.header("content-length") ?? 0);
   if (declared > limit) throw new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
-  const body = new Uint8Array(await c.req.arrayBuffer());
-  if (body.length > limit) throw new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
+  const body = await readCapped(c.req.raw, limit);
   if (!deps.connected() || deps.nc.isClosed()) {
     throw new IngressError(503, "nats_unavailable", "NATS is not reachable");
   }
