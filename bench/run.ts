@@ -1,0 +1,111 @@
+/**
+ * `npm run bench`: the end-to-end benchmark. Starts the null function (a child), then runs each scenario
+ * against its own nats-server and consumer child, prints a table with the targets, and writes
+ * bench/results/<timestamp>.json and bench/results/latest.json. See bench/README.md.
+ *
+ *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
+ *                     [--concurrency 64] [--cpu-prof]
+ */
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Child } from "./children.ts";
+import { checkTargets, formatReport } from "./report.ts";
+import type { RunContext, ScenarioResult } from "./scenarios/common.ts";
+import { latencyScenario } from "./scenarios/latency.ts";
+import { memoryScenario } from "./scenarios/memory.ts";
+import { backlogScenario, ceilingHttp } from "./scenarios/throughput.ts";
+
+const { values } = parseArgs({
+  options: {
+    n: { type: "string" },
+    backlog: { type: "string" },
+    only: { type: "string" },
+    quick: { type: "boolean", default: false },
+    concurrency: { type: "string", default: "64" },
+    "cpu-prof": { type: "boolean", default: false },
+  },
+});
+const quick = values.quick ?? false;
+const int = (v: string | undefined, fallback: number) =>
+  v === undefined ? fallback : Number.parseInt(v, 10);
+const here = fileURLToPath(new URL(".", import.meta.url));
+const profileDir = join(here, "profiles");
+
+const SCENARIOS: Record<string, (ctx: RunContext) => Promise<ScenarioResult>> = {
+  "ceiling-js": (ctx) => backlogScenario(ctx, "ceiling-js"),
+  "ceiling-http": ceilingHttp,
+  bridge: (ctx) => backlogScenario(ctx, "bridge"),
+  "bridge-batch": (ctx) => backlogScenario(ctx, "bridge-batch"),
+  latency: (ctx) => latencyScenario(ctx, quick ? 3 : 10),
+  pipeline: async () => {
+    const ready = existsSync(join(here, "..", "functions", "order"));
+    return {
+      name: "pipeline",
+      status: "pending",
+      note: ready
+        ? "order functions exist; pipeline scenario not written yet"
+        : "functions/order not there yet",
+    };
+  },
+  memory: memoryScenario,
+};
+
+const only = values.only?.split(",").map((s) => s.trim());
+const unknown = only?.filter((name) => !(name in SCENARIOS)) ?? [];
+if (unknown.length > 0)
+  throw new Error(`unknown scenario ${unknown.join(", ")}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const tmp = await mkdtemp(join(tmpdir(), "jetway-bench-"));
+const fn = Child.start("function", "null-function.ts");
+const { port } = await fn.waitFor("ready", 30_000);
+const ctx: RunContext = {
+  fn,
+  fnUrl: `http://127.0.0.1:${port}/events`,
+  n: int(values.n, quick ? 10_000 : 100_000),
+  backlog: int(values.backlog, quick ? 50_000 : 1_000_000),
+  concurrency: int(values.concurrency, 64),
+  quick,
+  tmp,
+  execArgv: values["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+};
+
+const startedAt = new Date();
+const results: ScenarioResult[] = [];
+try {
+  for (const [name, run] of Object.entries(SCENARIOS)) {
+    if (only && !only.includes(name)) continue;
+    log(`- ${name} ...`);
+    const t0 = performance.now();
+    try {
+      results.push(await run(ctx));
+    } catch (error) {
+      results.push({ name, status: "failed", note: (error as Error).message.slice(0, 300) });
+    }
+    log(`  ${results.at(-1)?.status} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+} finally {
+  await fn.stop();
+  await rm(tmp, { recursive: true, force: true });
+}
+
+const targets = checkTargets(results);
+process.stdout.write(`${formatReport(results, targets)}\n`);
+const report = {
+  started_at: startedAt.toISOString(),
+  duration_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+  host: { cpus: cpus().length, cpu_model: cpus()[0]?.model, node: process.version },
+  settings: { n: ctx.n, backlog: ctx.backlog, concurrency: ctx.concurrency, quick },
+  results,
+  targets,
+};
+const dir = join(here, "results");
+await mkdir(dir, { recursive: true });
+const json = `${JSON.stringify(report, null, 2)}\n`;
+await writeFile(join(dir, `${startedAt.toISOString().replace(/[:.]/g, "-")}.json`), json);
+await writeFile(join(dir, "latest.json"), json);
+log(`results written to ${join(dir, "latest.json")}`);
