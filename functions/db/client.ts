@@ -56,18 +56,3 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): DbH
 
 /** How a function reaches its database for one request (per-request connection on Workers, a pool on Node). */
 export type DbProvider = (c: Context) => Db;
-
-/** A required setting is missing from the function's environment. */
-export class MissingConfigError extends Error {
-  override name = "MissingConfigError";
-  constructor(key: string) {
-    super(`${key} is not set`);
-  }
-}
-
-/** A required string from the request's environment (Workers bindings or process.env). */
-export function requireVar(vars: Record<string, string | undefined>, key: string): string {
-  const value = vars[key];
-  if (!value) throw new MissingConfigError(key);
-  return value;
-}

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { env } from "hono/adapter";
-import { connectPostgres, type DbHandle, type DbProvider, MissingConfigError } from "./client.ts";
+import { connectPostgres, type DbHandle, type DbProvider } from "./client.ts";
+import { MissingConfigError } from "./env.ts";
 
 /*
  * Database providers for the serverless entries. Both read DATABASE_URL (or a Workers Hyperdrive binding)

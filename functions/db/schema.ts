@@ -57,6 +57,8 @@ export const orders = pgTable(
     payment_id: text("payment_id"),
     reservation_id: text("reservation_id"),
     cancel_reason: text("cancel_reason"),
+    /** When the order became confirmed or cancelled: the stable occurred_at of that event. */
+    finalized_at: timestamp("finalized_at", { withTimezone: true }),
     idempotency_key: text("idempotency_key").unique(),
     /** SHA-256 of the request body: a reused Idempotency-Key with a different body is refused. */
     request_hash: text("request_hash").notNull(),

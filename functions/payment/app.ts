@@ -1,6 +1,6 @@
 import { OrderCreated, PaymentCompleted, PaymentFailed } from "../../schemas/index.ts";
 import type { Db, DbProvider } from "../db/client.ts";
-import { requireVar } from "../db/client.ts";
+import { requireVar } from "../db/env.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
 import { chargeOnce, type Payment } from "./charge.ts";

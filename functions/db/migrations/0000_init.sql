@@ -10,6 +10,7 @@ CREATE TABLE "orders" (
 	"payment_id" text,
 	"reservation_id" text,
 	"cancel_reason" text,
+	"finalized_at" timestamp with time zone,
 	"idempotency_key" text,
 	"request_hash" text NOT NULL,
 	"created_event" jsonb NOT NULL,

@@ -1,0 +1,188 @@
+import type { Context } from "hono";
+import { ulid } from "ulid";
+import {
+  InventoryRejected,
+  InventoryReleased,
+  InventoryReserved,
+  OrderCreated,
+  PaymentCompleted,
+  PaymentFailed,
+} from "../../schemas/index.ts";
+import type { DbProvider } from "../db/client.ts";
+import { requestVars, requireVar } from "../db/env.ts";
+import { defineFunction, type HandlerContext, type JetwayFunction } from "../sdk/index.ts";
+import { announceFinal, recordOrderEvent } from "./events.ts";
+import { PublishError, type PublishTarget, publishEvent } from "./publish.ts";
+import { parseOrderRequest, requestHash } from "./request.ts";
+import type { OrderEvent } from "./status.ts";
+import { insertOrder, loadOrder, markPublished, type Order, unpublished } from "./store.ts";
+
+export interface OrderDeps {
+  db: DbProvider;
+  fetch?: typeof fetch;
+}
+
+/** Seconds a client should wait before retrying a POST whose event could not be published. */
+const PUBLISH_RETRY_AFTER_S = 2;
+
+const vars = requestVars;
+
+function publishTarget(c: Context, deps: OrderDeps): PublishTarget {
+  const v = vars(c);
+  return {
+    url: requireVar(v, "JETWAY_PUBLISH_URL"),
+    token: v.JETWAY_PUBLISH_TOKEN,
+    traceparent: c.req.header("traceparent"),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  };
+}
+
+/** Sends the order's outbox event; on success the order leaves pending_publish. */
+async function publishOrder(c: Context, deps: OrderDeps, order: Order): Promise<void> {
+  const event = order.created_event as { message_id: string };
+  await publishEvent(publishTarget(c, deps), OrderCreated.subject, event.message_id, order.created_event);
+  await markPublished(deps.db(c), order.id);
+}
+
+export const orderView = (o: Order) => ({
+  order_id: o.id,
+  customer_id: o.customer_id,
+  items: o.items,
+  total_minor: o.total_minor,
+  currency: o.currency,
+  status: o.status,
+  payment_status: o.payment_status,
+  inventory_status: o.inventory_status,
+  payment_id: o.payment_id,
+  reservation_id: o.reservation_id,
+  cancel_reason: o.cancel_reason,
+  created_at: o.created_at.toISOString(),
+  updated_at: o.updated_at.toISOString(),
+});
+
+/**
+ * order: the public entry of the domain. POST /orders stores the order and its orders.created.v1 event in
+ * one row (an outbox), then publishes through the bridge's ingress. If the ingress is down the order
+ * stays `pending_publish` and the client gets 503 + Retry-After: retrying with the same Idempotency-Key
+ * finds the stored order and publishes the very same event (same message id, so JetStream drops a copy
+ * that did get through). POST /orders/outbox/flush republishes orders a client never retried.
+ * Env: JETWAY_PUBLISH_URL (required), JETWAY_PUBLISH_TOKEN, JETWAY_ADMIN_TOKEN (guards the flush).
+ */
+export function createOrder(deps: OrderDeps): JetwayFunction {
+  const fn = defineFunction({ name: "order" });
+  const record = async (
+    ctx: HandlerContext,
+    data: { order_id: string; message_id: string },
+    event: OrderEvent,
+  ) => {
+    const { order, announce } = await recordOrderEvent(deps.db(ctx.c), data.order_id, data.message_id, event);
+    ctx.log.info({ order_id: order.id, status: order.status, event: event.kind }, "order updated");
+    if (announce) await announceFinal(order, ctx.emit);
+  };
+
+  fn.handle(PaymentCompleted, (e, ctx) =>
+    record(ctx, e.data, { kind: "payment_completed", payment_id: e.data.payment_id }),
+  )
+    .handle(PaymentFailed, (e, ctx) => record(ctx, e.data, { kind: "payment_failed", reason: e.data.reason }))
+    .handle(InventoryReserved, (e, ctx) =>
+      record(ctx, e.data, { kind: "inventory_reserved", reservation_id: e.data.reservation_id }),
+    )
+    .handle(InventoryRejected, (e, ctx) =>
+      record(ctx, e.data, { kind: "inventory_rejected", reason: e.data.reason }),
+    )
+    .handle(InventoryReleased, (e, ctx) => record(ctx, e.data, { kind: "inventory_released" }));
+
+  const app = fn.app;
+  app.post("/orders", async (c) => {
+    const parsed = parseOrderRequest(await c.req.text());
+    if (!parsed.ok) return c.json(parsed.body, parsed.status);
+    const key = c.req.header("idempotency-key");
+    if (key !== undefined && (key.length === 0 || key.length > 255)) {
+      return c.json(
+        {
+          error: { code: "invalid_request", message: "Idempotency-Key must be 1-255 characters", fields: [] },
+        },
+        400,
+      );
+    }
+    const hash = await requestHash(parsed.value);
+    const { order, created } = await insertOrder(deps.db(c), {
+      request: parsed.value,
+      total_minor: parsed.total_minor,
+      request_hash: hash,
+      idempotency_key: key,
+      event: (orderId) => ({
+        message_id: ulid(),
+        occurred_at: new Date().toISOString(),
+        order_id: orderId,
+        customer_id: parsed.value.customer_id,
+        items: parsed.value.items,
+        total_minor: parsed.total_minor,
+        currency: parsed.value.currency,
+        payment_method: "card",
+        payment_token: parsed.value.payment_token,
+      }),
+    });
+    if (!created && order.request_hash !== hash) {
+      return c.json(
+        {
+          error: {
+            code: "idempotency_key_reused",
+            message: "Idempotency-Key was used for a different order",
+          },
+        },
+        422,
+      );
+    }
+    if (!created) c.header("Idempotent-Replayed", "true");
+    if (order.status === "pending_publish") {
+      try {
+        await publishOrder(c, deps, order);
+      } catch (err) {
+        if (!(err instanceof PublishError)) throw err;
+        fn.log.warn({ order_id: order.id, err: err.message }, "order stored, event not yet published");
+        c.header("Retry-After", String(PUBLISH_RETRY_AFTER_S));
+        return c.json(
+          {
+            error: {
+              code: "publish_unavailable",
+              message: "order stored; retry with the same Idempotency-Key",
+            },
+            order_id: order.id,
+            status: "pending_publish",
+          },
+          503,
+        );
+      }
+    }
+    return c.json({ order_id: order.id, status: "placed" }, 202);
+  });
+
+  app.get("/orders/:id", async (c) => {
+    const order = await loadOrder(deps.db(c), c.req.param("id"));
+    if (!order) return c.json({ error: { code: "not_found", message: "no such order" } }, 404);
+    return c.json(orderView(order));
+  });
+
+  app.post("/orders/outbox/flush", async (c) => {
+    const admin = vars(c).JETWAY_ADMIN_TOKEN;
+    if (admin && c.req.header("authorization") !== `Bearer ${admin}`) {
+      return c.json({ error: { code: "unauthorized", message: "admin token required" } }, 401);
+    }
+    const olderThanS = Number(c.req.query("older_than_s") ?? 10);
+    const pending = await unpublished(deps.db(c), olderThanS, 100);
+    let published = 0;
+    for (const order of pending) {
+      try {
+        await publishOrder(c, deps, order);
+        published++;
+      } catch (err) {
+        if (!(err instanceof PublishError)) throw err;
+        break; // The ingress is down: the rest would fail the same way.
+      }
+    }
+    return c.json({ pending: pending.length, published });
+  });
+
+  return fn;
+}

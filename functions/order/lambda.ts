@@ -1,0 +1,6 @@
+import { handle } from "hono/aws-lambda";
+import { lazyPostgres } from "../db/providers.ts";
+import { createOrder } from "./app.ts";
+
+// AWS Lambda: DATABASE_URL and JETWAY_PUBLISH_URL in the function's environment.
+export const handler = handle(createOrder({ db: lazyPostgres() }).app);

@@ -1,0 +1,278 @@
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { ulid } from "ulid";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../bridge/config.ts";
+import { BridgeEvents } from "../../bridge/events.ts";
+import { createHttpApp, type RunningHttpServer, startHttpServer } from "../../bridge/http.ts";
+import { createLogger } from "../../bridge/logger.ts";
+import { BridgeMetrics } from "../../bridge/metrics.ts";
+import { NatsServer } from "../../bridge/nats-server.ts";
+import {
+  InventoryReleased,
+  InventoryReserved,
+  OrderCreated,
+  PaymentCompleted,
+  PaymentFailed,
+} from "../../schemas/index.ts";
+import type { DbHandle } from "../db/client.ts";
+import { createTestDb } from "../db/testing.ts";
+import { invoke } from "../sdk/testing.ts";
+import { createOrder } from "./app.ts";
+
+const STREAM = `ORDERS_${ulid()}`;
+let nats: NatsServer;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let ingress: RunningHttpServer;
+let handle: DbHandle;
+let order: ReturnType<typeof createOrder>;
+let env: Record<string, string>;
+const DOWN = { JETWAY_PUBLISH_URL: "http://127.0.0.1:9", JETWAY_LOG_LEVEL: "silent" };
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  nc = await connect({ servers: nats.url });
+  jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: STREAM, subjects: ["orders.>"] });
+  // The real bridge ingress, so the publish contract is tested end to end.
+  const logger = createLogger({ level: "silent" });
+  const config = parseConfig({}, "test", {});
+  const app = createHttpApp({
+    ingress: {
+      nc,
+      js: jetstream(nc),
+      http: config.http,
+      connected: () => true,
+      logger,
+      publishTimeoutMs: 2_000,
+    },
+    metrics: new BridgeMetrics(new BridgeEvents(), { defaultMetrics: false }),
+    readiness: () => ({ ready: true, reasons: [] }),
+    logger,
+  });
+  ingress = await startHttpServer(app, 0, "127.0.0.1");
+  env = { JETWAY_PUBLISH_URL: `http://127.0.0.1:${ingress.port}`, JETWAY_LOG_LEVEL: "silent" };
+  handle = await createTestDb();
+  order = createOrder({ db: () => handle.db });
+});
+
+afterAll(async () => {
+  await ingress?.close();
+  await nc?.close();
+  await nats?.stop();
+  await handle?.close();
+});
+
+const body = (overrides: Record<string, unknown> = {}) => ({
+  customer_id: "cus_1",
+  items: [
+    { sku: "sku-1", quantity: 2, unit_price_minor: 1250 },
+    { sku: "sku-2", quantity: 1, unit_price_minor: 500 },
+  ],
+  currency: "EUR",
+  payment_token: "tok_visa",
+  ...overrides,
+});
+
+const post = (payload: unknown, key?: string, vars = env) =>
+  order.app.request(
+    "/orders",
+    {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) },
+      body: typeof payload === "string" ? payload : JSON.stringify(payload),
+    },
+    vars,
+  );
+
+const getOrder = async (id: string) => (await order.app.request(`/orders/${id}`, {}, env)).json();
+
+/** Every orders.created message in the stream for one order. */
+async function published(orderId: string) {
+  const info = await jsm.streams.info(STREAM);
+  const found = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const msg = await jsm.streams.getMessage(STREAM, { seq }).catch(() => null);
+    const data = msg?.json<{ order_id: string }>();
+    if (msg && data?.order_id === orderId)
+      found.push({ data: msg.json(), msgId: msg.header.get("Nats-Msg-Id") });
+  }
+  return found;
+}
+
+describe("POST /orders", () => {
+  it("stores the order, publishes orders.created.v1 through the ingress, answers 202", async () => {
+    const res = await post(body(), `key-${ulid()}`);
+    expect(res.status).toBe(202);
+    const { order_id, status } = (await res.json()) as { order_id: string; status: string };
+    expect(status).toBe("placed");
+    expect(await getOrder(order_id)).toMatchObject({
+      order_id,
+      status: "placed",
+      payment_status: "pending",
+      inventory_status: "pending",
+      total_minor: 3000,
+    });
+    const messages = await published(order_id);
+    expect(messages).toHaveLength(1);
+    const event = OrderCreated.schema.parse(messages[0]?.data);
+    expect(event).toMatchObject({ order_id, total_minor: 3000, currency: "EUR", payment_token: "tok_visa" });
+    expect(messages[0]?.msgId).toBe(event.message_id);
+  });
+
+  it("the same Idempotency-Key gives the same order and response, concurrently too, one event", async () => {
+    const key = `key-${ulid()}`;
+    const responses = await Promise.all(Array.from({ length: 10 }, () => post(body(), key)));
+    const bodies = await Promise.all(responses.map((r) => r.json()));
+    expect(responses.map((r) => r.status)).toEqual(Array(10).fill(202));
+    expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
+    const again = await post(body(), key);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await again.json()).toEqual(bodies[0]);
+    expect(await published((bodies[0] as { order_id: string }).order_id)).toHaveLength(1);
+  });
+
+  it("refuses a reused Idempotency-Key with a different order", async () => {
+    const key = `key-${ulid()}`;
+    expect((await post(body(), key)).status).toBe(202);
+    const res = await post(body({ currency: "USD" }), key);
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ error: { code: "idempotency_key_reused" } });
+  });
+
+  it("names every invalid field", async () => {
+    const res = await post({
+      items: [{ sku: "sku-1", quantity: 0, unit_price_minor: 100 }],
+      currency: "eur",
+      payment_token: "tok_visa",
+    });
+    expect(res.status).toBe(422);
+    const { error } = (await res.json()) as { error: { fields: { path: string }[]; message: string } };
+    expect(error.fields.map((f) => f.path).sort()).toEqual(["currency", "customer_id", "items.0.quantity"]);
+    expect(error.message).toContain("items.0.quantity");
+    expect((await post("{not json")).status).toBe(400);
+    expect((await post([1, 2])).status).toBe(400);
+    expect((await post(body({ extra: true }))).status).toBe(422);
+  });
+
+  it("keeps the order as pending_publish when the ingress is down; a retry publishes the same event once", async () => {
+    const key = `key-${ulid()}`;
+    const down = await post(body(), key, DOWN);
+    expect(down.status).toBe(503);
+    expect(down.headers.get("retry-after")).toBe("2");
+    const { order_id } = (await down.json()) as { order_id: string };
+    expect(await getOrder(order_id)).toMatchObject({ status: "pending_publish" });
+    expect(await published(order_id)).toHaveLength(0);
+    const retried = await post(body(), key);
+    expect(retried.status).toBe(202);
+    expect(await retried.json()).toEqual({ order_id, status: "placed" });
+    expect((await post(body(), key)).status).toBe(202);
+    expect(await published(order_id)).toHaveLength(1);
+  });
+
+  it("the outbox flush publishes orders whose client never retried", async () => {
+    const down = await post(body(), `key-${ulid()}`, DOWN);
+    const { order_id } = (await down.json()) as { order_id: string };
+    const flush = await order.app.request("/orders/outbox/flush?older_than_s=0", { method: "POST" }, env);
+    expect(flush.status).toBe(200);
+    expect(await getOrder(order_id)).toMatchObject({ status: "placed" });
+    expect(await published(order_id)).toHaveLength(1);
+  });
+});
+
+describe("status from events", () => {
+  const place = async () => {
+    const res = await post(body(), `key-${ulid()}`);
+    return ((await res.json()) as { order_id: string }).order_id;
+  };
+  const now = () => new Date().toISOString();
+  const deliver = async (type: Parameters<typeof invoke>[1], data: Record<string, unknown>) => {
+    const res = await invoke(order.app, type, { message_id: ulid(), occurred_at: now(), ...data } as never, {
+      env,
+    });
+    return res;
+  };
+  type Events = { events: { subject: string; id: string; data: Record<string, unknown> }[] };
+
+  it("paid + reserved → confirmed, announced once per message and identically on redelivery", async () => {
+    const order_id = await place();
+    const paid = await deliver(PaymentCompleted, {
+      order_id,
+      payment_id: "pay_1",
+      amount_minor: 3000,
+      currency: "EUR",
+      gateway_charge_id: "ch_1",
+    });
+    expect(((await paid.json()) as Events).events).toEqual([]);
+    expect(await getOrder(order_id)).toMatchObject({ status: "placed", payment_status: "paid" });
+    const reservedData = {
+      message_id: ulid(),
+      occurred_at: now(),
+      order_id,
+      reservation_id: "res_1",
+      items: [{ sku: "sku-1", quantity: 2 }],
+    };
+    const first = (await (
+      await invoke(order.app, InventoryReserved, reservedData, { env })
+    ).json()) as Events;
+    expect(first.events).toEqual([
+      expect.objectContaining({
+        subject: "orders.confirmed.v1",
+        id: `orders-final:${order_id}`,
+        data: expect.objectContaining({ order_id, payment_id: "pay_1", reservation_id: "res_1" }),
+      }),
+    ]);
+    const redelivered = (await (
+      await invoke(order.app, InventoryReserved, reservedData, { env })
+    ).json()) as Events;
+    expect(redelivered).toEqual(first);
+    expect(await getOrder(order_id)).toMatchObject({
+      status: "confirmed",
+      payment_status: "paid",
+      inventory_status: "reserved",
+    });
+  });
+
+  it("payment failed → cancelled with a reason; the later release keeps it cancelled", async () => {
+    const order_id = await place();
+    const failed = await deliver(PaymentFailed, {
+      order_id,
+      reason: "card_declined",
+      amount_minor: 3000,
+      currency: "EUR",
+    });
+    expect(((await failed.json()) as Events).events[0]).toMatchObject({
+      subject: "orders.cancelled.v1",
+      data: { order_id, reason: "payment_card_declined" },
+    });
+    const released = await deliver(InventoryReleased, {
+      order_id,
+      reservation_id: "res_2",
+      items: [{ sku: "sku-1", quantity: 2 }],
+      reason: "payment_failed",
+    });
+    expect(((await released.json()) as Events).events).toEqual([]);
+    expect(await getOrder(order_id)).toMatchObject({
+      status: "cancelled",
+      payment_status: "failed",
+      inventory_status: "released",
+      cancel_reason: "payment_card_declined",
+    });
+  });
+
+  it("an event for an unknown order is dead-lettered (4xx)", async () => {
+    const res = await deliver(PaymentFailed, {
+      order_id: "ord_missing",
+      reason: "card_declined",
+      amount_minor: 1,
+      currency: "EUR",
+    });
+    expect(res.status).toBe(422);
+  });
+
+  it("GET of an unknown order is 404", async () => {
+    expect((await order.app.request("/orders/nope", {}, env)).status).toBe(404);
+  });
+});

@@ -1,0 +1,74 @@
+import { and, asc, eq, lt, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { newId } from "../db/ids.ts";
+import { orders } from "../db/schema.ts";
+import type { OrderRequest } from "./request.ts";
+
+export type Order = typeof orders.$inferSelect;
+
+export interface NewOrder {
+  request: OrderRequest;
+  total_minor: number;
+  request_hash: string;
+  idempotency_key: string | undefined;
+  /** Builds the orders.created.v1 payload for the new order's id. */
+  event: (orderId: string) => Record<string, unknown>;
+}
+
+/**
+ * Stores a new order as `pending_publish` with its orders.created event (the outbox entry), or returns the
+ * order an earlier request with the same Idempotency-Key made. Concurrent requests with one key meet on
+ * the unique index: one inserts, the others read its row.
+ */
+export async function insertOrder(db: Db, input: NewOrder): Promise<{ order: Order; created: boolean }> {
+  const id = newId("ord");
+  const [inserted] = await db
+    .insert(orders)
+    .values({
+      id,
+      customer_id: input.request.customer_id,
+      items: input.request.items,
+      total_minor: input.total_minor,
+      currency: input.request.currency,
+      status: "pending_publish",
+      idempotency_key: input.idempotency_key ?? null,
+      request_hash: input.request_hash,
+      created_event: input.event(id),
+    })
+    .onConflictDoNothing()
+    .returning();
+  if (inserted) return { order: inserted, created: true };
+  const [existing] = input.idempotency_key
+    ? await db.select().from(orders).where(eq(orders.idempotency_key, input.idempotency_key))
+    : [];
+  if (!existing) throw new Error("order insert conflicted but no order holds the idempotency key");
+  return { order: existing, created: false };
+}
+
+export async function loadOrder(db: Db, id: string): Promise<Order | undefined> {
+  const [row] = await db.select().from(orders).where(eq(orders.id, id));
+  return row;
+}
+
+/** pending_publish → placed, unless an event already moved the order on. */
+export async function markPublished(db: Db, id: string): Promise<void> {
+  await db
+    .update(orders)
+    .set({ status: "placed", updated_at: sql`now()` })
+    .where(and(eq(orders.id, id), eq(orders.status, "pending_publish")));
+}
+
+/** Orders whose event has not gone out yet, oldest first (for the outbox flush). */
+export async function unpublished(db: Db, olderThanS: number, limit: number): Promise<Order[]> {
+  return db
+    .select()
+    .from(orders)
+    .where(
+      and(
+        eq(orders.status, "pending_publish"),
+        lt(orders.created_at, sql`now() - make_interval(secs => ${olderThanS})`),
+      ),
+    )
+    .orderBy(asc(orders.created_at))
+    .limit(limit);
+}
