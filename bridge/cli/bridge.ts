@@ -10,6 +10,8 @@ export const command: Command = {
     const { values } = parseFlags(argv, CONFIG_OPTION);
     const config = await configFrom(values.config);
     const logger = createLogger({ level: config.log.level });
+    // A stray rejection from a client library during a NATS blip must not take the whole bridge down.
+    process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled rejection"));
     const bridge = await startBridge(config, { logger });
     // The exit happens in the signal handler, after the graceful stop; until then keep running.
     return new Promise<number>(() => {
