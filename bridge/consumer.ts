@@ -81,6 +81,11 @@ export class RouteConsumer {
       max_messages: this.route.concurrency,
       callback: this.onMessage,
     });
+    if (this.stopping) {
+      // stop() ran while a rebind was binding: do not leave a pull running behind it.
+      await messages.close();
+      return;
+    }
     this.messages = messages;
     this.isBound = true;
     this.o.events.emit("consumer:bound", { route: this.route.name });

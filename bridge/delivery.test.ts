@@ -179,3 +179,15 @@ describe("in-flight management", () => {
     expect(redelivered.map((r) => r.headers["x-jetway-delivery"])).toEqual(["2", "2"]);
   });
 });
+
+describe("consumer notifications", () => {
+  it("reports a deleted durable as consumer:status without throwing", async () => {
+    const fn = await HttpFunction.start();
+    const f = await setup(fn);
+    const statuses: string[] = [];
+    f.events.on("consumer:status", (s) => statuses.push(s.type));
+    await h.jsm.consumers.delete(f.route.stream, f.route.name);
+    await waitFor("a consumer_deleted notification", () => statuses.includes("consumer_deleted"));
+    expect(f.consumer.inFlight).toBe(0);
+  });
+});
