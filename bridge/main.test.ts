@@ -107,6 +107,20 @@ describe("in-process bridge", () => {
     expect(await listDeadLetters(js, jsm, dl)).toEqual([]);
   });
 
+  // Delivery resumes on the pull loop's next request (up to its expiry, ~30 s), too slow to wait for here.
+  it("recreates a durable consumer deleted under it", async () => {
+    const jsm = await jetstreamManager(bridge.nc);
+    await jsm.consumers.delete(`JOBS_${id}`, "work");
+    await until(async () =>
+      jsm.consumers.info(`JOBS_${id}`, "work").then(
+        () => true,
+        () => false,
+      ),
+    );
+    const info = await jsm.consumers.info(`JOBS_${id}`, "work");
+    expect(info.config).toMatchObject({ ack_policy: "explicit", max_deliver: -1 });
+  });
+
   it("survives a nats-server restart and keeps delivering", async () => {
     await server.restart();
     await until(() => bridge.readiness().ready);

@@ -8,7 +8,7 @@ import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { connectNats, watchStatus } from "./nats.ts";
-import { provision } from "./provision.ts";
+import { provision, provisionConsumer } from "./provision.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
 import { startTelemetry, type TelemetryOptions } from "./telemetry.ts";
@@ -53,15 +53,24 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   await provision(jsm, config, version, logger);
 
   const features = serverFeatures(version);
+  let shuttingDown = false;
   const consumers = config.routes.map(
     (route) => new RouteConsumer({ js, route, deadLetter: config.dead_letter, events, logger, features }),
   );
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
   events.on("consumer:bound", ({ route }) => logger.info({ route }, "consumer bound"));
-  // Heartbeats missed, consumer deleted, …: notifications, logged from the side, never thrown.
-  events.on("consumer:status", ({ route, type }) => logger.debug({ route, type }, "consumer status"));
+  // Heartbeats missed, consumer deleted, …: notifications, logged from the side, never thrown. A durable
+  // deleted under a running bridge is recreated, so the pull loop (which keeps asking) resumes by itself.
+  events.on("consumer:status", ({ route, type }) => {
+    logger.debug({ route, type }, "consumer status");
+    const routeConfig = config.routes.find((r) => r.name === route);
+    if (type !== "consumer_deleted" || !routeConfig || shuttingDown) return;
+    logger.warn({ route }, "consumer was deleted, recreating it");
+    provisionConsumer(jsm, routeConfig, version, logger).catch((error: unknown) =>
+      logger.error({ route, err: error }, "recreating the deleted consumer failed"),
+    );
+  });
 
-  let shuttingDown = false;
   const readiness = (): Readiness => {
     const reasons: string[] = [];
     if (shuttingDown) reasons.push("shutting down");

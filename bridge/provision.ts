@@ -179,6 +179,16 @@ async function ensureConsumer(
   }
 }
 
+/** Creates or updates one route's durable consumer (also used to bring back a consumer deleted at runtime). */
+export function provisionConsumer(
+  jsm: JetStreamManager,
+  route: RouteConfig,
+  version: string,
+  logger: pino.Logger,
+): Promise<ConsumerInfo> {
+  return ensureConsumer(jsm, route, desiredConsumer(route), version, logger);
+}
+
 /**
  * Creates or updates every stream (dead-letter stream included) and one durable pull consumer per route.
  * Safe to run again and again: a second run changes nothing.
@@ -190,7 +200,5 @@ export async function provision(
   logger: pino.Logger,
 ): Promise<void> {
   for (const stream of desiredStreams(config)) await ensureStream(jsm, stream, logger);
-  for (const route of config.routes) {
-    await ensureConsumer(jsm, route, desiredConsumer(route), version, logger);
-  }
+  for (const route of config.routes) await provisionConsumer(jsm, route, version, logger);
 }
