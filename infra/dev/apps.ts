@@ -1,5 +1,6 @@
 import type { DbHandle } from "../../functions/db/index.ts";
 import { createInventory } from "../../functions/inventory/app.ts";
+import { createOrder } from "../../functions/order/app.ts";
 import { createPayment } from "../../functions/payment/app.ts";
 import type { FunctionName } from "./ports.ts";
 
@@ -19,6 +20,7 @@ export interface AppDeps {
  */
 export const DOMAIN_APPS: Partial<Record<Exclude<FunctionName, "gateway-sim">, (deps: AppDeps) => FetchApp>> =
   {
+    order: ({ db }) => createOrder({ db: () => db.db }).app,
     payment: ({ db }) => createPayment({ db: () => db.db }).app,
     inventory: ({ db }) => createInventory({ db: () => db.db }).app,
   };

@@ -1,0 +1,145 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { inArray, sql } from "drizzle-orm";
+import pino from "pino";
+import { parseConfig } from "../../bridge/config.ts";
+import { type RunningBridge, startBridge } from "../../bridge/main.ts";
+import { freePort, NatsServer } from "../../bridge/nats-server.ts";
+import type { DbHandle } from "../../functions/db/index.ts";
+import { orders } from "../../functions/db/schema.ts";
+import { createTestDb } from "../../functions/db/testing.ts";
+import { seedStock } from "../../functions/inventory/stock.ts";
+import { devBridgeConfig, readRawConfig } from "./bridge-config.ts";
+import { type FunctionHost, startFunctionHost } from "./host.ts";
+import { type DevPorts, FUNCTION_NAMES, type FunctionName, localUrl } from "./ports.ts";
+import { DEFAULT_DEV_CONFIG } from "./runner.ts";
+import { functionVars } from "./vars.ts";
+
+/*
+ * The whole reference system for tests: a nats-server of its own, a Postgres schema of its own, every
+ * function in this process (the dev host) and the bridge in-process, configured from infra/bridge.dev.yaml
+ * re-pointed at free ports with short back-offs.
+ */
+
+export const SYSTEM_SECRET = "system-test-secret";
+
+export interface System {
+  ports: DevPorts;
+  nats: NatsServer;
+  db: DbHandle;
+  host: FunctionHost;
+  bridge: RunningBridge;
+  auditDir: string;
+  close(): Promise<void>;
+}
+
+export interface SystemOptions {
+  stock: Record<string, number>;
+  /** Extra routes and per-route overrides, merged into the dev config. */
+  routes?: Record<string, Record<string, unknown>>;
+  /** Routes beside the dev config's, given the ports (e.g. one more route to a function). */
+  extraRoutes?: (ports: DevPorts) => Record<string, unknown>[];
+}
+
+const FAST_RETRY = { backoff: ["100ms", "200ms", "500ms"], max_backoff: "1s", max_deliver: 20 };
+
+export async function startSystem(options: SystemOptions): Promise<System> {
+  const nats = await NatsServer.start();
+  const db = await createTestDb();
+  await seedStock(db.db, options.stock);
+  const functions = {} as Record<FunctionName, number>;
+  for (const name of FUNCTION_NAMES) functions[name] = await freePort();
+  const ports: DevPorts = { bridge: await freePort(), nats: nats.port, functions };
+  const dataDir = await mkdtemp(join(tmpdir(), "jetway-system-"));
+  const vars: Record<string, string> = {
+    ...functionVars(ports, dataDir, { JETWAY_SECRET: SYSTEM_SECRET }),
+    JETWAY_LOG_LEVEL: "error",
+  };
+  // Functions read their settings through hono's env(c), which is process.env on Node.
+  Object.assign(process.env, vars);
+  const quiet = pino({ level: "error" });
+  const host = await startFunctionHost({ ports, db, vars, logger: quiet });
+
+  const raw = devBridgeConfig(await readRawConfig(DEFAULT_DEV_CONFIG), ports);
+  const routes = (raw.routes as Record<string, unknown>[]).map((route) => ({
+    ...route,
+    ...FAST_RETRY,
+    ...options.routes?.[String(route.name)],
+  }));
+  const config = parseConfig(
+    {
+      ...raw,
+      nats: { servers: [nats.url] },
+      http: { port: ports.bridge, host: "127.0.0.1" },
+      routes: [...routes, ...(options.extraRoutes?.(ports) ?? [])],
+      shutdown: { grace_period: "2s" },
+    },
+    "system test config",
+    { JETWAY_SECRET: SYSTEM_SECRET },
+  );
+  const bridge = await startBridge(config, { logger: quiet });
+  return {
+    ports,
+    nats,
+    db,
+    host,
+    bridge,
+    auditDir: vars.AUDIT_DIR ?? join(dataDir, "audit"),
+    async close() {
+      await bridge.shutdown();
+      await host.close();
+      await db.close();
+      await nats.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface PlacedOrder {
+  order_id: string;
+  status: string;
+}
+
+/** POST /orders as a client would, retrying the same Idempotency-Key while the answer says to. */
+export async function placeOrder(system: System, key: string, body: unknown): Promise<PlacedOrder> {
+  const url = localUrl(system.ports.functions.order, "/orders");
+  for (;;) {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": key },
+      body: JSON.stringify(body),
+    });
+    const json = (await res.json()) as PlacedOrder;
+    if (res.status === 202) return json;
+    if (res.status !== 503) throw new Error(`POST /orders answered ${res.status}: ${JSON.stringify(json)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Polls until every given order is confirmed or cancelled (the test's own timeout bounds the wait). */
+export async function waitFinal(system: System, ids: string[]): Promise<void> {
+  for (;;) {
+    const [row] = await system.db.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(orders)
+      .where(sql`${inArray(orders.id, ids)} and ${orders.status} in ('confirmed', 'cancelled')`);
+    if ((row?.n ?? 0) === ids.length) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Polls until no route has messages pending or awaiting an ack: everything emitted has been handled. */
+export async function waitQuiet(system: System): Promise<void> {
+  const jsm = await jetstreamManager(system.bridge.nc);
+  for (;;) {
+    let busy = 0;
+    for (const route of system.bridge.config.routes) {
+      const info = await jsm.consumers.info(route.stream, route.durable ?? route.name);
+      busy += info.num_pending + info.num_ack_pending;
+    }
+    if (busy === 0) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -1,0 +1,246 @@
+import { jetstream } from "@nats-io/jetstream";
+import { headers, type MsgHdrs } from "@nats-io/nats-core";
+import { eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DLQ_HEADERS } from "../../bridge/dead-letter-headers.ts";
+import { orders, payments, reservations, stock } from "../../functions/db/schema.ts";
+import { EXAMPLE_ORDER } from "./banner.ts";
+import { localUrl } from "./ports.ts";
+import { placeOrder, type System, startSystem, waitFinal, waitQuiet } from "./system-fixture.ts";
+
+/*
+ * The issue's "done when": orders flow order → payment → inventory → audit through the bridge and
+ * JetStream; under a failing, throttling gateway every order is charged exactly once and stock never goes
+ * negative; invalid events land in the dead-letter stream with the reason.
+ */
+
+const SCARCE = 450;
+let system: System;
+
+beforeAll(async () => {
+  system = await startSystem({
+    routes: {
+      "audit-orders": { max_deliver: 1 },
+      "audit-payments": { max_deliver: 1 },
+      "audit-inventory": { max_deliver: 1 },
+    },
+    stock: { "sku-coffee": 100, "sku-mug": 100, "sku-gone": 0, "sku-scarce": SCARCE },
+    // A route whose secret the functions do not share: every delivery is a forged signature (401,
+    // retryable by contract), so it dead-letters once its two attempts are spent.
+    extraRoutes: (ports) => [
+      {
+        name: "forged",
+        stream: "ORDERS",
+        filter_subject: "orders.forged.v1",
+        url: localUrl(ports.functions.payment, "/events"),
+        secret: "not-the-secret",
+        max_deliver: 2,
+        backoff: ["50ms"],
+      },
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await system?.close();
+});
+
+interface OrderView {
+  status: string;
+  payment_status: string;
+  inventory_status: string;
+  cancel_reason: string | null;
+}
+
+async function getOrder(id: string): Promise<OrderView> {
+  const res = await fetch(localUrl(system.ports.functions.order, `/orders/${id}`));
+  expect(res.status).toBe(200);
+  return (await res.json()) as OrderView;
+}
+
+describe("end to end through the bridge", () => {
+  it("takes each order to its final status", async () => {
+    const good = await placeOrder(system, "e2e-good", EXAMPLE_ORDER);
+    const declined = await placeOrder(system, "e2e-declined", {
+      ...EXAMPLE_ORDER,
+      payment_token: "tok_decline",
+    });
+    const noStock = await placeOrder(system, "e2e-no-stock", {
+      ...EXAMPLE_ORDER,
+      items: [{ sku: "sku-gone", quantity: 1, unit_price_minor: 100 }],
+    });
+    expect(good.status).toBe("placed");
+    await waitFinal(system, [good.order_id, declined.order_id, noStock.order_id]);
+    await waitQuiet(system);
+
+    expect(await getOrder(good.order_id)).toMatchObject({
+      status: "confirmed",
+      payment_status: "paid",
+      inventory_status: "reserved",
+    });
+    expect(await getOrder(declined.order_id)).toMatchObject({
+      status: "cancelled",
+      payment_status: "failed",
+      // The reservation made for it was given back after the payment failed.
+      inventory_status: "released",
+    });
+    expect(await getOrder(noStock.order_id)).toMatchObject({
+      status: "cancelled",
+      inventory_status: "rejected",
+    });
+    // The released stock is back: only the confirmed order's items are gone.
+    const levels = await system.db.db.select().from(stock);
+    const level = (sku: string) => levels.find((l) => l.sku === sku)?.available;
+    expect(level("sku-coffee")).toBe(98);
+    expect(level("sku-mug")).toBe(99);
+  });
+});
+
+/** Runs `task` over `items` with at most `limit` at a time. */
+async function pool<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await task(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+  return results;
+}
+
+describe("500 orders against a failing, throttling gateway", () => {
+  it("charges every order exactly once and never oversells", async () => {
+    const gateway = system.host.gateway;
+    gateway.reset();
+    gateway.setControls({
+      error_rate: 0.3,
+      throttle_rate: 0.1,
+      retry_after_s: 1,
+      fail_after_charge_rate: 0.05,
+    });
+    const order = (i: number) => ({
+      customer_id: `cus_${i % 37}`,
+      currency: "EUR",
+      payment_token: "tok_visa",
+      items: [{ sku: "sku-scarce", quantity: 1, unit_price_minor: 500 + i }],
+    });
+    const indexes = Array.from({ length: 500 }, (_, i) => i);
+    const placed = await pool(indexes, 25, (i) => placeOrder(system, `chaos-${i}`, order(i)));
+    // A client retrying the same Idempotency-Key gets the same order, not a second one.
+    const again = await pool(indexes.slice(0, 50), 25, (i) => placeOrder(system, `chaos-${i}`, order(i)));
+    expect(again.map((o) => o.order_id)).toEqual(placed.slice(0, 50).map((o) => o.order_id));
+    const ids = placed.map((o) => o.order_id);
+    expect(new Set(ids).size).toBe(500);
+    await waitFinal(system, ids);
+    await waitQuiet(system);
+
+    const stats = gateway.getStats();
+    // The chaos really happened, and was retried through.
+    expect(stats.errors).toBeGreaterThan(50);
+    expect(stats.throttled).toBeGreaterThan(10);
+    expect(stats.requests).toBeGreaterThan(stats.charges);
+    // Exactly once: one charge per order, no idempotency key charged twice.
+    expect(stats.charges).toBe(500);
+    expect(Object.keys(stats.by_key_count)).toHaveLength(500);
+    expect(Object.values(stats.by_key_count).every((n) => n === 1)).toBe(true);
+    const paid = await system.db.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(orders)
+      .where(sql`${orders.id} in ${ids} and ${orders.payment_status} = 'paid'`);
+    expect(paid[0]?.n).toBe(stats.succeeded);
+    expect(stats.succeeded).toBe(500);
+    const chargeIds = await system.db.db
+      .select({ id: payments.gateway_charge_id })
+      .from(payments)
+      .where(sql`${payments.order_id} in ${ids}`);
+    expect(new Set(chargeIds.map((c) => c.id)).size).toBe(500);
+
+    // Never oversold: exactly the scarce stock was reserved, the rest rejected, nothing below zero.
+    const [scarce] = await system.db.db.select().from(stock).where(eq(stock.sku, "sku-scarce"));
+    expect(scarce?.available).toBe(0);
+    const held = await system.db.db
+      .select({ status: reservations.status, n: sql<number>`count(*)::int` })
+      .from(reservations)
+      .where(sql`${reservations.order_id} in ${ids}`)
+      .groupBy(reservations.status);
+    expect(Object.fromEntries(held.map((h) => [h.status, h.n]))).toEqual({ reserved: SCARCE, rejected: 50 });
+    const final = await system.db.db
+      .select({ status: orders.status, n: sql<number>`count(*)::int` })
+      .from(orders)
+      .where(sql`${orders.id} in ${ids}`)
+      .groupBy(orders.status);
+    expect(Object.fromEntries(final.map((f) => [f.status, f.n]))).toEqual({
+      confirmed: SCARCE,
+      cancelled: 50,
+    });
+  });
+});
+
+interface Letter {
+  reason: string;
+  status: string;
+  response: string;
+  body: string;
+}
+
+/** Reads `dlq.<route>` from the start until the dead letter of stream sequence `seq` is there. */
+async function deadLetterOf(route: string, seq: number): Promise<Letter> {
+  const js = jetstream(system.bridge.nc);
+  const { dead_letter } = system.bridge.config;
+  for (;;) {
+    const consumer = await js.consumers.get(dead_letter.stream, {
+      filter_subjects: `${dead_letter.subject_prefix}.${route}`,
+    });
+    for (;;) {
+      const msg = await consumer.next({ expires: 1_000 });
+      if (!msg) break;
+      const h = msg.headers as MsgHdrs;
+      if (h.get(DLQ_HEADERS.seq) === String(seq)) {
+        return {
+          reason: h.get(DLQ_HEADERS.reason),
+          status: h.get(DLQ_HEADERS.status),
+          response: h.get(DLQ_HEADERS.response),
+          body: msg.string(),
+        };
+      }
+    }
+    await consumer.delete().catch(() => {});
+  }
+}
+
+describe("invalid events", () => {
+  it("land in the dead-letter stream with the status and the function's reason", async () => {
+    const js = jetstream(system.bridge.nc);
+    const json = headers();
+    json.set("Content-Type", "application/json");
+    const badJson = await js.publish("orders.created.v1", "{not json", { headers: json });
+    const badSchema = await js.publish("orders.created.v1", JSON.stringify({ order_id: "ord_bad" }), {
+      headers: json,
+    });
+    const valid = JSON.stringify({
+      ...EXAMPLE_ORDER,
+      message_id: "01JDEV00000000000000000FAK",
+      occurred_at: new Date().toISOString(),
+      order_id: "ord_forged",
+      total_minor: 3400,
+    });
+    const forged = await js.publish("orders.forged.v1", valid, { headers: json });
+
+    const letter1 = await deadLetterOf("payment", badJson.seq);
+    expect(letter1).toMatchObject({ status: "400", body: "{not json" });
+    expect(`${letter1.reason} ${letter1.response}`).toContain("invalid JSON");
+
+    const letter2 = await deadLetterOf("payment", badSchema.seq);
+    expect(letter2.status).toBe("422");
+    expect(`${letter2.reason} ${letter2.response}`).toMatch(/message_id: .*customer_id: /);
+
+    // 401 is retryable by contract (a rotated secret heals), so it dead-letters after max_deliver attempts.
+    const letter3 = await deadLetterOf("forged", forged.seq);
+    expect(letter3.status).toBe("401");
+    expect(letter3.reason).toMatch(/attempt 2 of 2 failed: HTTP 401/);
+    expect(letter3.response).toMatch(/signature/);
+    expect(letter3.body).toBe(valid);
+  });
+});
