@@ -1,33 +1,71 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { AckPolicy, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Config, parseConfig, type RouteConfig } from "../bridge/config.ts";
+import { RouteConsumer } from "../bridge/consumer.ts";
+import { BridgeEvents } from "../bridge/events.ts";
+import { connectionOptions } from "../bridge/nats.ts";
+import { provision } from "../bridge/provision.ts";
+import { serverFeatures } from "../bridge/server-features.ts";
+import { HttpFunction } from "../bridge/testing/http-function.ts";
 import { NatsCluster, poll } from "./testing/nats-cluster.ts";
 
 /**
- * A 3-node JetStream cluster loses one node (kill -9, the stream leader) and keeps taking and serving
- * an R3 stream with the remaining two; the node comes back, catches up, and nothing is lost or doubled.
+ * A 3-node JetStream cluster loses one node (kill -9 of the stream leader, which the bridge is connected
+ * to) and keeps taking and serving an R3 stream with the remaining two; the node comes back and catches
+ * up. Throughout, a RouteConsumer delivers every message to a local HTTP function: nothing is lost.
  */
 describe("3-node JetStream cluster", () => {
+  const silent = pino({ level: "silent" });
+  const id = randomBytes(4).toString("hex");
+  const stream = `CLUSTER_${id}`;
+  const subject = `cluster_${id}.events`;
   let cluster: NatsCluster;
   let nc: NatsConnection;
   let jsm: JetStreamManager;
-  const stream = `CLUSTER_${randomUUID().slice(0, 8)}`;
-  const subject = `${stream.toLowerCase()}.events`;
+  let fn: HttpFunction;
+  let config: Config;
+  const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(async () => {
     cluster = await NatsCluster.start(3);
     nc = await connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    fn = await HttpFunction.start();
+    config = parseConfig(
+      {
+        nats: { servers: cluster.urls },
+        streams: [{ name: stream, subjects: [`cluster_${id}.>`], replicas: 3 }],
+        dead_letter: { stream: `DLQ_${id}`, subject_prefix: `dlq_${id}`, replicas: 3 },
+        routes: [
+          // A short ack_wait bounds how long a message whose ack died with the node waits to come back.
+          {
+            name: "deliver",
+            stream,
+            url: fn.url,
+            concurrency: 8,
+            timeout: "2s",
+            ack_wait: "5s",
+            max_deliver: 100,
+          },
+        ],
+      },
+      "cluster test",
+      {},
+    );
     // The meta leader is elected only after the routes connect; until then the JetStream API times out.
     jsm = await poll("the JetStream API to answer", async () => jetstreamManager(nc));
-    await poll("an R3 stream to be created", async () =>
-      jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`], num_replicas: 3 }),
+    await poll("R3 streams and consumer to be provisioned", async () =>
+      provision(jsm, config, nc.info?.version ?? "2.9.0", silent).then(() => true),
     );
   });
 
   afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     await nc?.close();
+    await fn?.close();
     await cluster?.stop();
   });
 
@@ -40,10 +78,10 @@ describe("3-node JetStream cluster", () => {
     }
   }
 
-  /** Pulls from a durable consumer until `count` distinct messages have been seen, acking each. */
-  async function readUntil(durable: string, seen: Set<number>, count: number): Promise<void> {
-    await poll(`${count} messages via ${durable}`, async () => {
-      const consumer = await js().consumers.get(stream, durable);
+  /** Pulls from a plain durable consumer until `count` distinct messages have been seen, acking each. */
+  async function readUntil(seen: Set<number>, count: number): Promise<void> {
+    await poll(`${count} messages via the reader`, async () => {
+      const consumer = await js().consumers.get(stream, "reader");
       const batch = await consumer.fetch({ max_messages: 50, expires: 1_000 });
       for await (const m of batch) {
         seen.add(Number(m.string()));
@@ -53,27 +91,61 @@ describe("3-node JetStream cluster", () => {
     });
   }
 
+  /** Distinct messages the HTTP function has received (redeliveries are allowed, losses are not). */
+  const delivered = () => new Set(fn.requests.map((r) => Number(r.body.toString())));
+  // Generous: when the pull request in flight dies with its node, the consumer only notices after two
+  // missed idle heartbeats (nats.js consume() default: expires 30s → heartbeat 15s), so ~30s worst case.
+  const deliveredUntil = (count: number) =>
+    poll(
+      `${count} messages delivered to the function`,
+      async () => (delivered().size >= count ? true : undefined),
+      { timeoutMs: 45_000 },
+    );
+
+  /** A bridge connection that starts on the node we are going to kill. */
+  async function bridgeOn(firstUrl: string): Promise<{ consumer: RouteConsumer; nc: NatsConnection }> {
+    const opts = await connectionOptions(config.nats);
+    const servers = [firstUrl, ...cluster.urls.filter((u) => u !== firstUrl)];
+    const bridgeNc = await connect({ ...opts, servers, noRandomize: true, reconnectTimeWait: 250 });
+    cleanups.push(() => bridgeNc.close());
+    const consumer = new RouteConsumer({
+      js: jetstream(bridgeNc),
+      route: config.routes[0] as RouteConfig,
+      deadLetter: config.dead_letter,
+      events: new BridgeEvents(),
+      logger: silent,
+      features: serverFeatures(bridgeNc.info?.version ?? "2.9.0"),
+    });
+    await consumer.start();
+    cleanups.push(() => consumer.stop(1_000));
+    return { consumer, nc: bridgeNc };
+  }
+
   async function replicasCurrent(): Promise<boolean | undefined> {
     const info = await jsm.streams.info(stream);
     const peers = info.cluster?.replicas ?? [];
     return peers.length === 2 && peers.every((p) => p.current && !p.offline) ? true : undefined;
   }
 
-  it("keeps an R3 stream available through the loss of its leader and loses nothing", async () => {
+  it("keeps an R3 stream and a RouteConsumer going through the loss of the leader; loses nothing", async () => {
     await jsm.consumers.add(stream, { durable_name: "reader", ack_policy: AckPolicy.Explicit });
-    const seen = new Set<number>();
-
-    await publish(0, 30);
-    await readUntil("reader", seen, 30);
-
     const leader = (await jsm.streams.info(stream)).cluster?.leader;
     expect(leader).toMatch(/^n[123]$/);
     const victim = cluster.node(leader ?? "");
+    const bridge = await bridgeOn(victim.url);
+    expect(bridge.nc.info?.server_name).toBe(leader);
+    const seen = new Set<number>();
+
+    await publish(0, 30);
+    await readUntil(seen, 30);
+    await deliveredUntil(30);
+
     await victim.stopProcess(true);
 
-    // Two of three is a quorum: publishing and reading go on while the victim is down.
+    // Two of three is a quorum: publishing, reading and delivering go on while the victim is down.
     await publish(30, 60);
-    await readUntil("reader", seen, 60);
+    await readUntil(seen, 60);
+    await deliveredUntil(60);
     const during = await jsm.streams.info(stream);
     expect(during.cluster?.leader).not.toBe(leader);
     // 2.9 reports a dead peer as not current (with growing lag); newer servers also flag it offline.
@@ -82,11 +154,21 @@ describe("3-node JetStream cluster", () => {
     await victim.restart();
     await poll("the restarted node to catch up", replicasCurrent, { timeoutMs: 20_000 });
     await publish(60, 90);
-    await readUntil("reader", seen, 90);
+    await readUntil(seen, 90);
+    await deliveredUntil(90);
 
+    const all = Array.from({ length: 90 }, (_, i) => i);
     const info = await jsm.streams.info(stream);
     expect(info.state.messages).toBe(90);
     expect(info.state.last_seq).toBe(90);
-    expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 90 }, (_, i) => i));
+    expect([...seen].sort((a, b) => a - b)).toEqual(all);
+    expect([...delivered()].sort((a, b) => a - b)).toEqual(all);
+    // Every delivery was settled: nothing waits on the route's consumer, nothing sits unacked.
+    await poll("the route's consumer to be fully acked", async () => {
+      const ci = await jsm.consumers.info(stream, "deliver");
+      return ci.num_pending === 0 && ci.num_ack_pending === 0 ? true : undefined;
+    });
+    expect(bridge.consumer.bound).toBe(true);
+    expect(bridge.nc.info?.server_name).not.toBe(leader);
   });
 });
