@@ -1,0 +1,219 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import S3rver from "s3rver";
+import { ulid } from "ulid";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type EventType,
+  InventoryReleased,
+  InventoryReserved,
+  OrderCreated,
+  PaymentCompleted,
+  PaymentFailed,
+} from "../../schemas/index.ts";
+import { invoke } from "../sdk/testing.ts";
+import { createAudit } from "./app.ts";
+import { DirStore } from "./dir-store.ts";
+import { entryKey, type ObjectStore } from "./entry.ts";
+import { replay } from "./replay.ts";
+import { S3Store } from "./s3-store.ts";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "jetway-audit-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const env = { JETWAY_LOG_LEVEL: "silent" };
+const at = (n: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
+
+/** A small history: A confirmed, B cancelled by a declined card (stock released), C still waiting. */
+function history(stream: string) {
+  const [a, b, c] = [`ord_${ulid()}`, `ord_${ulid()}`, `ord_${ulid()}`];
+  const created = (order_id: string) => ({
+    order_id,
+    customer_id: "cus_1",
+    items: [{ sku: "sku-1", quantity: 1, unit_price_minor: 100 }],
+    total_minor: 100,
+    currency: "EUR",
+    payment_token: "tok_visa",
+  });
+  const steps: [EventType, Record<string, unknown>][] = [
+    [OrderCreated, created(a)],
+    [OrderCreated, created(b)],
+    [InventoryReserved, { order_id: b, reservation_id: "res_b", items: [{ sku: "sku-1", quantity: 1 }] }],
+    [
+      PaymentCompleted,
+      { order_id: a, payment_id: "pay_a", amount_minor: 100, currency: "EUR", gateway_charge_id: "ch_a" },
+    ],
+    [PaymentFailed, { order_id: b, reason: "card_declined", amount_minor: 100, currency: "EUR" }],
+    [InventoryReserved, { order_id: a, reservation_id: "res_a", items: [{ sku: "sku-1", quantity: 1 }] }],
+    [
+      InventoryReleased,
+      {
+        order_id: b,
+        reservation_id: "res_b",
+        items: [{ sku: "sku-1", quantity: 1 }],
+        reason: "payment_failed",
+      },
+    ],
+    [OrderCreated, created(c)],
+  ];
+  const events = steps.map(([type, data], i) => ({
+    type,
+    data: { message_id: ulid(), occurred_at: at(i), ...data },
+    seq: i + 1,
+    stream,
+    time: at(i),
+  }));
+  return { a, b, c, events };
+}
+
+async function feed(store: ObjectStore, events: ReturnType<typeof history>["events"]) {
+  const audit = createAudit({ store: () => store });
+  for (const e of events) {
+    const res = await invoke(audit.app, e.type, e.data as never, {
+      id: e.data.message_id,
+      stream: e.stream,
+      seq: e.seq,
+      env,
+      headers: { "ce-time": e.time },
+    });
+    expect(res.status).toBe(200);
+  }
+  return audit;
+}
+
+describe("audit log in a directory", () => {
+  it("writes each message once; a redelivery leaves the entry untouched", async () => {
+    const store = new DirStore(join(dir, "once"));
+    const { events } = history("ORDERS");
+    const audit = await feed(store, events.slice(0, 1));
+    const first = events[0];
+    if (!first) throw new Error("no event");
+    const key = entryKey("ORDERS", 1);
+    const before = await readFile(join(store.root, key), "utf8");
+    expect(JSON.parse(before)).toMatchObject({
+      subject: "orders.created.v1",
+      stream: "ORDERS",
+      seq: 1,
+      time: at(0),
+    });
+    expect(await store.putIfAbsent(key, "something else")).toBe(false);
+    const again = await invoke(audit.app, first.type, first.data as never, {
+      id: first.data.message_id,
+      stream: "ORDERS",
+      seq: 1,
+      delivery: 2,
+      env,
+      headers: { "ce-time": first.time },
+    });
+    expect(again.status).toBe(200);
+    expect(await readFile(join(store.root, key), "utf8")).toBe(before);
+    expect(await store.list()).toEqual([key]);
+  });
+
+  it("refuses a delivery without stream position (dead-letter)", async () => {
+    const { events } = history("ORDERS");
+    const audit = createAudit({ store: () => new DirStore(join(dir, "nopos")) });
+    const e = events[0];
+    if (!e) throw new Error("no event");
+    const res = await invoke(audit.app, e.type, e.data as never, { stream: "", seq: 0, env });
+    expect(res.status).toBe(422);
+  });
+
+  it("replay rebuilds order statuses from the log, in order", async () => {
+    const store = new DirStore(join(dir, "replay"));
+    const { a, b, c, events } = history("ORDERS");
+    // Delivered out of order and with duplicates: keys and timestamps restore the order.
+    await feed(store, [...events].reverse());
+    await feed(store, events.slice(0, 3));
+    const model = await replay(store);
+    expect(model.get(a)).toMatchObject({
+      status: "confirmed",
+      payment_status: "paid",
+      inventory_status: "reserved",
+    });
+    expect(model.get(b)).toMatchObject({
+      status: "cancelled",
+      payment_status: "failed",
+      inventory_status: "released",
+      cancel_reason: "payment_card_declined",
+    });
+    expect(model.get(c)).toMatchObject({ status: "placed" });
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      "functions/audit/replay.ts",
+      "--dir",
+      store.root,
+    ]);
+    const printed = JSON.parse(stdout) as Record<string, { status: string }>;
+    expect([printed[a]?.status, printed[b]?.status, printed[c]?.status]).toEqual([
+      "confirmed",
+      "cancelled",
+      "placed",
+    ]);
+  });
+});
+
+describe("audit log in an S3-compatible bucket (s3rver)", () => {
+  let server: S3rver;
+  let store: S3Store;
+  beforeAll(async () => {
+    server = new S3rver({
+      port: 0,
+      address: "127.0.0.1",
+      silent: true,
+      directory: join(dir, "s3"),
+      configureBuckets: [{ name: "audit", configs: [] }],
+    });
+    const address = await server.run();
+    store = new S3Store({
+      endpoint: `http://127.0.0.1:${address.port}`,
+      bucket: "audit",
+      accessKeyId: "S3RVER",
+      secretAccessKey: "S3RVER",
+    });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("stores signed entries and replays them", async () => {
+    const { a, b, c, events } = history("S3ORDERS");
+    await feed(store, events);
+    await feed(store, events.slice(2, 4));
+    const keys = await store.list("S3ORDERS/");
+    expect(keys).toHaveLength(events.length);
+    expect(keys[0]).toBe(entryKey("S3ORDERS", 1));
+    expect(JSON.parse((await store.get(keys[0] ?? "")) ?? "{}")).toMatchObject({
+      subject: "orders.created.v1",
+    });
+    expect(await store.get("S3ORDERS/missing.json")).toBeUndefined();
+    const model = await replay(store);
+    expect([model.get(a)?.status, model.get(b)?.status, model.get(c)?.status]).toEqual([
+      "confirmed",
+      "cancelled",
+      "placed",
+    ]);
+  });
+
+  it("an unreachable store is retryable (503)", async () => {
+    const down = new S3Store({
+      endpoint: "http://127.0.0.1:9",
+      bucket: "x",
+      accessKeyId: "k",
+      secretAccessKey: "s",
+    });
+    const { events } = history("DOWN");
+    const e = events[0];
+    if (!e) throw new Error("no event");
+    const audit = createAudit({ store: () => down });
+    const res = await invoke(audit.app, e.type, e.data as never, { stream: "DOWN", seq: 1, env });
+    expect(res.status).toBe(503);
+  });
+});
