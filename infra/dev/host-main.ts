@@ -24,7 +24,10 @@ const db = await createDb({
 await migrate(db);
 await seedDevStock(db.db);
 logger.info({ driver: db.driver }, "database migrated and seeded");
-const host = await startFunctionHost({ ports, db, vars: functionVars(ports, dataDir, env), logger });
+const vars = functionVars(ports, dataDir, env);
+// Function code reads settings through hono's env(c), which on Node is process.env itself.
+Object.assign(process.env, vars);
+const host = await startFunctionHost({ ports, db, vars, logger });
 
 let stopping = false;
 const stop = async (signal: NodeJS.Signals) => {

@@ -50,7 +50,7 @@ async function resolveNats(options: DevOptions, ports: DevPorts, say: Say): Prom
   const storeDir = join(options.dataDir, "nats");
   await mkdir(storeDir, { recursive: true });
   const server = await NatsServer.start({ port: ports.nats, storeDir, detached: true });
-  say("started nats-server", { url: server.url, store: storeDir, pid: server.pid });
+  say("started nats-server", { url: server.url, store: storeDir, child_pid: server.pid });
   return { url: server.url, server };
 }
 
@@ -135,6 +135,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     };
     const host = new DevChild({ tag: "functions", args: [HOST_MAIN], env: hostEnv, router });
     children.push(host);
+    say("function host started", { child_pid: host.pid });
     const served = Object.keys(DOMAIN_APPS) as FunctionName[];
     await waitFor("the function host", host, async () => {
       const up = await Promise.all(
@@ -155,6 +156,7 @@ export async function runDev(options: DevOptions): Promise<number> {
       forceTag: true,
     });
     children.push(bridge);
+    say("bridge started", { child_pid: bridge.pid });
     await waitFor("the bridge", bridge, async () => (await fetch(localUrl(ports.bridge, "/readyz"))).ok);
     const text = banner(ports, nats.url, options.dataDir);
     (options.json ? process.stderr : process.stdout).write(`${text}\n`);

@@ -1,0 +1,113 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isListening, NatsServer } from "../../bridge/nats-server.ts";
+
+/*
+ * Proves the README's run command: `jetway dev` as a child process (PGlite, its own data dir), the
+ * printed curl example run through a shell, then SIGTERM stopping everything it started.
+ */
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, "../../bin/jetway.ts");
+let nats: NatsServer;
+let cwd: string;
+let dev: ChildProcess | undefined;
+let stdout = "";
+
+/** Seven consecutive free ports (bridge, five functions, nats). */
+async function freeBlock(): Promise<number> {
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const taken = await Promise.all(Array.from({ length: 7 }, (_, i) => isListening(base + i)));
+    if (!taken.some(Boolean)) return base;
+  }
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (;;) {
+    if (dev?.exitCode !== null) throw new Error(`jetway dev exited while waiting for ${what}:\n${stdout}`);
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  cwd = await mkdtemp(join(tmpdir(), "jetway-dev-"));
+});
+
+afterAll(async () => {
+  if (dev && dev.exitCode === null) dev.kill("SIGKILL");
+  await nats?.stop();
+  if (cwd) await rm(cwd, { recursive: true, force: true });
+});
+
+describe("jetway dev", () => {
+  it("runs the printed curl example to a confirmed order, then stops cleanly on SIGTERM", async () => {
+    const base = await freeBlock();
+    const { DATABASE_URL: _, ...env } = process.env;
+    dev = spawn(process.execPath, [BIN, "dev", "--port-base", String(base)], {
+      cwd,
+      env: { ...env, NATS_URL: nats.url, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    dev.stdout?.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    dev.stderr?.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => dev?.once("exit", (code) => resolve(code)));
+
+    await until("the banner", async () => (stdout.includes("jetway dev is up") ? true : undefined));
+    const lines = stdout.split("\n").map((l) => l.trim());
+    const create = lines.find((l) => l.startsWith("curl -sS -X POST"));
+    const watch = lines.find((l) => l.startsWith("curl -sS http") && l.includes("<order_id>"));
+    expect(create).toContain(`127.0.0.1:${base + 2}/orders`);
+    expect(watch).toBeDefined();
+
+    const created = JSON.parse((await run("sh", ["-c", create ?? ""])).stdout) as { order_id: string };
+    expect(created.order_id).toMatch(/^ord_/);
+    const watchCmd = (watch ?? "").replace("<order_id>", created.order_id);
+    const order = await until("the order to be confirmed", async () => {
+      const view = JSON.parse((await run("sh", ["-c", watchCmd])).stdout) as Record<string, string>;
+      return view.status === "confirmed" ? view : undefined;
+    });
+    expect(order).toMatchObject({ payment_status: "paid", inventory_status: "reserved" });
+
+    // Each function's lines are prefixed on the terminal and kept raw in its own file.
+    expect(stdout).toMatch(/\[payment\] +INFO +payment settled/);
+    expect(stdout).toMatch(/\[bridge\] +INFO/);
+    const paymentLog = await readFile(join(cwd, ".jetway/logs/payment.log"), "utf8");
+    const first = JSON.parse(paymentLog.split("\n")[0] ?? "") as { fn: string };
+    expect(first.fn).toBe("payment");
+
+    const devLog = (await readFile(join(cwd, ".jetway/logs/dev.log"), "utf8"))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { child_pid?: number });
+    const pids = devLog.flatMap((r) => (r.child_pid ? [r.child_pid] : []));
+    expect(pids).toHaveLength(2);
+    expect(pids.every(alive)).toBe(true);
+
+    dev.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(pids.filter(alive)).toEqual([]);
+    expect(await isListening(base)).toBe(false);
+    expect(await isListening(base + 2)).toBe(false);
+  }, 180_000);
+});
