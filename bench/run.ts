@@ -6,9 +6,8 @@
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
  *                     [--concurrency 64] [--cpu-prof]
  */
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -17,6 +16,7 @@ import { checkTargets, formatReport } from "./report.ts";
 import type { RunContext, ScenarioResult } from "./scenarios/common.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
 import { memoryScenario } from "./scenarios/memory.ts";
+import { pipelineScenario } from "./scenarios/pipeline.ts";
 import { backlogScenario, ceilingHttp } from "./scenarios/throughput.ts";
 
 const { values } = parseArgs({
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     quick: { type: "boolean", default: false },
     concurrency: { type: "string", default: "64" },
+    rate: { type: "string", default: "1000" },
     "cpu-prof": { type: "boolean", default: false },
   },
 });
@@ -40,17 +41,8 @@ const SCENARIOS: Record<string, (ctx: RunContext) => Promise<ScenarioResult>> = 
   "ceiling-http": ceilingHttp,
   bridge: (ctx) => backlogScenario(ctx, "bridge"),
   "bridge-batch": (ctx) => backlogScenario(ctx, "bridge-batch"),
-  latency: (ctx) => latencyScenario(ctx, quick ? 3 : 10),
-  pipeline: async () => {
-    const ready = existsSync(join(here, "..", "functions", "order"));
-    return {
-      name: "pipeline",
-      status: "pending",
-      note: ready
-        ? "order functions exist; pipeline scenario not written yet"
-        : "functions/order not there yet",
-    };
-  },
+  latency: (ctx) => latencyScenario(ctx, quick ? 3 : 10, int(values.rate, 1_000)),
+  pipeline: pipelineScenario,
   memory: memoryScenario,
 };
 
@@ -75,6 +67,10 @@ const ctx: RunContext = {
 };
 
 const startedAt = new Date();
+const loadBefore = loadavg()[0] ?? 0;
+// Other work on the machine skews every figure here (two cores): say so rather than report noise.
+if (loadBefore > cpus().length / 2)
+  log(`warning: load average ${loadBefore.toFixed(1)} before the run; figures will be noisy`);
 const results: ScenarioResult[] = [];
 try {
   for (const [name, run] of Object.entries(SCENARIOS)) {
@@ -98,7 +94,13 @@ process.stdout.write(`${formatReport(results, targets)}\n`);
 const report = {
   started_at: startedAt.toISOString(),
   duration_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
-  host: { cpus: cpus().length, cpu_model: cpus()[0]?.model, node: process.version },
+  host: {
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model,
+    node: process.version,
+    load_1m_before: Math.round(loadBefore * 100) / 100,
+    load_1m_after: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+  },
   settings: { n: ctx.n, backlog: ctx.backlog, concurrency: ctx.concurrency, quick },
   results,
   targets,

@@ -1,5 +1,5 @@
 import { Child } from "../children.ts";
-import { type PublishTimes, publishPaced } from "../publish.ts";
+import { type PublishTimes, publishBurst, publishPaced } from "../publish.ts";
 import { joinBySeq } from "../stats.ts";
 import {
   cpuOf,
@@ -15,50 +15,55 @@ import {
 
 export const LATENCY_RATE = 1_000;
 
+/** Messages the fresh bridge takes as a burst before pacing starts: a cold process is far slower (JIT). */
+export const LATENCY_WARMUP = 20_000;
+
 /**
- * A running, idle bridge gets a paced 1,000 msgs/s. The first second warms it up and is left out; the next
- * `seconds` are measured. Publish→function comes from the function's receive time minus the publish
- * stamp in the body; publish→ack joins the driver's publish times with the bridge's ack times by sequence.
+ * A warmed-up, idle bridge gets a paced `rate` msgs/s for `seconds`. Publish→function is the function's
+ * receive time minus the publish stamp in the body; publish→ack joins the driver's publish times with the
+ * bridge's ack times by stream sequence. All clocks are CLOCK_MONOTONIC, shared by the processes.
  */
-export async function latencyScenario(ctx: RunContext, seconds: number): Promise<ScenarioResult> {
+export async function latencyScenario(
+  ctx: RunContext,
+  seconds: number,
+  rate = LATENCY_RATE,
+): Promise<ScenarioResult> {
   return withNats(async (env) => {
     const { file } = await prepareRoute(ctx, env, { stream: streamName("latency") });
-    const warmup = LATENCY_RATE;
-    const measured = LATENCY_RATE * seconds;
+    const measured = rate * seconds;
     const child = Child.start(
       "bridge",
       "bridge-entry.ts",
       [file],
-      { BENCH_WARMUP: String(warmup), BENCH_EXPECT: String(measured) },
+      { BENCH_WARMUP: String(LATENCY_WARMUP), BENCH_EXPECT: String(measured) },
       ctx.execArgv,
     );
     try {
       await child.waitFor("ready");
-      const published: PublishTimes = new Map();
-      const pids = { bridge: child.pid, nats: env.server.pid, function: ctx.fn.pid };
-      const pacing = publishPaced(env.js, LATENCY_RATE, 1 + seconds, published);
+      await publishBurst(env.js, LATENCY_WARMUP);
       await child.waitFor("first");
-      const samplesWarm = await functionSamples(ctx);
+      await new Promise((r) => setTimeout(r, 500));
+      await functionSamples(ctx);
+      const pids = { bridge: child.pid, nats: env.server.pid, function: ctx.fn.pid };
+      const published: PublishTimes = new Map();
       const before = cpuOf(pids);
-      await pacing;
+      await publishPaced(env.js, rate, seconds, published);
       const done = await child.waitFor("done");
       const after = cpuOf(pids);
       child.send({ type: "acks" });
       const acks = await child.waitFor("acks");
       const samples = await functionSamples(ctx);
-      const warmSeqs = new Set(acks.seqs.slice(0, warmup));
-      const measuredPublished = new Map([...published].filter(([seq]) => !warmSeqs.has(seq)));
       const perMsg = (k: keyof typeof pids) =>
         round((((after[k] ?? 0) - (before[k] ?? 0)) * 1e6) / done.count, 1);
       return {
         name: "latency",
         status: "ok",
         messages: done.count,
-        msgs_per_s: Math.round(done.count / ((done.lastNs - done.firstNs) / 1e9)),
+        msgs_per_s: Math.round(done.count / seconds),
         publish_to_function: latency(samples.latencies_ns),
-        publish_to_ack: latency(joinBySeq(measuredPublished, acks.seqs, acks.ns)),
+        publish_to_ack: latency(joinBySeq(published, acks.seqs, acks.ns)),
         cpu_us_per_msg: { bridge: perMsg("bridge"), nats: perMsg("nats"), function: perMsg("function") },
-        extra: { rate: LATENCY_RATE, seconds, warmup_samples_dropped: samplesWarm.received },
+        extra: { rate, seconds, warmup_burst: LATENCY_WARMUP },
       };
     } finally {
       await child.stop();

@@ -1,0 +1,118 @@
+import { connect } from "@nats-io/transport-node";
+import { Child, cpuSeconds } from "../children.ts";
+import { nowNs } from "../protocol.ts";
+import { summarize } from "../stats.ts";
+import { type RunContext, round, type ScenarioResult } from "./common.ts";
+
+const FINAL_SUBJECTS = ["orders.confirmed.v1", "orders.cancelled.v1"];
+const CLIENTS = 32;
+
+const orderBody = (i: number) =>
+  JSON.stringify({
+    customer_id: `cust-${i % 1000}`,
+    items: [{ sku: "sku-bench", quantity: 1, unit_price_minor: 1_250 }],
+    currency: "EUR",
+    payment_token: "tok_bench",
+  });
+
+/** POSTs `count` orders from CLIENTS concurrent clients; returns POST start times by order id. */
+async function placeOrders(
+  url: string,
+  from: number,
+  count: number,
+  started: Map<string, number>,
+): Promise<void> {
+  let next = from;
+  const end = from + count;
+  const client = async () => {
+    while (next < end) {
+      const i = next++;
+      const t = nowNs();
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": `bench-${i}` },
+        body: orderBody(i),
+      });
+      const body = (await res.json()) as { order_id?: string };
+      if (res.status !== 202 || !body.order_id) throw new Error(`POST /orders answered ${res.status}`);
+      started.set(body.order_id, t);
+    }
+  };
+  await Promise.all(Array.from({ length: CLIENTS }, client));
+}
+
+/** Resolves once every order in `started` has a final event, or rejects after `timeoutMs`. */
+async function allFinal(started: Map<string, number>, finals: Map<string, number>, timeoutMs: number) {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    let missing = 0;
+    for (const id of started.keys()) if (!finals.has(id)) missing++;
+    if (missing === 0) return;
+    if (performance.now() > deadline) throw new Error(`${missing} orders not final after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * The order system end to end: clients POST /orders, the order function publishes through the bridge's
+ * ingress, payment and inventory run off JetStream, the order function folds their outcomes and announces
+ * orders.confirmed/cancelled. Completion latency runs from the POST to that final event (seen on a plain
+ * NATS subscription). Postgres CPU is not counted.
+ */
+export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
+  const count = ctx.quick ? 500 : 2_000;
+  const warmup = ctx.quick ? 100 : 300;
+  const system = Child.start("pipeline", "pipeline-entry.ts", [], {}, ctx.execArgv);
+  try {
+    const ready = await system.waitFor("ready", 60_000);
+    if (!ready.natsUrl || !ready.port) throw new Error("pipeline child gave no ports");
+    const nc = await connect({ servers: ready.natsUrl, noAsyncTraces: true });
+    const finals = new Map<string, number>();
+    let statusCancelled = 0;
+    for (const subject of FINAL_SUBJECTS) {
+      nc.subscribe(subject, {
+        callback: (_err, msg) => {
+          const id = (msg.json() as { order_id: string }).order_id;
+          if (!finals.has(id)) finals.set(id, nowNs());
+          if (subject === "orders.cancelled.v1") statusCancelled++;
+        },
+      });
+    }
+    await nc.flush();
+    try {
+      const url = `http://127.0.0.1:${ready.port}/orders`;
+      const warm = new Map<string, number>();
+      await placeOrders(url, 0, warmup, warm);
+      await allFinal(warm, finals, 60_000);
+      statusCancelled = 0;
+      const started = new Map<string, number>();
+      const natsPid = undefined;
+      const cpu0 = cpuSeconds(system.pid);
+      const t0 = nowNs();
+      await placeOrders(url, warmup, count, started);
+      await allFinal(started, finals, 120_000);
+      const cpu1 = cpuSeconds(system.pid);
+      const latencies = [...started].map(([id, t]) => (finals.get(id) ?? t) - t);
+      const last = Math.max(...[...started.keys()].map((id) => finals.get(id) ?? 0));
+      void natsPid;
+      return {
+        name: "pipeline",
+        status: "ok",
+        messages: count,
+        msgs_per_s: Math.round(count / ((last - t0) / 1e9)),
+        extra: {
+          orders: count,
+          cancelled: statusCancelled,
+          completion_p50_ms: summarize(latencies).p50_ms,
+          completion_p99_ms: summarize(latencies).p99_ms,
+          system_cpu_us_per_order: round(((cpu1 - cpu0) * 1e6) / count, 1),
+          clients: CLIENTS,
+        },
+      };
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    await system.stop(10_000);
+  }
+}
