@@ -2,15 +2,14 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstrea
 import type pino from "pino";
 import { AckBatcher } from "./ack-batcher.ts";
 import { AckTicker, type Tickable } from "./ack-ticker.ts";
-import { type Config, durableName, type RouteConfig } from "./config.ts";
-import { publishDeadLetter } from "./dead-letter.ts";
-import type { BridgeEvents, Delivery, OutcomeKind } from "./events.ts";
+import { BatchDispatcher } from "./batch-consumer.ts";
+import { type Config, durableName, maxAckPending, type RouteConfig } from "./config.ts";
+import type { BridgeEvents } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import { type Invocation, Invoker } from "./invoker.ts";
-import { backoffDelay, beyondMaxDeliver, decideOutcome, type Outcome } from "./outcome.ts";
-import { logOutcome, messageLogger } from "./outcome-log.ts";
-import { EventPublishError, publishEvents } from "./publisher.ts";
+import { backoffDelay, beyondMaxDeliver, decideOutcome } from "./outcome.ts";
 import type { ServerFeatures } from "./server-features.ts";
+import { deliveryOf, Settler } from "./settle.ts";
 
 export interface RouteConsumerOptions {
   js: JetStreamClient;
@@ -42,7 +41,8 @@ class InFlight implements Tickable {
 /**
  * Pulls one route's durable consumer and runs every message through invoke → decide → settle, with at
  * most `route.concurrency` invocations in flight; the rest wait in an O(1) queue (bounded by the
- * consumer's max_ack_pending on the server).
+ * consumer's max_ack_pending on the server). A route with `batch` hands every message to a BatchDispatcher
+ * instead (batch-consumer.ts), where `concurrency` counts batches in flight.
  */
 export class RouteConsumer {
   private readonly o: RouteConsumerOptions;
@@ -53,6 +53,9 @@ export class RouteConsumer {
   private readonly acks = new AckBatcher();
   private readonly queue = new Fifo<JsMsg>();
   private readonly running = new Set<InFlight>();
+  private readonly settler: Settler;
+  /** Set on a route with `batch`: it takes every message instead of the per-message path. */
+  private readonly batches: BatchDispatcher | undefined;
   private messages: ConsumerMessages | undefined;
   private stopping = false;
   private isBound = false;
@@ -64,21 +67,44 @@ export class RouteConsumer {
     this.log = options.logger.child({ route: options.route.name });
     this.invoker = new Invoker(options.route);
     this.ticker = new AckTicker(options.route.ack_wait);
+    const { js, events, features, deadLetter } = options;
+    this.settler = new Settler({
+      js,
+      route: this.route,
+      deadLetter,
+      events,
+      log: this.log,
+      features,
+      acks: this.acks,
+    });
+    const { batch } = options.route;
+    if (batch) {
+      this.batches = new BatchDispatcher({
+        route: { ...options.route, batch },
+        invoker: this.invoker,
+        settler: this.settler,
+        ticker: this.ticker,
+        events,
+        log: this.log,
+        shutdownNakMs: SHUTDOWN_NAK_MS,
+      });
+    }
   }
 
   get bound(): boolean {
     return this.isBound;
   }
 
+  /** Messages being invoked or settled (on a batch route: messages in batches in flight). */
   get inFlight(): number {
-    return this.running.size;
+    return this.running.size + (this.batches?.inFlight ?? 0);
   }
 
   /** Binds to the existing durable (provisioning created it) and starts consuming. */
   async start(): Promise<void> {
     const consumer = await this.o.js.consumers.get(this.route.stream, durableName(this.route));
     const messages = await consumer.consume({
-      max_messages: this.route.concurrency,
+      max_messages: this.pullSize(),
       callback: this.onMessage,
     });
     if (this.stopping) {
@@ -90,6 +116,13 @@ export class RouteConsumer {
     this.isBound = true;
     this.o.events.emit("consumer:bound", { route: this.route.name });
     void this.watch(messages);
+  }
+
+  /** A batch route pulls enough to fill its batches, up to what the server would let it hold anyway. */
+  private pullSize(): number {
+    const { batch, concurrency } = this.route;
+    if (!batch) return concurrency;
+    return Math.max(batch.size, Math.min(batch.size * concurrency, maxAckPending(this.route)));
   }
 
   /** Notifications are informational: reported, never thrown. An unexpected end triggers a rebind. */
@@ -121,6 +154,7 @@ export class RouteConsumer {
 
   private readonly onMessage = (msg: JsMsg): void => {
     if (this.stopping) msg.nak(SHUTDOWN_NAK_MS);
+    else if (this.batches) this.batches.push(msg);
     else if (this.running.size < this.route.concurrency) void this.process(msg);
     else this.queue.push(msg);
   };
@@ -146,18 +180,8 @@ export class RouteConsumer {
 
   private async handle(entry: InFlight): Promise<void> {
     const { msg } = entry;
-    const { stream, streamSequence: seq, deliveryCount: delivery } = msg.info;
-    const h = msg.headers;
-    const d: Delivery = {
-      route: this.route.name,
-      subject: msg.subject,
-      stream,
-      seq,
-      delivery,
-      id: h?.get("Nats-Msg-Id") || `${stream}:${seq}`,
-      traceparent: h?.get("traceparent") || undefined,
-      startedAt: entry.touchedAt,
-    };
+    const d = deliveryOf(msg, this.route.name, entry.touchedAt);
+    const { delivery } = d;
     this.o.events.emit("invoke:start", d);
     let outcome = beyondMaxDeliver(delivery, this.route);
     let invocation: Invocation | undefined;
@@ -168,76 +192,7 @@ export class RouteConsumer {
       if (entry.abandoned) return;
       outcome = decideOutcome(invocation, delivery, this.route);
     }
-    await this.settle(entry, d, outcome, invocation);
-  }
-
-  /** Executes a decision. Nothing is acked before its events are stored; nothing is termed before its DLQ copy. */
-  private async settle(entry: InFlight, d: Delivery, outcome: Outcome, inv?: Invocation): Promise<void> {
-    const { msg } = entry;
-    if (outcome.kind === "ack" && outcome.events.length > 0) {
-      try {
-        const source = { id: d.id, traceparent: d.traceparent, tracestate: msg.headers?.get("tracestate") };
-        await publishEvents(this.o.js, source, outcome.events);
-      } catch (error) {
-        if (entry.abandoned) return;
-        const reason = (error as Error).message;
-        if (error instanceof EventPublishError && error.unroutable) {
-          outcome = { kind: "dead_letter", reason };
-        } else if (d.delivery >= this.route.max_deliver) {
-          outcome = {
-            kind: "dead_letter",
-            reason: `attempt ${d.delivery} of ${this.route.max_deliver} failed: ${reason}`,
-          };
-        } else {
-          outcome = { kind: "retry", delayMs: backoffDelay(d.delivery, this.route), reason };
-        }
-      }
-    }
-    if (entry.abandoned) return;
-    let kind: OutcomeKind = outcome.kind;
-    let delayMs: number | undefined;
-    let reason: string | undefined;
-    if (outcome.kind === "ack") {
-      this.acks.ack(msg);
-    } else if (outcome.kind === "retry") {
-      delayMs = outcome.delayMs;
-      reason = outcome.reason;
-      this.acks.nak(msg, delayMs);
-    } else {
-      reason = outcome.reason;
-      try {
-        await publishDeadLetter(this.o.js, {
-          msg,
-          route: this.route.name,
-          url: this.route.url,
-          prefix: this.o.deadLetter.subject_prefix,
-          delivery: d.delivery,
-          reason,
-          status: inv?.status,
-          response: inv?.text,
-        });
-        this.acks.term(msg, this.o.features.termWithReason ? reason.slice(0, 256) : undefined);
-        this.o.events.emit("dead_letter:published", d, reason);
-      } catch (error) {
-        this.o.events.emit("dead_letter:failed", d, error as Error);
-        messageLogger(this.log, d).error({ err: error }, "dead-lettering failed, message will be retried");
-        kind = "retry";
-        delayMs = backoffDelay(d.delivery, this.route);
-        reason = `dead-lettering failed (${reason}): ${(error as Error).message}`;
-        this.acks.nak(msg, delayMs);
-      }
-    }
-    const event = {
-      delivery: d,
-      outcome: kind,
-      status: inv?.status,
-      durationMs: performance.now() - d.startedAt,
-      delayMs,
-      reason,
-      emitted: kind === "ack" && outcome.kind === "ack" ? outcome.events.length : 0,
-    };
-    this.o.events.emit("invoke:outcome", event);
-    logOutcome(this.log, event);
+    await this.settler.settle(entry, d, outcome, invocation);
   }
 
   /** Stops pulling, lets in-flight work finish for up to `gracePeriodMs`, hands the rest back, closes the pool. */
@@ -246,6 +201,7 @@ export class RouteConsumer {
     this.isBound = false;
     await this.messages?.close().catch(() => undefined);
     for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) msg.nak(SHUTDOWN_NAK_MS);
+    await this.batches?.stop(gracePeriodMs);
     if (this.running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {

@@ -33,6 +33,16 @@ export interface OutcomeEvent {
   emitted: number;
 }
 
+export interface BatchDelivered {
+  route: string;
+  /** Messages in the POST. */
+  size: number;
+  /** HTTP status, or undefined for a transport error / timeout. */
+  status?: number | undefined;
+  /** Milliseconds from sending the batch to its response. */
+  durationMs: number;
+}
+
 /**
  * Typed lifecycle events. The consume loop only emits; metrics, logs and traces subscribe, so none of
  * them sit in the per-message path's control flow.
@@ -42,6 +52,8 @@ export interface BridgeEventMap {
   "invoke:outcome": [OutcomeEvent];
   "dead_letter:published": [Delivery, string];
   "dead_letter:failed": [Delivery, Error];
+  /** One batch POST answered (or failed) on a batch route; per-message events follow as usual. */
+  "batch:delivered": [BatchDelivered];
   "consumer:status": [{ route: string; type: string; data: unknown }];
   "consumer:bound": [{ route: string }];
   "consumer:error": [{ route: string; error: Error }];

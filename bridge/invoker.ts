@@ -1,6 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { type Dispatcher, Pool } from "undici";
-import { HEADERS } from "../functions/sdk/contract.ts";
+import { BATCH_CONTENT_TYPE, HEADERS } from "../functions/sdk/contract.ts";
 import type { RouteConfig } from "./config.ts";
 import type { InvocationResult, TransportErrorKind } from "./outcome.ts";
 import { signBody } from "./signer.ts";
@@ -12,6 +12,8 @@ export const MAX_RESPONSE_BYTES = 64 * 1024;
  * larger still is flagged `truncated` and the outcome table refuses to ack it without its events.
  */
 export const MAX_EVENTS_RESPONSE_BYTES = 1024 * 1024;
+/** A batch answer carries the events of every message in the batch. */
+export const MAX_BATCH_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** One invocation's result plus the (capped) response text, kept for dead-letter excerpts. */
 export interface Invocation extends InvocationResult {
@@ -89,7 +91,8 @@ function parseJsonObject(text: string, json: boolean): unknown {
 }
 
 /**
- * POSTs messages to one route's function over a keep-alive undici Pool (connections ≈ concurrency).
+ * POSTs messages (or batches) to one route's function over a keep-alive undici Pool (connections ≈
+ * concurrency, which counts batches on a batch route).
  * The route-constant headers are built once; per message only the variable ones are appended.
  */
 export class Invoker {
@@ -99,6 +102,7 @@ export class Invoker {
   private readonly timeoutMs: number;
   private readonly secret: string | undefined;
   private readonly baseHeaders: readonly string[];
+  private readonly batchHeaders: readonly string[];
 
   constructor(route: RouteConfig) {
     const url = new URL(route.url);
@@ -117,6 +121,17 @@ export class Invoker {
       "1.0",
       HEADERS.ceSource,
       `jetway://${route.stream}`,
+      HEADERS.route,
+      route.name,
+      HEADERS.stream,
+      route.stream,
+      HEADERS.maxDeliver,
+      String(route.max_deliver),
+    ];
+    // Per-message attributes travel inside the structured-mode events of a batch body.
+    this.batchHeaders = [
+      "content-type",
+      BATCH_CONTENT_TYPE,
       HEADERS.route,
       route.name,
       HEADERS.stream,
@@ -146,33 +161,35 @@ export class Invoker {
   }
 
   /** Never throws: transport failures come back as `{ error }` for the outcome table. */
-  async invoke(msg: JsMsg, target: InvokeTarget): Promise<Invocation> {
+  invoke(msg: JsMsg, target: InvokeTarget): Promise<Invocation> {
+    return this.send(this.headersFor(msg, target), msg.data, MAX_EVENTS_RESPONSE_BYTES);
+  }
+
+  /** POSTs one batch body (already encoded, see batch.ts), signed over the whole body. Never throws. */
+  invokeBatch(body: Uint8Array): Promise<Invocation> {
+    const h = this.batchHeaders.slice();
+    if (this.secret !== undefined) h.push(HEADERS.signature, signBody(this.secret, body));
+    return this.send(h, body, MAX_BATCH_RESPONSE_BYTES);
+  }
+
+  private async send(headers: string[], payload: Uint8Array, eventsCap: number): Promise<Invocation> {
     try {
-      const response = await this.pool.request({
-        method: "POST",
-        path: this.path,
-        headers: this.headersFor(msg, target),
-        body: msg.data,
-      });
-      const { headers, body, statusCode } = response;
-      const length = firstHeader(headers["content-length"]);
-      const contentType = firstHeader(headers["content-type"]);
+      const response = await this.pool.request({ method: "POST", path: this.path, headers, body: payload });
+      const { headers: rh, body, statusCode } = response;
+      const length = firstHeader(rh["content-length"]);
+      const contentType = firstHeader(rh["content-type"]);
       const json = contentType?.includes("json") === true;
       let read: BodyText = { text: "", truncated: false };
       if (length === "0") await body.dump();
       else {
         const eventsPossible = json && statusCode >= 200 && statusCode < 300;
-        read = await readCapped(
-          body,
-          length,
-          eventsPossible ? MAX_EVENTS_RESPONSE_BYTES : MAX_RESPONSE_BYTES,
-        );
+        read = await readCapped(body, length, eventsPossible ? eventsCap : MAX_RESPONSE_BYTES);
       }
       return {
         status: statusCode,
         body: read.truncated ? undefined : parseJsonObject(read.text, json),
         truncated: json && read.truncated,
-        retryAfter: firstHeader(headers["retry-after"]),
+        retryAfter: firstHeader(rh["retry-after"]),
         text: read.text.length > MAX_RESPONSE_BYTES ? read.text.slice(0, MAX_RESPONSE_BYTES) : read.text,
       };
     } catch (error) {

@@ -96,7 +96,11 @@ function detail(body: unknown): string {
 
 /** Validates `events` of a 2xx body; returns an error text instead of throwing. */
 function readEvents(body: unknown): EmittedEvent[] | string {
-  const events = field(body, "events");
+  return readEventList(field(body, "events"));
+}
+
+/** Validates a list of emitted events (a single body's `events`, or one id's list in a batch answer). */
+export function readEventList(events: unknown): EmittedEvent[] | string {
   if (events === undefined || events === null) return NO_EVENTS;
   if (!Array.isArray(events)) return "events must be an array";
   for (let i = 0; i < events.length; i++) {
@@ -165,13 +169,26 @@ export function decideOutcome(
     return { kind: "ack", events };
   }
   if (verdict === "dead_letter") return { kind: "dead_letter", reason: why };
+  return failedAttempt(why, delivery, parseRetryAfter(result.retryAfter, clock.now()), policy, clock);
+}
+
+/**
+ * A retryable failure of attempt `delivery`: retried after `askedMs` (capped by max_backoff) or the route's
+ * backoff, or dead-lettered when it was the last allowed attempt.
+ */
+export function failedAttempt(
+  why: string,
+  delivery: number,
+  askedMs: number | undefined,
+  policy: OutcomePolicy,
+  clock: OutcomeClock = SYSTEM_CLOCK,
+): Outcome {
   if (delivery >= policy.max_deliver) {
     return { kind: "dead_letter", reason: `attempt ${delivery} of ${policy.max_deliver} failed: ${why}` };
   }
-  const asked = parseRetryAfter(result.retryAfter, clock.now());
   const delayMs =
-    asked === undefined
+    askedMs === undefined
       ? backoffDelay(delivery, policy, clock)
-      : Math.max(1, Math.round(Math.min(asked, policy.max_backoff)));
+      : Math.max(1, Math.round(Math.min(askedMs, policy.max_backoff)));
   return { kind: "retry", delayMs, reason: why };
 }

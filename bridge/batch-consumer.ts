@@ -1,0 +1,200 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import type pino from "pino";
+import type { AckTicker, Tickable } from "./ack-ticker.ts";
+import { decideBatch, encodeBatch } from "./batch.ts";
+import type { RouteConfig } from "./config.ts";
+import type { BridgeEvents, Delivery } from "./events.ts";
+import { Fifo } from "./fifo.ts";
+import type { Invocation, Invoker } from "./invoker.ts";
+import { backoffDelay, beyondMaxDeliver, type Outcome } from "./outcome.ts";
+import { deliveryOf, type SettleContext, type Settler } from "./settle.ts";
+
+export interface BatchDispatcherOptions {
+  route: RouteConfig & { batch: NonNullable<RouteConfig["batch"]> };
+  invoker: Invoker;
+  settler: Settler;
+  ticker: AckTicker;
+  events: BridgeEvents;
+  /** Scoped to the route. */
+  log: pino.Logger;
+  /** Delay of the nak that hands messages back at shutdown. */
+  shutdownNakMs: number;
+}
+
+/** One message of a batch route, from arrival to settlement; ticked (working()) the whole time. */
+class Entry implements Tickable {
+  msg: JsMsg;
+  d: Delivery;
+  touchedAt: number;
+  abandoned = false;
+  settled = false;
+  constructor(msg: JsMsg, d: Delivery) {
+    this.msg = msg;
+    this.d = d;
+    this.touchedAt = d.startedAt;
+  }
+}
+
+/**
+ * Groups a batch route's messages into batches of up to `batch.size` (or whatever arrived within
+ * `batch.max_wait` of the oldest waiting one) and delivers each in one POST, with at most
+ * `route.concurrency` batches in flight. One timer for the waiting batch, none per message.
+ */
+export class BatchDispatcher {
+  private readonly o: BatchDispatcherOptions;
+  private readonly size: number;
+  private readonly pending = new Fifo<Entry>();
+  private readonly running = new Set<Entry[]>();
+  private runningMessages = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** The oldest waiting message has waited max_wait: send what there is as soon as a slot is free. */
+  private due = false;
+  private stopping = false;
+  private onIdle: (() => void) | undefined;
+
+  constructor(options: BatchDispatcherOptions) {
+    this.o = options;
+    this.size = options.route.batch.size;
+  }
+
+  /** Messages in batches being delivered or settled. */
+  get inFlight(): number {
+    return this.runningMessages;
+  }
+
+  push(msg: JsMsg): void {
+    const entry = new Entry(msg, deliveryOf(msg, this.o.route.name, performance.now()));
+    this.pending.push(entry);
+    // Waiting for a free slot counts against ack_wait too: keep it alive from the start.
+    this.o.ticker.add(entry);
+    if (this.pending.length >= this.size) this.dispatch();
+    else if (this.timer === undefined && !this.due) {
+      this.timer = setTimeout(this.expire, this.o.route.batch.max_wait);
+    }
+  }
+
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    this.due = true;
+    this.dispatch();
+  };
+
+  private dispatch(): void {
+    while (
+      !this.stopping &&
+      this.running.size < this.o.route.concurrency &&
+      this.pending.length > 0 &&
+      (this.due || this.pending.length >= this.size)
+    ) {
+      void this.run(this.take());
+    }
+    if (this.pending.length === 0) {
+      this.due = false;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Up to `size` waiting messages; stops early rather than put one id in a batch twice. */
+  private take(): Entry[] {
+    const batch: Entry[] = [];
+    const ids = new Set<string>();
+    for (let next = this.pending.peek(); next && batch.length < this.size; next = this.pending.peek()) {
+      if (ids.has(next.d.id)) break;
+      ids.add(next.d.id);
+      batch.push(this.pending.shift() as Entry);
+    }
+    return batch;
+  }
+
+  private async run(batch: Entry[]): Promise<void> {
+    this.running.add(batch);
+    this.runningMessages += batch.length;
+    try {
+      await this.deliver(batch);
+    } catch (error) {
+      // A bug, not an outcome: hand the unsettled messages back with a delay and keep consuming.
+      this.o.events.emit("consumer:error", { route: this.o.route.name, error: error as Error });
+      this.o.log.error({ err: error, size: batch.length }, "unexpected error handling a batch");
+      for (const e of batch) {
+        if (!e.abandoned && !e.settled) e.msg.nak(backoffDelay(e.d.delivery, this.o.route));
+      }
+    } finally {
+      this.running.delete(batch);
+      this.runningMessages -= batch.length;
+      for (const e of batch) this.o.ticker.delete(e);
+      this.dispatch();
+      if (this.running.size === 0) this.onIdle?.();
+    }
+  }
+
+  private async deliver(batch: Entry[]): Promise<void> {
+    const settling: Promise<void>[] = [];
+    const send: Entry[] = [];
+    for (const e of batch) {
+      this.o.events.emit("invoke:start", e.d);
+      const beyond = beyondMaxDeliver(e.d.delivery, this.o.route);
+      if (beyond) settling.push(this.settle(e, beyond));
+      else send.push(e);
+    }
+    if (send.length > 0) {
+      const body = Buffer.from(encodeBatch(send, this.o.route));
+      const sentAt = performance.now();
+      const inv = await this.o.invoker.invokeBatch(body);
+      this.o.events.emit("batch:delivered", {
+        route: this.o.route.name,
+        size: send.length,
+        status: inv.status,
+        durationMs: performance.now() - sentAt,
+      });
+      const outcomes = decideBatch(
+        inv,
+        send.map((e) => e.d),
+        this.o.route,
+      );
+      // A 2xx answer speaks per message (the reason says it all); otherwise the response is the excerpt.
+      const context: SettleContext =
+        inv.status !== undefined && inv.status < 300 ? { status: inv.status } : inv;
+      for (let i = 0; i < send.length; i++) {
+        const e = send[i] as Entry;
+        if (!e.abandoned) settling.push(this.settle(e, outcomes[i] as Outcome, context));
+      }
+    }
+    await Promise.all(settling);
+  }
+
+  private async settle(e: Entry, outcome: Outcome, inv?: Invocation): Promise<void> {
+    await this.o.settler.settle(e, e.d, outcome, inv);
+    e.settled = true;
+  }
+
+  /** Hands back what never left, waits up to `gracePeriodMs` for batches in flight, then hands back the rest. */
+  async stop(gracePeriodMs: number): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (let e = this.pending.shift(); e; e = this.pending.shift()) {
+      this.o.ticker.delete(e);
+      e.msg.nak(this.o.shutdownNakMs);
+    }
+    if (this.running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onIdle = resolve;
+        timer = setTimeout(resolve, gracePeriodMs);
+      });
+      clearTimeout(timer);
+      this.onIdle = undefined;
+    }
+    let abandoned = 0;
+    for (const batch of this.running) {
+      for (const e of batch) {
+        if (e.settled) continue;
+        e.abandoned = true;
+        e.msg.nak(this.o.shutdownNakMs);
+        abandoned++;
+      }
+    }
+    if (abandoned > 0) this.o.log.warn({ abandoned }, "grace period over, handed back");
+  }
+}

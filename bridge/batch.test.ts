@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import { decideBatch, readBatchAnswer } from "./batch.ts";
+import type { OutcomeClock, OutcomePolicy } from "./outcome.ts";
+
+const NOW = Date.parse("2026-01-01T00:00:00Z");
+/** random() = 0.5 → no jitter, so delays are exact. */
+const clock: OutcomeClock = { now: () => NOW, random: () => 0.5 };
+const policy: OutcomePolicy = {
+  max_deliver: 3,
+  backoff: [1_000, 5_000],
+  max_backoff: 60_000,
+  status_outcomes: {},
+};
+const batch = [
+  { id: "a", delivery: 1 },
+  { id: "b", delivery: 2 },
+  { id: "c", delivery: 3 },
+];
+const event = (n: number) => ({ subject: "out.x", data: n });
+
+describe("readBatchAnswer", () => {
+  it.each([
+    [undefined, "not a JSON object"],
+    [[], "not a JSON object"],
+    [{ events: {} }, "failures must be an array"],
+    [{ failures: [], events: [] }, "events must be an object keyed by input id"],
+    [{ failures: [{ reason: "x" }] }, "failures[0].id must be a non-empty string"],
+    [{ failures: [{ id: "a", reason: 5 }] }, "failures[0].reason must be a string"],
+    [
+      { failures: [{ id: "a", retry_after: -1 }] },
+      "failures[0].retry_after must be a number of seconds >= 0",
+    ],
+    [{ failures: [{ id: "a", dead_letter: "yes" }] }, "failures[0].dead_letter must be a boolean"],
+  ])("rejects %j: %s", (body, error) => {
+    expect(readBatchAnswer(body)).toBe(error);
+  });
+
+  it("reads failures by id and defaults a missing reason and events", () => {
+    const answer = readBatchAnswer({ failures: [{ id: "a" }, { id: "b", reason: "r", dead_letter: true }] });
+    expect(answer).toEqual({
+      failures: new Map([
+        ["a", { id: "a", reason: "failed in batch (no reason given)" }],
+        ["b", { id: "b", reason: "r", dead_letter: true }],
+      ]),
+      events: {},
+    });
+  });
+});
+
+describe("decideBatch", () => {
+  it("acks every message not failed, with its own events; applies each failure with its delivery count", () => {
+    const body = {
+      failures: [
+        { id: "a", reason: "busy", retry_after: 2 },
+        { id: "b", reason: "bad sku", dead_letter: true },
+      ],
+      events: { a: [event(0)], c: [event(1), event(2)], stranger: [event(9)] },
+    };
+    expect(decideBatch({ status: 200, body }, batch, policy, clock)).toEqual([
+      { kind: "retry", delayMs: 2_000, reason: "busy" },
+      { kind: "dead_letter", reason: "bad sku" },
+      { kind: "ack", events: [event(1), event(2)] },
+    ]);
+  });
+
+  it("retries a failure with the route backoff, and dead-letters it on the last attempt", () => {
+    const body = { failures: batch.map((d) => ({ id: d.id, reason: "nope" })) };
+    expect(decideBatch({ status: 200, body }, batch, policy, clock)).toEqual([
+      { kind: "retry", delayMs: 1_000, reason: "nope" },
+      { kind: "retry", delayMs: 5_000, reason: "nope" },
+      { kind: "dead_letter", reason: "attempt 3 of 3 failed: nope" },
+    ]);
+  });
+
+  it("caps retry_after at max_backoff", () => {
+    const body = { failures: [{ id: "a", reason: "later", retry_after: 3_600 }] };
+    expect(decideBatch({ status: 200, body }, batch.slice(0, 1), policy, clock)).toEqual([
+      { kind: "retry", delayMs: 60_000, reason: "later" },
+    ]);
+  });
+
+  it("dead-letters only the message whose events are invalid", () => {
+    const body = { failures: [], events: { a: [{ data: 1 }], b: "nope" } };
+    expect(decideBatch({ status: 200, body }, batch, policy, clock)).toEqual([
+      { kind: "dead_letter", reason: "invalid response: events[0].subject must be a concrete subject" },
+      { kind: "dead_letter", reason: "invalid response: events must be an array" },
+      { kind: "ack", events: [] },
+    ]);
+  });
+
+  it("never reads an inherited property as a message's events", () => {
+    const ids = [{ id: "constructor", delivery: 1 }];
+    expect(decideBatch({ status: 200, body: { failures: [] } }, ids, policy, clock)).toEqual([
+      { kind: "ack", events: [] },
+    ]);
+  });
+
+  it("treats a 2xx that is not the batch format as a failure of every message", () => {
+    const why = "malformed batch response (HTTP 200): failures must be an array";
+    expect(decideBatch({ status: 200, body: { events: {} } }, batch, policy, clock)).toEqual([
+      { kind: "retry", delayMs: 1_000, reason: why },
+      { kind: "retry", delayMs: 5_000, reason: why },
+      { kind: "dead_letter", reason: `attempt 3 of 3 failed: ${why}` },
+    ]);
+    const truncated = decideBatch({ status: 200, truncated: true }, batch.slice(0, 1), policy, clock);
+    expect(truncated).toEqual([
+      { kind: "retry", delayMs: 1_000, reason: "malformed batch response (HTTP 200): too large to read" },
+    ]);
+  });
+
+  it("applies a non-2xx answer or a transport error to each message as a single delivery would", () => {
+    expect(decideBatch({ status: 500 }, batch, policy, clock)).toEqual([
+      { kind: "retry", delayMs: 1_000, reason: "HTTP 500" },
+      { kind: "retry", delayMs: 5_000, reason: "HTTP 500" },
+      { kind: "dead_letter", reason: "attempt 3 of 3 failed: HTTP 500" },
+    ]);
+    expect(decideBatch({ status: 503, retryAfter: "7" }, batch.slice(0, 1), policy, clock)).toEqual([
+      { kind: "retry", delayMs: 7_000, reason: "HTTP 503" },
+    ]);
+    const body = { error: { code: "bad_request", message: "x" } };
+    expect(decideBatch({ status: 400, body }, batch.slice(0, 2), policy, clock)).toEqual([
+      { kind: "dead_letter", reason: "HTTP 400" },
+      { kind: "dead_letter", reason: "HTTP 400" },
+    ]);
+    expect(
+      decideBatch({ error: "timeout", errorMessage: "no response" }, batch.slice(1, 2), policy, clock),
+    ).toEqual([{ kind: "retry", delayMs: 5_000, reason: "timeout: no response" }]);
+  });
+});

@@ -1,0 +1,147 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import type { RouteConfig } from "./config.ts";
+import type { Delivery } from "./events.ts";
+import {
+  decideOutcome,
+  failedAttempt,
+  type InvocationResult,
+  type Outcome,
+  type OutcomeClock,
+  type OutcomePolicy,
+  readEventList,
+} from "./outcome.ts";
+
+/**
+ * Batch delivery, the pure half: a batch of messages → one JSON body of structured-mode CloudEvents, and
+ * one response → an outcome per message (see the batch section of functions/sdk/contract.ts).
+ */
+
+export interface BatchMessage {
+  msg: JsMsg;
+  d: Delivery;
+}
+
+/** One entry of a batch answer's `failures`. */
+export interface BatchFailure {
+  id: string;
+  reason: string;
+  retry_after?: number | undefined;
+  dead_letter?: boolean | undefined;
+}
+
+export interface BatchAnswer {
+  failures: Map<string, BatchFailure>;
+  /** Raw per-id event lists; each is validated like a single delivery's `events`. */
+  events: Record<string, unknown>;
+}
+
+type RouteAttrs = Pick<RouteConfig, "name" | "stream" | "max_deliver">;
+
+/** The structured-mode CloudEvent of one message: JSON payloads as `data`, anything else as `data_base64`. */
+export function cloudEvent(m: BatchMessage, route: RouteAttrs): Record<string, unknown> {
+  const { msg, d } = m;
+  const contentType = msg.headers?.get("Content-Type") || "application/json";
+  const ce: Record<string, unknown> = {
+    specversion: "1.0",
+    id: d.id,
+    source: `jetway://${route.stream}`,
+    type: msg.subject,
+    time: msg.timestamp,
+    datacontenttype: contentType,
+  };
+  let parsed = false;
+  if (contentType.includes("json") && msg.data.length > 0) {
+    try {
+      ce.data = msg.json();
+      parsed = true;
+    } catch {
+      // Not JSON after all: sent as bytes, the function decides.
+    }
+  }
+  if (!parsed)
+    ce.data_base64 = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.length).toString("base64");
+  ce.jetwayroute = route.name;
+  ce.jetwaystream = d.stream;
+  ce.jetwayseq = d.seq;
+  ce.jetwaydelivery = d.delivery;
+  ce.jetwaymaxdeliver = route.max_deliver;
+  if (d.traceparent) ce.traceparent = d.traceparent;
+  const tracestate = msg.headers?.get("tracestate");
+  if (tracestate) ce.tracestate = tracestate;
+  return ce;
+}
+
+/** The whole request body: one JSON.stringify for the batch. */
+export function encodeBatch(messages: readonly BatchMessage[], route: RouteAttrs): string {
+  return JSON.stringify(messages.map((m) => cloudEvent(m, route)));
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** Validates a 2xx batch answer; returns an error text when it is not the format. */
+export function readBatchAnswer(body: unknown): BatchAnswer | string {
+  if (!isObject(body)) return "not a JSON object";
+  const { failures, events } = body;
+  if (!Array.isArray(failures)) return "failures must be an array";
+  if (events !== undefined && !isObject(events)) return "events must be an object keyed by input id";
+  const out = new Map<string, BatchFailure>();
+  for (let i = 0; i < failures.length; i++) {
+    const f: unknown = failures[i];
+    if (!isObject(f) || typeof f.id !== "string" || f.id.length === 0) {
+      return `failures[${i}].id must be a non-empty string`;
+    }
+    const { reason, retry_after, dead_letter } = f;
+    if (reason !== undefined && typeof reason !== "string") return `failures[${i}].reason must be a string`;
+    if (retry_after !== undefined && !(typeof retry_after === "number" && retry_after >= 0)) {
+      return `failures[${i}].retry_after must be a number of seconds >= 0`;
+    }
+    if (dead_letter !== undefined && typeof dead_letter !== "boolean") {
+      return `failures[${i}].dead_letter must be a boolean`;
+    }
+    out.set(f.id, {
+      id: f.id,
+      reason: reason || "failed in batch (no reason given)",
+      retry_after,
+      dead_letter,
+    });
+  }
+  return { failures: out, events: events ?? {} };
+}
+
+/** The outcome of one message the function listed in `failures`. */
+function failureOutcome(f: BatchFailure, delivery: number, policy: OutcomePolicy, clock?: OutcomeClock) {
+  if (f.dead_letter) return { kind: "dead_letter", reason: f.reason } as const;
+  const asked = f.retry_after === undefined ? undefined : f.retry_after * 1_000;
+  return failedAttempt(f.reason, delivery, asked, policy, clock);
+}
+
+/**
+ * Decides every message of a batch from one response. A 2xx must carry the batch answer: messages not in
+ * `failures` are acked with their events. Anything else (non-2xx, timeout, transport error) applies to each
+ * message as it would to a single delivery, with that message's own delivery count.
+ */
+export function decideBatch(
+  result: InvocationResult,
+  deliveries: readonly Pick<Delivery, "id" | "delivery">[],
+  policy: OutcomePolicy,
+  clock?: OutcomeClock,
+): Outcome[] {
+  const { status } = result;
+  if (status === undefined || status < 200 || status >= 300) {
+    return deliveries.map((d) => decideOutcome(result, d.delivery, policy, clock));
+  }
+  const answer = result.truncated ? "too large to read" : readBatchAnswer(result.body);
+  if (typeof answer === "string") {
+    const why = `malformed batch response (HTTP ${status}): ${answer}`;
+    return deliveries.map((d) => failedAttempt(why, d.delivery, undefined, policy, clock));
+  }
+  return deliveries.map((d): Outcome => {
+    const failure = answer.failures.get(d.id);
+    if (failure) return failureOutcome(failure, d.delivery, policy, clock);
+    const raw = Object.hasOwn(answer.events, d.id) ? answer.events[d.id] : undefined;
+    const events = readEventList(raw);
+    if (typeof events === "string") return { kind: "dead_letter", reason: `invalid response: ${events}` };
+    return { kind: "ack", events };
+  });
+}
