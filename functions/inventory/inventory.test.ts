@@ -3,11 +3,12 @@ import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OrderCreated, PaymentFailed } from "../../schemas/index.ts";
 import type { DbHandle } from "../db/client.ts";
+import { createDb, migrate } from "../db/index.ts";
 import { reservations, stock } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
 import { invoke } from "../sdk/testing.ts";
 import { createInventory } from "./app.ts";
-import { mergeItems, seedStock } from "./stock.ts";
+import { mergeItems, reserve, seedStock } from "./stock.ts";
 
 let handle: DbHandle;
 let inventory: ReturnType<typeof createInventory>;
@@ -178,5 +179,28 @@ describe("inventory", () => {
     await seedStock(handle.db, { "g-1": 3 });
     expect(await (await inventory.app.request("/stock/g-1")).json()).toEqual({ sku: "g-1", available: 3 });
     expect((await inventory.app.request("/stock/none")).status).toBe(404);
+  });
+});
+
+describe("inventory on embedded PGlite (dev mode)", () => {
+  it("serialises concurrent reservations just the same", async () => {
+    const embedded = await createDb({ PGLITE_DIR: "memory" });
+    try {
+      await migrate(embedded);
+      await seedStock(embedded.db, { a: 5, b: 5 });
+      const results = await Promise.all(
+        Array.from({ length: 15 }, (_, i) =>
+          reserve(embedded.db, `ord_${i}`, [
+            { sku: "a", quantity: 1 },
+            { sku: "b", quantity: 1 },
+          ]),
+        ),
+      );
+      expect(results.filter((r) => r.status === "reserved")).toHaveLength(5);
+      const levels = await embedded.db.select().from(stock);
+      expect(levels.map((l) => l.available)).toEqual([0, 0]);
+    } finally {
+      await embedded.close();
+    }
   });
 });
