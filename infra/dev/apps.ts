@@ -1,3 +1,5 @@
+import { createAudit } from "../../functions/audit/app.ts";
+import { DirStore } from "../../functions/audit/dir-store.ts";
 import type { DbHandle } from "../../functions/db/index.ts";
 import { createInventory } from "../../functions/inventory/app.ts";
 import { createOrder } from "../../functions/order/app.ts";
@@ -12,15 +14,21 @@ export interface FetchApp {
 export interface AppDeps {
   /** One database for all functions: PGlite admits a single connection per process. */
   db: DbHandle;
+  /** The dev bindings (functionVars): AUDIT_DIR and friends. */
+  vars: Record<string, string>;
 }
 
 /**
  * Every domain function of the reference system, built from the shared dev dependencies. The gateway
  * simulator is not here: the host builds it itself so it can hand its state to tests.
  */
-export const DOMAIN_APPS: Partial<Record<Exclude<FunctionName, "gateway-sim">, (deps: AppDeps) => FetchApp>> =
-  {
-    order: ({ db }) => createOrder({ db: () => db.db }).app,
-    payment: ({ db }) => createPayment({ db: () => db.db }).app,
-    inventory: ({ db }) => createInventory({ db: () => db.db }).app,
-  };
+export const DOMAIN_APPS: Record<Exclude<FunctionName, "gateway-sim">, (deps: AppDeps) => FetchApp> = {
+  order: ({ db }) => createOrder({ db: () => db.db }).app,
+  payment: ({ db }) => createPayment({ db: () => db.db }).app,
+  inventory: ({ db }) => createInventory({ db: () => db.db }).app,
+  audit: ({ vars }) => {
+    // The dev audit log is a local directory (`.jetway/audit`); the S3 store is for deployments.
+    const store = new DirStore(vars.AUDIT_DIR ?? ".jetway/audit");
+    return createAudit({ store: () => store }).app;
+  },
+};

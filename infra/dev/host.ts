@@ -59,7 +59,7 @@ export async function startFunctionHost(options: FunctionHostOptions): Promise<F
     ["gateway-sim", withRequestLog(createGatewayApp(gateway), logger.child({ fn: "gateway-sim" }))],
   ];
   for (const [name, create] of Object.entries(DOMAIN_APPS)) {
-    if (create) apps.push([name as FunctionName, create({ db: options.db })]);
+    apps.push([name as FunctionName, create({ db: options.db, vars: options.vars })]);
   }
   const servers: ServerType[] = [];
   const urls: FunctionHost["urls"] = {};

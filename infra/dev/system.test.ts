@@ -1,4 +1,6 @@
-import { jetstream } from "@nats-io/jetstream";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,11 +21,6 @@ let system: System;
 
 beforeAll(async () => {
   system = await startSystem({
-    routes: {
-      "audit-orders": { max_deliver: 1 },
-      "audit-payments": { max_deliver: 1 },
-      "audit-inventory": { max_deliver: 1 },
-    },
     stock: { "sku-coffee": 100, "sku-mug": 100, "sku-gone": 0, "sku-scarce": SCARCE },
     // A route whose secret the functions do not share: every delivery is a forged signature (401,
     // retryable by contract), so it dead-letters once its two attempts are spent.
@@ -93,8 +90,35 @@ describe("end to end through the bridge", () => {
     const level = (sku: string) => levels.find((l) => l.sku === sku)?.available;
     expect(level("sku-coffee")).toBe(98);
     expect(level("sku-mug")).toBe(99);
+    // …and the audit function logged the confirmed order's whole story.
+    const story = (await readAudit()).filter((e) => e.data.order_id === good.order_id).map((e) => e.subject);
+    expect(story.sort()).toEqual([
+      "inventory.reserved.v1",
+      "orders.confirmed.v1",
+      "orders.created.v1",
+      "payments.completed.v1",
+    ]);
   });
 });
+
+interface AuditEntry {
+  subject: string;
+  id: string;
+  stream: string;
+  seq: number;
+  data: { order_id?: string };
+}
+
+async function readAudit(): Promise<AuditEntry[]> {
+  const entries: AuditEntry[] = [];
+  for (const stream of await readdir(system.auditDir)) {
+    for (const file of await readdir(join(system.auditDir, stream))) {
+      if (!file.endsWith(".json")) continue;
+      entries.push(JSON.parse(await readFile(join(system.auditDir, stream, file), "utf8")) as AuditEntry);
+    }
+  }
+  return entries;
+}
 
 /** Runs `task` over `items` with at most `limit` at a time. */
 async function pool<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
@@ -175,7 +199,26 @@ describe("500 orders against a failing, throttling gateway", () => {
       confirmed: SCARCE,
       cancelled: 50,
     });
-  });
+
+    // The audit log holds every stream message once, and each order's four events exactly once each.
+    const audit = await readAudit();
+    const jsm = await jetstreamManager(system.bridge.nc);
+    let messages = 0;
+    for (const stream of ["ORDERS", "PAYMENTS", "INVENTORY"]) {
+      messages += (await jsm.streams.info(stream)).state.messages;
+    }
+    expect(audit).toHaveLength(messages);
+    expect(new Set(audit.map((e) => e.id)).size).toBe(audit.length);
+    const kinds = new Map<string, string[]>();
+    for (const e of audit) {
+      if (e.data.order_id) kinds.set(e.data.order_id, [...(kinds.get(e.data.order_id) ?? []), e.subject]);
+    }
+    const confirmed = "inventory.reserved.v1,orders.confirmed.v1,orders.created.v1,payments.completed.v1";
+    const rejected = "inventory.rejected.v1,orders.cancelled.v1,orders.created.v1,payments.completed.v1";
+    const shapes = ids.map((id) => (kinds.get(id) ?? []).sort().join(","));
+    expect(shapes.filter((s) => s === confirmed)).toHaveLength(SCARCE);
+    expect(shapes.filter((s) => s === rejected)).toHaveLength(50);
+  }, 300_000);
 });
 
 interface Letter {
