@@ -20,4 +20,9 @@ process.on("message", (message: DriverMessage) => {
   if (message.type === "stop") stop();
 });
 process.on("disconnect", stop);
-send({ type: "ready", port: system.ports.functions.order, natsUrl: system.nats.url });
+send({
+  type: "ready",
+  port: system.ports.functions.order,
+  natsUrl: system.nats.url,
+  natsPid: system.nats.pid,
+});

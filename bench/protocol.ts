@@ -3,7 +3,7 @@
  * child is whatever takes messages off the stream in a scenario: the bridge, or a ceiling stand-in.
  */
 export type ChildMessage =
-  | { type: "ready"; port?: number; natsUrl?: string }
+  | { type: "ready"; port?: number; natsUrl?: string; natsPid?: number | undefined }
   /** The warm-up is settled and the measured window starts: the driver snapshots CPU counters now. */
   | { type: "first"; ns: number }
   /** `count` messages are settled after the warm-up; times are process.hrtime (CLOCK_MONOTONIC, shared by all processes). */

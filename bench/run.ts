@@ -4,7 +4,7 @@
  * bench/results/<timestamp>.json and bench/results/latest.json. See bench/README.md.
  *
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
- *                     [--concurrency 64] [--cpu-prof]
+ *                     [--concurrency 64] [--rate 1000] [--log-level info] [--cpu-prof]
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     concurrency: { type: "string", default: "64" },
     rate: { type: "string", default: "1000" },
+    "log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "boolean", default: false },
   },
 });
@@ -61,6 +62,7 @@ const ctx: RunContext = {
   n: int(values.n, quick ? 10_000 : 100_000),
   backlog: int(values.backlog, quick ? 50_000 : 1_000_000),
   concurrency: int(values.concurrency, 64),
+  logLevel: values["log-level"] ?? "info",
   quick,
   tmp,
   execArgv: values["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
@@ -101,7 +103,7 @@ const report = {
     load_1m_before: Math.round(loadBefore * 100) / 100,
     load_1m_after: Math.round((loadavg()[0] ?? 0) * 100) / 100,
   },
-  settings: { n: ctx.n, backlog: ctx.backlog, concurrency: ctx.concurrency, quick },
+  settings: { n: ctx.n, backlog: ctx.backlog, concurrency: ctx.concurrency, log_level: ctx.logLevel, quick },
   results,
   targets,
 };

@@ -34,6 +34,8 @@ export interface RunContext {
   n: number;
   backlog: number;
   concurrency: number;
+  /** The bridge's log level: "info" (the shipped configs) writes one line per settled message. */
+  logLevel: string;
   quick: boolean;
   tmp: string;
   /** Extra node flags for the consumer child (e.g. --cpu-prof). */
@@ -69,7 +71,7 @@ export async function prepareRoute(
     natsUrl: env.server.url,
     functionUrl: ctx.fnUrl,
     concurrency: ctx.concurrency,
-    logLevel: "warn",
+    logLevel: ctx.logLevel,
     ...options,
   });
   const file = join(ctx.tmp, `${options.stream}.json`);

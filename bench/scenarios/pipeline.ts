@@ -86,15 +86,17 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       await allFinal(warm, finals, 60_000);
       statusCancelled = 0;
       const started = new Map<string, number>();
-      const natsPid = undefined;
+
       const cpu0 = cpuSeconds(system.pid);
+      const nats0 = cpuSeconds(ready.natsPid);
       const t0 = nowNs();
       await placeOrders(url, warmup, count, started);
       await allFinal(started, finals, 120_000);
       const cpu1 = cpuSeconds(system.pid);
+      const nats1 = cpuSeconds(ready.natsPid);
       const latencies = [...started].map(([id, t]) => (finals.get(id) ?? t) - t);
       const last = Math.max(...[...started.keys()].map((id) => finals.get(id) ?? 0));
-      void natsPid;
+
       return {
         name: "pipeline",
         status: "ok",
@@ -106,6 +108,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
           completion_p50_ms: summarize(latencies).p50_ms,
           completion_p99_ms: summarize(latencies).p99_ms,
           system_cpu_us_per_order: round(((cpu1 - cpu0) * 1e6) / count, 1),
+          nats_cpu_us_per_order: round(((nats1 - nats0) * 1e6) / count, 1),
           clients: CLIENTS,
         },
       };
