@@ -169,7 +169,9 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
     if (admin && c.req.header("authorization") !== `Bearer ${admin}`) {
       return c.json({ error: { code: "unauthorized", message: "admin token required" } }, 401);
     }
-    const olderThanS = Number(c.req.query("older_than_s") ?? 10);
+    const asked = Number(c.req.query("older_than_s") ?? 10);
+    // Younger orders may still be mid-request: their own POST is about to publish them.
+    const olderThanS = Number.isFinite(asked) && asked >= 0 ? asked : 10;
     const pending = await unpublished(deps.db(c), olderThanS, 100);
     let published = 0;
     for (const order of pending) {
