@@ -118,11 +118,14 @@ export class RouteConsumer {
     void this.watch(messages);
   }
 
-  /** A batch route pulls enough to fill its batches, up to what the server would let it hold anyway. */
+  /**
+   * A batch route pulls enough to fill every batch slot plus one batch ready for the first slot to free,
+   * within what the server would let it hold anyway.
+   */
   private pullSize(): number {
     const { batch, concurrency } = this.route;
     if (!batch) return concurrency;
-    return Math.max(batch.size, Math.min(batch.size * concurrency, maxAckPending(this.route)));
+    return Math.max(batch.size, Math.min(batch.size * (concurrency + 1), maxAckPending(this.route)));
   }
 
   /** Notifications are informational: reported, never thrown. An unexpected end triggers a rebind. */
