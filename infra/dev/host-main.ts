@@ -40,3 +40,6 @@ const stop = async (signal: NodeJS.Signals) => {
 };
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
+// The runner holds our stdin open: when it dies without stopping us (kill -9), stop rather than linger.
+process.stdin.on("end", () => stop("SIGTERM"));
+process.stdin.resume();
