@@ -57,6 +57,20 @@ afterAll(async () => {
 });
 
 describe("jetway dev", () => {
+  it("prints how to install nats-server and exits 1 when there is none and no NATS to use", async () => {
+    const base = await freeBlock();
+    const { NATS_URL: _, ...env } = process.env;
+    const result = await run(process.execPath, [BIN, "dev", "--port-base", String(base)], {
+      cwd,
+      env: { ...env, NATS_SERVER_BIN: join(cwd, "no-such-nats-server") },
+    }).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("brew install nats-server");
+  });
+
   it("runs the printed curl example to a confirmed order, then stops cleanly on SIGTERM", async () => {
     const base = await freeBlock();
     const { DATABASE_URL: _, ...env } = process.env;

@@ -96,7 +96,7 @@ export function formatLine(line: LogLine, options: FormatOptions): string {
       ? (LEVEL_NAMES[record.level] ?? "INFO")
       : String(record.level ?? "INFO").toUpperCase();
   const fields = Object.entries(record)
-    .filter(([key, value]) => !HIDDEN.has(key) && value !== undefined && key !== "stack")
+    .filter(([key, value]) => !HIDDEN.has(key) && value !== undefined && value !== "")
     .map(([key, value]) => `${key}=${fieldValue(value)}`)
     .join(" ");
   const msg = typeof record.msg === "string" ? record.msg : "";

@@ -167,8 +167,12 @@ export async function runDev(options: DevOptions): Promise<number> {
     }
   } catch (error) {
     // No binary: the install instructions, plainly, instead of a log line.
-    if (error instanceof NatsServerNotFoundError) process.stderr.write(`${error.message}\n`);
-    fail(error instanceof Error ? error : new Error(String(error)));
+    if (error instanceof NatsServerNotFoundError) {
+      process.stderr.write(`${error.message}\n`);
+      fail(new DevStartError("no NATS_URL, nothing listening on the NATS port, and no nats-server to start"));
+    } else {
+      fail(error instanceof Error ? error : new Error(String(error)));
+    }
   }
   return exit;
 }
