@@ -59,7 +59,7 @@ const { port } = await fn.waitFor("ready", 30_000);
 const ctx: RunContext = {
   fn,
   fnUrl: `http://127.0.0.1:${port}/events`,
-  n: int(values.n, quick ? 10_000 : 100_000),
+  n: int(values.n, quick ? 10_000 : 50_000),
   backlog: int(values.backlog, quick ? 50_000 : 1_000_000),
   concurrency: int(values.concurrency, 64),
   logLevel: values["log-level"] ?? "info",
@@ -110,6 +110,8 @@ const report = {
 const dir = join(here, "results");
 await mkdir(dir, { recursive: true });
 const json = `${JSON.stringify(report, null, 2)}\n`;
-await writeFile(join(dir, `${startedAt.toISOString().replace(/[:.]/g, "-")}.json`), json);
-await writeFile(join(dir, "latest.json"), json);
-log(`results written to ${join(dir, "latest.json")}`);
+const file = join(dir, `${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
+await writeFile(file, json);
+// latest.json is the last complete run (the one bench/README.md quotes); --only runs never replace it.
+if (!only) await writeFile(join(dir, "latest.json"), json);
+log(`results written to ${only ? file : join(dir, "latest.json")}`);

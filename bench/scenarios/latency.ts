@@ -16,7 +16,7 @@ import {
 export const LATENCY_RATE = 1_000;
 
 /** Messages the fresh bridge takes as a burst before pacing starts: a cold process is far slower (JIT). */
-export const LATENCY_WARMUP = 20_000;
+export const LATENCY_WARMUP = 10_000;
 
 /**
  * A warmed-up, idle bridge gets a paced `rate` msgs/s for `seconds`. Publish→function is the function's

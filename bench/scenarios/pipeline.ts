@@ -60,8 +60,8 @@ async function allFinal(started: Map<string, number>, finals: Map<string, number
  * NATS subscription). Postgres CPU is not counted.
  */
 export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
-  const count = ctx.quick ? 500 : 2_000;
-  const warmup = ctx.quick ? 100 : 300;
+  const count = ctx.quick ? 200 : 1_000;
+  const warmup = ctx.quick ? 50 : 200;
   const system = Child.start("pipeline", "pipeline-entry.ts", [], {}, ctx.execArgv);
   try {
     const ready = await system.waitFor("ready", 60_000);
