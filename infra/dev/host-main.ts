@@ -33,7 +33,7 @@ let stopping = false;
 const stop = async (signal: NodeJS.Signals) => {
   if (stopping) process.exit(1);
   stopping = true;
-  logger.info({ signal }, "stopping functions");
+  logger.info({ signal }, "closing function servers and the database");
   await host.close();
   await db.close();
   process.exit(0);

@@ -147,7 +147,10 @@ export async function runDev(options: DevOptions): Promise<number> {
     const configFile = join(dataDir, "bridge.dev.yaml");
     const raw = devBridgeConfig(await readRawConfig(options.config), ports);
     await writeFile(configFile, stringifyYaml(raw));
-    const bridgeEnv = { ...options.env, NATS_URL: nats.url };
+    const bridgeEnv: NodeJS.ProcessEnv = { ...options.env, NATS_URL: nats.url };
+    // JETWAY_SECRET= turns signature checks off in the functions; the bridge still needs some secret,
+    // and its ${JETWAY_SECRET:-…} default applies only to an unset variable.
+    if (bridgeEnv.JETWAY_SECRET === "") delete bridgeEnv.JETWAY_SECRET;
     const bridge = new DevChild({
       tag: "bridge",
       args: [BIN, "bridge", "--config", configFile],
