@@ -3,7 +3,7 @@ import type pino from "pino";
 import type { AckTicker, Tickable } from "./ack-ticker.ts";
 import { decideBatch, encodeBatch } from "./batch.ts";
 import type { RouteConfig } from "./config.ts";
-import type { BridgeEvents, Delivery } from "./events.ts";
+import type { BridgeEvents, Delivery, OutcomeKind } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import type { Invocation, Invoker } from "./invoker.ts";
 import { backoffDelay, beyondMaxDeliver, type Outcome } from "./outcome.ts";
@@ -129,7 +129,7 @@ export class BatchDispatcher {
   }
 
   private async deliver(batch: Entry[]): Promise<void> {
-    const settling: Promise<void>[] = [];
+    const settling: Promise<OutcomeKind | undefined>[] = [];
     const send: Entry[] = [];
     for (const e of batch) {
       this.o.events.emit("invoke:start", e.d);
@@ -137,10 +137,10 @@ export class BatchDispatcher {
       if (beyond) settling.push(this.settle(e, beyond));
       else send.push(e);
     }
+    let inv: Invocation | undefined;
+    const sentAt = performance.now();
     if (send.length > 0) {
-      const body = Buffer.from(encodeBatch(send, this.o.route));
-      const sentAt = performance.now();
-      const inv = await this.o.invoker.invokeBatch(body);
+      inv = await this.o.invoker.invokeBatch(Buffer.from(encodeBatch(send, this.o.route)));
       this.o.events.emit("batch:delivered", {
         route: this.o.route.name,
         size: send.length,
@@ -160,12 +160,26 @@ export class BatchDispatcher {
         if (!e.abandoned) settling.push(this.settle(e, outcomes[i] as Outcome, context));
       }
     }
-    await Promise.all(settling);
+    const kinds = await Promise.all(settling);
+    if (!this.o.log.isLevelEnabled("info")) return;
+    const count = (kind: OutcomeKind) => kinds.reduce((n, k) => (k === kind ? n + 1 : n), 0);
+    this.o.log.info(
+      {
+        size: batch.length,
+        status: inv?.status,
+        acked: count("ack"),
+        retried: count("retry"),
+        dead_lettered: count("dead_letter"),
+        duration_ms: Math.round((performance.now() - sentAt) * 10) / 10,
+      },
+      "batch settled",
+    );
   }
 
-  private async settle(e: Entry, outcome: Outcome, inv?: Invocation): Promise<void> {
-    await this.o.settler.settle(e, e.d, outcome, inv);
+  private async settle(e: Entry, outcome: Outcome, inv?: Invocation): Promise<OutcomeKind | undefined> {
+    const kind = await this.o.settler.settle(e, e.d, outcome, inv);
     e.settled = true;
+    return kind;
   }
 
   /** Hands back what never left, waits up to `gracePeriodMs` for batches in flight, then hands back the rest. */

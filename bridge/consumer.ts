@@ -76,6 +76,7 @@ export class RouteConsumer {
       log: this.log,
       features,
       acks: this.acks,
+      quietAcks: options.route.batch !== undefined,
     });
     const { batch } = options.route;
     if (batch) {

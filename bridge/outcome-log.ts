@@ -30,9 +30,15 @@ export function messageLogger(logger: pino.Logger, d: Delivery): pino.Logger {
   });
 }
 
-/** One line per settled message: info for ack, warn for retry, error for dead-letter. */
-export function logOutcome(logger: pino.Logger, event: OutcomeEvent): void {
-  const level = LEVEL[event.outcome];
+/**
+ * One line per settled message: info for ack, warn for retry, error for dead-letter. `level` overrides it
+ * (a batch route logs acks at debug: its batch line says how many were acked).
+ */
+export function logOutcome(
+  logger: pino.Logger,
+  event: OutcomeEvent,
+  level: "debug" | "info" | "warn" | "error" = LEVEL[event.outcome],
+): void {
   // The child is only built when the line is written: at 10k+ msgs/s that matters.
   if (!logger.isLevelEnabled(level)) return;
   messageLogger(logger, event.delivery)[level](

@@ -45,6 +45,8 @@ export interface SettlerOptions {
   log: pino.Logger;
   features: ServerFeatures;
   acks: AckBatcher;
+  /** Log acks at debug (batch routes log one info line per batch instead). */
+  quietAcks?: boolean;
 }
 
 /**
@@ -58,7 +60,13 @@ export class Settler {
     this.o = options;
   }
 
-  async settle(entry: Settleable, d: Delivery, outcome: Outcome, inv?: SettleContext): Promise<void> {
+  /** Resolves to what was done, or undefined when a shutdown abandoned the message meanwhile. */
+  async settle(
+    entry: Settleable,
+    d: Delivery,
+    outcome: Outcome,
+    inv?: SettleContext,
+  ): Promise<OutcomeKind | undefined> {
     const { msg } = entry;
     const { route } = this.o;
     if (outcome.kind === "ack" && outcome.events.length > 0) {
@@ -66,7 +74,7 @@ export class Settler {
         const source = { id: d.id, traceparent: d.traceparent, tracestate: msg.headers?.get("tracestate") };
         await publishEvents(this.o.js, source, outcome.events);
       } catch (error) {
-        if (entry.abandoned) return;
+        if (entry.abandoned) return undefined;
         const reason = (error as Error).message;
         if (error instanceof EventPublishError && error.unroutable) {
           outcome = { kind: "dead_letter", reason };
@@ -80,7 +88,7 @@ export class Settler {
         }
       }
     }
-    if (entry.abandoned) return;
+    if (entry.abandoned) return undefined;
     let kind: OutcomeKind = outcome.kind;
     let delayMs: number | undefined;
     let reason: string | undefined;
@@ -124,6 +132,8 @@ export class Settler {
       emitted: kind === "ack" && outcome.kind === "ack" ? outcome.events.length : 0,
     };
     this.o.events.emit("invoke:outcome", event);
-    logOutcome(this.o.log, event);
+    if (kind === "ack" && this.o.quietAcks) logOutcome(this.o.log, event, "debug");
+    else logOutcome(this.o.log, event);
+    return kind;
   }
 }
