@@ -1,3 +1,4 @@
+import { FUNCTION_NAMES } from "../../infra/dev/ports.ts";
 import { DEFAULT_DEV_CONFIG, runDev } from "../../infra/dev/runner.ts";
 import { type Command, parseFlags, UsageError } from "./common.ts";
 
@@ -23,6 +24,10 @@ export const command: Command = {
       config: { type: "string", short: "c" },
       "data-dir": { type: "string" },
     });
+    const tags = ["bridge", "dev", "functions", ...FUNCTION_NAMES];
+    if (values.only !== undefined && !tags.includes(values.only)) {
+      throw new UsageError(`--only takes one of ${tags.join(", ")}; got "${values.only}"`);
+    }
     return runDev({
       portBase: portBase(values["port-base"] ?? process.env.JETWAY_PORT_BASE),
       only: values.only,

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -123,5 +123,42 @@ describe("jetway dev", () => {
     expect(pids.filter(alive)).toEqual([]);
     expect(await isListening(base)).toBe(false);
     expect(await isListening(base + 2)).toBe(false);
+  }, 180_000);
+
+  it("starts its own nats-server with a persistent store when there is no NATS, and stops it last", async () => {
+    const base = await freeBlock();
+    const { DATABASE_URL: _, NATS_URL: __, ...env } = process.env;
+    let out = "";
+    const child = spawn(process.execPath, [BIN, "dev", "--port-base", String(base), "--json"], {
+      cwd,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    dev = child;
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await until("the banner", async () =>
+      stdout.includes(`nats://127.0.0.1:${base + 6}`) ? true : undefined,
+    );
+    // --json: the terminal gets the raw lines, the banner went to stderr.
+    const records = out
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { fn?: string; msg?: string; child_pid?: number });
+    const pids = records.flatMap((r) => (r.child_pid ? [r.child_pid] : []));
+    expect(records.find((r) => r.msg === "started nats-server")).toBeDefined();
+    expect(pids).toHaveLength(3);
+    expect((await fetch(`http://127.0.0.1:${base}/readyz`)).status).toBe(200);
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(pids.filter(alive)).toEqual([]);
+    expect(await isListening(base + 6)).toBe(false);
+    expect((await readdir(join(cwd, ".jetway/nats"))).length).toBeGreaterThan(0);
   }, 180_000);
 });
