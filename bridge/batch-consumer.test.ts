@@ -157,6 +157,25 @@ describe("batch delivery", () => {
     await expect(verifySignature("s3cret", req?.body ?? "", signature)).resolves.toBeUndefined();
     await expect(verifySignature("other", req?.body ?? "", signature)).rejects.toThrow(/does not match/);
   });
+  it("never puts one id in a batch twice: the batch ends before a repeated Nats-Msg-Id", async () => {
+    const fn = await scripted(() => ({ status: 200, body: { failures: [] } }));
+    const f = await routeFixture(h, fn.url, { batch: { size: 10, max_wait: "300ms" } });
+    cleanups.push(() => f.consumer.stop(1_000));
+    // A short duplicate window lets the stream store the same Nats-Msg-Id twice.
+    const info = await h.jsm.streams.info(f.route.stream);
+    await h.jsm.streams.update(f.route.stream, { ...info.config, duplicate_window: 100_000_000 });
+    await h.js.publish(f.subject, '{"n":1}', withId("dup"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await h.js.publish(f.subject, '{"n":2}', withId("dup"));
+    await h.js.publish(f.subject, '{"n":3}', withId("other"));
+    await f.consumer.start();
+    await settled(f, 3);
+    expect(f.outcomes.every((o) => o.outcome === "ack")).toBe(true);
+    expect(fn.requests.map((r) => eventsOf(r).map((e) => e.data))).toEqual([
+      [{ n: 1 }],
+      [{ n: 2 }, { n: 3 }],
+    ]);
+  });
 });
 
 describe("batch delivery: per-message outcomes", () => {

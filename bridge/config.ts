@@ -71,6 +71,10 @@ const routeSchema = z
     max_ack_pending: z.number().int().min(1).optional(),
     deliver_policy: z.enum(["all", "new", "last"]).default("all"),
     secret: z.string().min(1).optional(),
+    /**
+     * Batch delivery: up to `size` messages (or what arrived within `max_wait` of the first) in one POST of
+     * structured CloudEvents (functions/sdk/contract.ts). On such a route `concurrency` counts batches.
+     */
     batch: batchSchema.optional(),
     /** Overrides of the default outcome table: HTTP status → what to do. */
     status_outcomes: z
