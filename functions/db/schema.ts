@@ -75,6 +75,10 @@ export const orders = pgTable(
   ],
 );
 
+/** `cancelled`: the order was refused before it was charged, so it never will be. */
+export const PAYMENT_ROW_STATUSES = ["pending", "succeeded", "declined", "refunded", "cancelled"] as const;
+export type PaymentStatus = (typeof PAYMENT_ROW_STATUSES)[number];
+
 export const payments = pgTable(
   "payments",
   {
@@ -86,12 +90,16 @@ export const payments = pgTable(
     gateway_charge_id: text("gateway_charge_id"),
     amount_minor: bigint("amount_minor", { mode: "number" }).notNull(),
     currency: varchar("currency", { length: 3 }).notNull(),
-    status: text("status").$type<"pending" | "succeeded" | "declined">().notNull().default("pending"),
+    status: text("status").$type<PaymentStatus>().notNull().default("pending"),
     failure_reason: text("failure_reason"),
+    /** The gateway refund, when the order was cancelled after the charge succeeded. */
+    refund_id: text("refund_id"),
+    /** When the charge's outcome was recorded: the stable occurred_at of the outcome event. */
+    settled_at: timestamp("settled_at", { withTimezone: true }),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
-  () => [check("payments_status_check", oneOf("status", ["pending", "succeeded", "declined"]))],
+  () => [check("payments_status_check", oneOf("status", PAYMENT_ROW_STATUSES))],
 );
 
 export const stock = pgTable(

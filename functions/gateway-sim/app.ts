@@ -24,7 +24,8 @@ const controlBody = z
   .strict();
 
 /**
- * The simulator's HTTP surface: POST /charges (Idempotency-Key required), GET /charges/:id, GET /stats,
+ * The simulator's HTTP surface: POST /charges and POST /refunds (Idempotency-Key required),
+ * GET /charges/:id, GET /stats,
  * GET|POST /control to change latency, failure rates and outages at run time, POST /reset.
  */
 export function createGatewayApp(state = new GatewayState()) {
@@ -60,6 +61,34 @@ export function createGatewayApp(state = new GatewayState()) {
         }
         return c.json(charge, result.replayed ? 200 : 201);
       }
+    }
+  });
+
+  app.post("/refunds", async (c) => {
+    const key = c.req.header("idempotency-key");
+    if (!key) return c.json({ error: { code: "idempotency_key_required" } }, 400);
+    const body = (await c.req.json().catch(() => ({}))) as { charge_id?: unknown };
+    if (typeof body.charge_id !== "string") {
+      return c.json({ error: { code: "invalid_request", fields: ["charge_id"] } }, 400);
+    }
+    const result = state.refund(key, body.charge_id);
+    switch (result.kind) {
+      case "outage":
+        return c.json({ error: { code: "service_unavailable" } }, 503);
+      case "error":
+        return c.json({ error: { code: "internal_error" } }, 500);
+      case "throttled":
+        c.header("Retry-After", String(result.retryAfterS));
+        return c.json({ error: { code: "rate_limited" } }, 429);
+      case "no_charge":
+        return c.json({ error: { code: "no_such_charge" } }, 404);
+      case "not_refundable":
+        return c.json({ error: { code: "charge_not_refundable" } }, 422);
+      case "key_reused":
+        return c.json({ error: { code: "idempotency_key_reused" } }, 422);
+      case "refunded":
+        if (result.replayed) c.header("Idempotent-Replayed", "true");
+        return c.json(result.refund, result.replayed ? 200 : 201);
     }
   });
 

@@ -72,4 +72,29 @@ describe("gateway simulator", () => {
     expect((await control({ error_rate: 2 })).status).toBe(400);
     expect(await (await app.request("/stats")).json()).toMatchObject({ charges: 1, throttled: 1, errors: 2 });
   });
+
+  it("refunds a charge once per key, and only successful charges", async () => {
+    const state = new GatewayState();
+    const app = createGatewayApp(state);
+    const { id } = (await (await app.request("/charges", charge("c1"))).json()) as { id: string };
+    const refund = (key: string, charge_id: string) =>
+      app.request("/refunds", {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify({ charge_id }),
+      });
+    const first = await refund("r1", id);
+    expect(first.status).toBe(201);
+    const again = await refund("r1", id);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual(await first.json());
+    expect((await refund("r2", "ch_missing")).status).toBe(404);
+    const declined = (await (
+      await app.request("/charges", charge("c2", { token: "tok_decline" }))
+    ).json()) as {
+      charge: { id: string };
+    };
+    expect((await refund("r3", declined.charge.id)).status).toBe(422);
+    expect(state.getStats()).toMatchObject({ refunds: 1, refunds_by_charge: { [id]: 1 } });
+  });
 });

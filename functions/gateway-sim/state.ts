@@ -73,7 +73,23 @@ export interface Stats {
   by_key_count: Record<string, number>;
   /** Requests seen per idempotency key. */
   requests_by_key: Record<string, number>;
+  /** Refunds created; a correct client makes at most one per charge. */
+  refunds: number;
+  refunds_by_charge: Record<string, number>;
 }
+
+export interface Refund {
+  id: string;
+  charge_id: string;
+  amount_minor: number;
+  idempotency_key: string;
+  created_at: string;
+}
+
+export type RefundResult =
+  | { kind: "refunded"; refund: Refund; replayed: boolean }
+  | { kind: "outage" | "error" | "no_charge" | "not_refundable" | "key_reused" }
+  | { kind: "throttled"; retryAfterS: number };
 
 const sameRequest = (a: ChargeRequest, b: ChargeRequest) =>
   a.amount_minor === b.amount_minor && a.currency === b.currency && a.token === b.token;
@@ -82,6 +98,7 @@ export class GatewayState {
   controls: Controls = { ...DEFAULT_CONTROLS };
   private charges = new Map<string, { request: ChargeRequest; charge: Charge }>();
   private inFlight = new Set<string>();
+  private refunds = new Map<string, Refund>();
   private stats = GatewayState.emptyStats();
   private readonly random: () => number;
   private readonly now: () => number;
@@ -103,6 +120,8 @@ export class GatewayState {
       errors: 0,
       by_key_count: {},
       requests_by_key: {},
+      refunds: 0,
+      refunds_by_charge: {},
     };
   }
 
@@ -115,6 +134,7 @@ export class GatewayState {
     this.controls = { ...DEFAULT_CONTROLS };
     this.charges.clear();
     this.inFlight.clear();
+    this.refunds.clear();
     this.stats = GatewayState.emptyStats();
   }
 
@@ -130,21 +150,9 @@ export class GatewayState {
   /** Runs one charge request through outage, throttle, error and idempotency rules. */
   async charge(key: string, request: ChargeRequest): Promise<ChargeResult> {
     const s = this.stats;
-    s.requests++;
-    s.requests_by_key[key] = (s.requests_by_key[key] ?? 0) + 1;
     const c = this.controls;
-    if (this.now() < c.outage_until) {
-      s.errors++;
-      return { kind: "outage" };
-    }
-    if (this.random() < c.throttle_rate) {
-      s.throttled++;
-      return { kind: "throttled", retryAfterS: c.retry_after_s };
-    }
-    if (this.random() < c.error_rate) {
-      s.errors++;
-      return { kind: "error" };
-    }
+    const refused = this.gate(key);
+    if (refused) return refused;
     const existing = this.charges.get(key);
     if (existing) {
       if (!sameRequest(existing.request, request)) return { kind: "key_reused" };
@@ -165,6 +173,54 @@ export class GatewayState {
     } finally {
       this.inFlight.delete(key);
     }
+  }
+
+  /** Outage, throttling and injected errors, applied to every request before it does anything. */
+  private gate(
+    key: string,
+  ): { kind: "outage" | "error" } | { kind: "throttled"; retryAfterS: number } | undefined {
+    const s = this.stats;
+    s.requests++;
+    s.requests_by_key[key] = (s.requests_by_key[key] ?? 0) + 1;
+    const c = this.controls;
+    if (this.now() < c.outage_until) {
+      s.errors++;
+      return { kind: "outage" };
+    }
+    if (this.random() < c.throttle_rate) {
+      s.throttled++;
+      return { kind: "throttled", retryAfterS: c.retry_after_s };
+    }
+    if (this.random() < c.error_rate) {
+      s.errors++;
+      return { kind: "error" };
+    }
+    return undefined;
+  }
+
+  /** Refunds a successful charge in full; a repeated key returns the original refund. */
+  refund(key: string, chargeId: string): RefundResult {
+    const refused = this.gate(key);
+    if (refused) return refused;
+    const existing = this.refunds.get(key);
+    if (existing)
+      return existing.charge_id === chargeId
+        ? { kind: "refunded", refund: existing, replayed: true }
+        : { kind: "key_reused" };
+    const charge = this.find(chargeId);
+    if (!charge) return { kind: "no_charge" };
+    if (charge.status !== "succeeded") return { kind: "not_refundable" };
+    const refund: Refund = {
+      id: `re_${ulid()}`,
+      charge_id: chargeId,
+      amount_minor: charge.amount_minor,
+      idempotency_key: key,
+      created_at: new Date(this.now()).toISOString(),
+    };
+    this.refunds.set(key, refund);
+    this.stats.refunds++;
+    this.stats.refunds_by_charge[chargeId] = (this.stats.refunds_by_charge[chargeId] ?? 0) + 1;
+    return { kind: "refunded", refund, replayed: false };
   }
 
   private create(key: string, request: ChargeRequest): Charge {

@@ -1,10 +1,10 @@
-import { OrderCreated, PaymentCompleted, PaymentFailed } from "../../schemas/index.ts";
-import type { Db, DbProvider } from "../db/client.ts";
-import { requireVar } from "../db/env.ts";
+import { InventoryRejected, OrderCreated, PaymentCompleted, PaymentFailed } from "../../schemas/index.ts";
+import type { DbProvider } from "../db/client.ts";
+import { requireVar, type Vars } from "../db/env.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
-import { chargeOnce, type Payment } from "./charge.ts";
-import { charge } from "./gateway.ts";
+import { CANCELLED_REASON, cancelPayment, chargeOnce, type Payment } from "./charge.ts";
+import { charge, type GatewayOptions, refund } from "./gateway.ts";
 
 export interface PaymentDeps {
   db: DbProvider;
@@ -13,36 +13,59 @@ export interface PaymentDeps {
 }
 
 /**
- * payment: orders.created.v1 → one gateway charge → payments.completed.v1 or payments.failed.v1.
+ * payment: orders.created.v1 → one gateway charge → payments.completed.v1 or payments.failed.v1;
+ * inventory.rejected.v1 → refund the charge (or make sure it never happens).
  * Env: GATEWAY_URL (required), GATEWAY_TIMEOUT_MS (default 10000).
  */
 export function createPayment(deps: PaymentDeps): JetwayFunction {
-  return defineFunction({ name: "payment" }).handle(OrderCreated, async (event, ctx) => {
-    const db: Db = deps.db(ctx.c);
-    const { order_id } = event.data;
-    const gateway = {
-      baseUrl: requireVar(ctx.env, "GATEWAY_URL"),
-      timeoutMs: Number(ctx.env.GATEWAY_TIMEOUT_MS ?? 10_000),
-      ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    };
-    const payment = await chargeOnce(db, event.data, (key, input) => charge(gateway, key, input));
-    ctx.log.info({ order_id, payment_id: payment.id, status: payment.status }, "payment settled");
-    await emitOutcome(payment, event.data.customer_id, ctx.emit);
+  const gateway = (env: Vars): GatewayOptions => ({
+    baseUrl: requireVar(env, "GATEWAY_URL"),
+    timeoutMs: Number(env.GATEWAY_TIMEOUT_MS ?? 10_000),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
+  return defineFunction({ name: "payment" })
+    .handle(OrderCreated, async (event, ctx) => {
+      const options = gateway(ctx.env);
+      const payment = await chargeOnce(deps.db(ctx.c), event.data, (key, input) =>
+        charge(options, key, input),
+      );
+      ctx.log.info(
+        { order_id: payment.order_id, payment_id: payment.id, status: payment.status },
+        "payment settled",
+      );
+      await emitOutcome(payment, event.data, ctx.emit);
+    })
+    .handle(InventoryRejected, async (event, ctx) => {
+      const options = gateway(ctx.env);
+      const payment = await cancelPayment(deps.db(ctx.c), event.data.order_id, (key, chargeId) =>
+        refund(options, key, chargeId),
+      );
+      // No refund contract exists yet: the outcome is recorded on the payment row and logged.
+      ctx.log.info(
+        { order_id: payment.order_id, status: payment.status, refund_id: payment.refund_id },
+        "compensated",
+      );
+    });
+}
+
+interface OrderFacts {
+  customer_id: string;
+  total_minor: number;
+  currency: string;
 }
 
 /** The outcome event of a settled payment; the same payment always yields the identical event. */
-async function emitOutcome(payment: Payment, customerId: string, emit: Emit): Promise<void> {
+async function emitOutcome(payment: Payment, order: OrderFacts, emit: Emit): Promise<void> {
   const common = {
-    occurred_at: payment.updated_at.toISOString(),
+    occurred_at: (payment.settled_at ?? payment.updated_at).toISOString(),
     order_id: payment.order_id,
-    customer_id: customerId,
+    customer_id: order.customer_id,
     amount_minor: payment.amount_minor,
     currency: payment.currency,
   };
   // One outcome per order, so both kinds share the Nats-Msg-Id: the first one published wins.
   const id = `payments:${payment.order_id}`;
-  if (payment.status === "succeeded" && payment.gateway_charge_id) {
+  if ((payment.status === "succeeded" || payment.status === "refunded") && payment.gateway_charge_id) {
     const message_id = await uuidFrom(`payments.completed:${payment.order_id}`);
     emit(
       PaymentCompleted,
@@ -52,5 +75,11 @@ async function emitOutcome(payment: Payment, customerId: string, emit: Emit): Pr
     return;
   }
   const message_id = await uuidFrom(`payments.failed:${payment.order_id}`);
+  if (payment.status === "cancelled") {
+    // Never charged: the row holds no amount, the order does.
+    const amounts = { amount_minor: order.total_minor, currency: order.currency };
+    emit(PaymentFailed, { ...common, ...amounts, message_id, reason: CANCELLED_REASON }, { id });
+    return;
+  }
   emit(PaymentFailed, { ...common, message_id, reason: payment.failure_reason ?? "card_declined" }, { id });
 }

@@ -2,7 +2,7 @@ import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { payments } from "../db/schema.ts";
-import { InvalidEventError } from "../sdk/index.ts";
+import { InvalidEventError, RetryableError } from "../sdk/index.ts";
 import type { ChargeInput, ChargeOutcome } from "./gateway.ts";
 
 export type Payment = typeof payments.$inferSelect;
@@ -49,6 +49,7 @@ export async function chargeOnce(db: Db, order: OrderToCharge, chargeFn: ChargeF
       gateway_charge_id: outcome.chargeId ?? null,
       failure_reason: outcome.status === "declined" ? outcome.code : null,
       updated_at: sql`now()`,
+      settled_at: sql`now()`,
     })
     .where(and(eq(payments.id, row.id), eq(payments.status, "pending")))
     .returning();
@@ -75,4 +76,43 @@ async function load(db: Db, orderId: string): Promise<Payment> {
   // Conflict on message_id but no row for this order: the same message id was used for another order.
   if (!row) throw new InvalidEventError(`message already used for a different order than ${orderId}`);
   return row;
+}
+
+export type RefundFn = (idempotencyKey: string, chargeId: string) => Promise<string>;
+
+/** The reason a payment that was never attempted reports. */
+export const CANCELLED_REASON = "order_cancelled";
+
+/**
+ * Compensation when stock for the order was refused: a successful charge is refunded (once — the refund's
+ * idempotency key derives from the order); an order not yet charged gets a `cancelled` row first, so a
+ * late orders.created finds it and charges nothing. A charge still in flight is waited for (retry).
+ */
+export async function cancelPayment(db: Db, orderId: string, refundFn: RefundFn): Promise<Payment> {
+  const [tombstone] = await db
+    .insert(payments)
+    .values({
+      id: newId("pay"),
+      order_id: orderId,
+      message_id: `cancelled:${orderId}`,
+      amount_minor: 0,
+      currency: "XXX",
+      status: "cancelled",
+      failure_reason: CANCELLED_REASON,
+      settled_at: sql`now()`,
+    })
+    .onConflictDoNothing()
+    .returning();
+  if (tombstone) return tombstone;
+  const row = await load(db, orderId);
+  if (row.status === "pending")
+    throw new RetryableError(`charge of ${orderId} still in flight`, { retryAfterS: 2 });
+  if (row.status !== "succeeded" || !row.gateway_charge_id) return row;
+  const refundId = await refundFn(`refund:${orderId}`, row.gateway_charge_id);
+  const [refunded] = await db
+    .update(payments)
+    .set({ status: "refunded", refund_id: refundId, updated_at: sql`now()` })
+    .where(and(eq(payments.id, row.id), eq(payments.status, "succeeded")))
+    .returning();
+  return refunded ?? (await load(db, orderId));
 }

@@ -76,3 +76,33 @@ export async function charge(
   }
   throw new InvalidEventError(`payment gateway refused the charge (${res.status} ${body.error?.code ?? ""})`);
 }
+
+/** Refunds a charge in full; the same idempotency key always yields the same refund. */
+export async function refund(
+  options: GatewayOptions,
+  idempotencyKey: string,
+  chargeId: string,
+): Promise<string> {
+  const doFetch = options.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await doFetch(new URL("/refunds", options.baseUrl), {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": idempotencyKey },
+      body: JSON.stringify({ charge_id: chargeId }),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    });
+  } catch (cause) {
+    throw new RetryableError(`payment gateway unreachable: ${(cause as Error).message}`, { cause });
+  }
+  const body = (await res.json().catch(() => ({}))) as ChargeBody;
+  if (res.ok && body.id) return body.id;
+  const retryAfterS = retryAfterSeconds(res.headers.get("retry-after"));
+  if (res.status === 429 || res.status >= 500 || res.status === 409) {
+    throw new RetryableError(
+      `payment gateway answered ${res.status} to a refund`,
+      retryAfterS === undefined ? {} : { retryAfterS },
+    );
+  }
+  throw new InvalidEventError(`payment gateway refused the refund (${res.status} ${body.error?.code ?? ""})`);
+}

@@ -3,7 +3,7 @@ import { type ServerType, serve } from "@hono/node-server";
 import { eq } from "drizzle-orm";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { OrderCreated } from "../../schemas/index.ts";
+import { InventoryRejected, OrderCreated } from "../../schemas/index.ts";
 import type { DbHandle } from "../db/client.ts";
 import { payments } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
@@ -162,5 +162,61 @@ describe("payment", () => {
     const res = await deliver(payment(), data);
     expect(res.status).toBe(422);
     expect(gateway.getStats().requests).toBe(0);
+  });
+
+  describe("compensation on inventory.rejected.v1", () => {
+    const rejected = (orderId: string) => {
+      const data = {
+        message_id: ulid(),
+        occurred_at: new Date().toISOString(),
+        order_id: orderId,
+        reason: "out_of_stock",
+        skus: ["sku-1"],
+      };
+      return invoke(payment().app, InventoryRejected, data, {
+        id: data.message_id,
+        env: { GATEWAY_URL: gatewayUrl, JETWAY_LOG_LEVEL: "silent" },
+      });
+    };
+    const row = async (orderId: string) =>
+      (await handle.db.select().from(payments).where(eq(payments.order_id, orderId)))[0];
+
+    it("refunds a completed charge once, however often the rejection arrives", async () => {
+      const fn = payment();
+      const data = orderCreated();
+      const charged = (await (await deliver(fn, data)).json()) as EventsBody;
+      const results = await Promise.all([rejected(data.order_id), rejected(data.order_id)]);
+      results.push(await rejected(data.order_id));
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+      const stats = gateway.getStats();
+      expect(stats.refunds).toBe(1);
+      expect(Object.values(stats.refunds_by_charge)).toEqual([1]);
+      expect(await row(data.order_id)).toMatchObject({ status: "refunded", refund_id: expect.any(String) });
+      // A late redelivery of the order still reports the charge that happened, identically.
+      expect(await (await deliver(fn, data, 2)).json()).toEqual(charged);
+      expect(gateway.getStats().charges).toBe(1);
+    });
+
+    it("a rejection that arrives before the order means it is never charged", async () => {
+      const data = orderCreated();
+      expect((await rejected(data.order_id)).status).toBe(200);
+      const res = await deliver(payment(), data);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as EventsBody).events).toEqual([
+        expect.objectContaining({
+          subject: "payments.failed.v1",
+          data: expect.objectContaining({ reason: "order_cancelled", amount_minor: 2500, currency: "EUR" }),
+        }),
+      ]);
+      expect(gateway.getStats().requests).toBe(0);
+    });
+
+    it("a declined payment needs no refund", async () => {
+      const data = orderCreated({ payment_token: "tok_decline" });
+      await deliver(payment(), data);
+      expect((await rejected(data.order_id)).status).toBe(200);
+      expect(gateway.getStats().refunds).toBe(0);
+      expect(await row(data.order_id)).toMatchObject({ status: "declined" });
+    });
   });
 });
