@@ -305,6 +305,29 @@ describe("batch delivery: per-message outcomes", () => {
 });
 
 describe("batch delivery: in flight", () => {
+  it("sends a partial batch left behind by busy slots within max_wait, without waiting for more", async () => {
+    const fn = await scripted(() => ({ status: 200, body: { failures: [] }, delayMs: 200 }));
+    const f = await setup(fn.url, { batch: { size: 2, max_wait: "50ms" }, concurrency: 1 });
+    for (let i = 1; i <= 5; i++) await h.js.publish(f.subject, `{"i":${i}}`);
+    await settled(f, 5);
+    expect(f.outcomes.every((o) => o.outcome === "ack")).toBe(true);
+    const sizes = fn.requests.map((r) => eventsOf(r).length);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(5);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(2);
+    expect(fn.maxConcurrent).toBe(1);
+  });
+
+  it("keeps every message of a slow batch alive with working(), so none is redelivered", async () => {
+    const fn = await scripted(() => ({ status: 200, body: { failures: [] }, delayMs: 2_500 }));
+    const f = await setup(fn.url, { batch: { size: 3, max_wait: "1s" }, ack_wait: "1s", timeout: "10s" });
+    await Promise.all([1, 2, 3].map((i) => h.js.publish(f.subject, `{"i":${i}}`)));
+    await settled(f, 3);
+    expect(f.outcomes.every((o) => o.outcome === "ack")).toBe(true);
+    expect(fn.requests).toHaveLength(1);
+    const info = await h.jsm.consumers.info(f.route.stream, f.route.name);
+    expect(info.num_redelivered).toBe(0);
+  });
+
   it("stop() lets a batch in flight finish and hands back the one still waiting", async () => {
     const fn = await scripted(() => ({ status: 200, body: { failures: [] }, delayMs: 300 }));
     const f = await setup(fn.url, { batch: { size: 2, max_wait: "10s" }, concurrency: 1 });

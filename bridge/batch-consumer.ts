@@ -68,7 +68,12 @@ export class BatchDispatcher {
     // Waiting for a free slot counts against ack_wait too: keep it alive from the start.
     this.o.ticker.add(entry);
     if (this.pending.length >= this.size) this.dispatch();
-    else if (this.timer === undefined && !this.due) {
+    else this.arm();
+  }
+
+  /** Starts the max_wait clock for the oldest waiting message, unless it runs or already ran out. */
+  private arm(): void {
+    if (this.timer === undefined && !this.due) {
       this.timer = setTimeout(this.expire, this.o.route.batch.max_wait);
     }
   }
@@ -92,7 +97,7 @@ export class BatchDispatcher {
       this.due = false;
       clearTimeout(this.timer);
       this.timer = undefined;
-    }
+    } else if (!this.stopping) this.arm();
   }
 
   /** Up to `size` waiting messages; stops early rather than put one id in a batch twice. */
