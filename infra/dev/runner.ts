@@ -128,6 +128,11 @@ export async function runDev(options: DevOptions): Promise<number> {
 
   try {
     nats = await resolveNats(options, ports, say);
+    // A signal during start-up stops what exists; nothing may be started after that.
+    if (stopping) {
+      await nats.server?.stop();
+      return exit;
+    }
     const hostEnv = {
       ...options.env,
       JETWAY_DEV_PORTS: JSON.stringify(ports),
@@ -147,6 +152,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     const configFile = join(dataDir, "bridge.dev.yaml");
     const raw = devBridgeConfig(await readRawConfig(options.config), ports);
     await writeFile(configFile, stringifyYaml(raw));
+    if (stopping) return exit;
     const bridgeEnv: NodeJS.ProcessEnv = { ...options.env, NATS_URL: nats.url };
     // JETWAY_SECRET= turns signature checks off in the functions; the bridge still needs some secret,
     // and its ${JETWAY_SECRET:-…} default applies only to an unset variable.
@@ -169,6 +175,8 @@ export async function runDev(options: DevOptions): Promise<number> {
       });
     }
   } catch (error) {
+    // Shutting down already (a signal during start-up): a child ending now is expected, not a failure.
+    if (stopping) return exit;
     // No binary: the install instructions, plainly, instead of a log line.
     if (error instanceof NatsServerNotFoundError) {
       process.stderr.write(`${error.message}\n`);
