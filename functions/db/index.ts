@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { connectPostgres, type DbHandle } from "./client.ts";
 import { openPglite } from "./pglite.ts";
 
-export type { Db, DbHandle } from "./client.ts";
+export type { Db, DbHandle, DbProvider } from "./client.ts";
 export { connectPostgres } from "./client.ts";
 export { MIGRATIONS_DIR, migrate } from "./migrate.ts";
 
