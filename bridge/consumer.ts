@@ -135,6 +135,12 @@ export class RouteConsumer {
       for await (const status of messages.status()) {
         this.o.events.emit("consumer:status", { route: this.route.name, type: status.type, data: status });
         if (NOTABLE_STATUS.has(status.type)) this.log.warn({ status }, `consumer status: ${status.type}`);
+        if (status.type === "consumer_deleted") {
+          // The pull would otherwise sit on the deleted durable until its request expires (~30 s) while
+          // readyz still says bound: end it now, so the rebind below picks up a recreated durable at once.
+          this.isBound = false;
+          void messages.close().catch(() => undefined);
+        }
       }
     })().catch(() => undefined);
     const ended = await messages.closed().catch((error: unknown) => error as Error);

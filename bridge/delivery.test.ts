@@ -1,5 +1,7 @@
 import { headers } from "@nats-io/nats-core";
+import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { provisionConsumer } from "./provision.ts";
 import { publishEvents } from "./publisher.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
 import { type Harness, type RouteFixture, routeFixture, startHarness } from "./testing/route-fixture.ts";
@@ -189,5 +191,17 @@ describe("consumer notifications", () => {
     await h.jsm.consumers.delete(f.route.stream, f.route.name);
     await waitFor("a consumer_deleted notification", () => statuses.includes("consumer_deleted"));
     expect(f.consumer.inFlight).toBe(0);
+    expect(f.consumer.bound).toBe(false);
+  });
+
+  it("rebinds to a recreated durable and delivers again, without waiting for the pull to expire", async () => {
+    const fn = await HttpFunction.start();
+    const f = await setup(fn);
+    await h.jsm.consumers.delete(f.route.stream, f.route.name);
+    await provisionConsumer(h.jsm, f.route, h.nc.info?.version ?? "2.9.0", pino({ level: "silent" }));
+    await waitFor("the consumer to rebind", () => f.consumer.bound);
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 1);
+    expect(f.outcomes[0]?.outcome).toBe("ack");
   });
 });
