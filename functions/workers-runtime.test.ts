@@ -1,0 +1,81 @@
+import { resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { unstable_startWorker } from "wrangler";
+import type { DbHandle } from "./db/client.ts";
+import { createTestDb, TEST_DATABASE_URL } from "./db/testing.ts";
+import { seedStock } from "./inventory/stock.ts";
+
+type Worker = Awaited<ReturnType<typeof unstable_startWorker>>;
+
+/**
+ * The inventory Worker in workerd (wrangler's local runtime): postgres.js over Workers sockets, a fresh
+ * connection per request (a shared one fails on the second request), transactions with savepoints.
+ */
+let handle: DbHandle;
+let worker: Worker;
+
+beforeAll(async () => {
+  handle = await createTestDb();
+  if (handle.driver !== "postgres") throw new Error("expected postgres");
+  await seedStock(handle.db, { "sku-w": 4 });
+  worker = await unstable_startWorker({
+    config: resolve(import.meta.dirname, "inventory/wrangler.toml"),
+    bindings: {
+      DATABASE_URL: { type: "plain_text", value: TEST_DATABASE_URL },
+      DATABASE_SCHEMA: { type: "plain_text", value: handle.schema ?? "" },
+      JETWAY_LOG_LEVEL: { type: "plain_text", value: "silent" },
+    },
+    dev: {
+      remote: false,
+      persist: false,
+      watch: false,
+      inspector: false,
+      logLevel: "error",
+      server: { hostname: "127.0.0.1", port: 0 },
+    },
+    sendMetrics: false,
+  });
+  await worker.ready;
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.dispose();
+  await handle?.close();
+});
+
+const orderCreated = (n: number) => ({
+  message_id: `01M85Q6XZHTYF6C48JR9ED5KG${n}`,
+  occurred_at: "2026-01-01T00:00:00Z",
+  order_id: `ord_w${n}`,
+  customer_id: "c",
+  items: [{ sku: "sku-w", quantity: 3, unit_price_minor: 1 }],
+  total_minor: 3,
+  currency: "EUR",
+  payment_token: "tok",
+});
+
+async function deliver(n: number) {
+  const res = await worker.fetch("http://worker/events", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "ce-specversion": "1.0",
+      "ce-id": `m${n}`,
+      "ce-type": "orders.created.v1",
+      "x-jetway-stream": "ORDERS",
+      "x-jetway-seq": String(n),
+    },
+    body: JSON.stringify(orderCreated(n)),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { events: { subject: string }[] };
+}
+
+describe("inventory on the Workers runtime", () => {
+  it("reserves, then refuses what is left short, across separate requests", async () => {
+    expect((await deliver(1)).events.map((e) => e.subject)).toEqual(["inventory.reserved.v1"]);
+    expect((await deliver(2)).events.map((e) => e.subject)).toEqual(["inventory.rejected.v1"]);
+    const level = await worker.fetch("http://worker/stock/sku-w");
+    expect(await level.json()).toEqual({ sku: "sku-w", available: 1 });
+  });
+});
