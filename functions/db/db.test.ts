@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { DbHandle } from "./client.ts";
 import { uuidFrom } from "./ids.ts";
 import { connectPostgres, createDb, migrate } from "./index.ts";
-import { markProcessed } from "./processed.ts";
+import { markProcessed, pruneProcessed } from "./processed.ts";
 import { stock } from "./schema.ts";
 import { createTestDb, TEST_DATABASE_URL } from "./testing.ts";
 
@@ -23,6 +23,9 @@ async function exercise(handle: DbHandle) {
   expect(await markProcessed(db, "c", "m1")).toBe(true);
   expect(await markProcessed(db, "c", "m1")).toBe(false);
   expect(await markProcessed(db, "other", "m1")).toBe(true);
+  expect(await pruneProcessed(db, 3600)).toBe(0);
+  expect(await pruneProcessed(db, 0)).toBe(2);
+  expect(await markProcessed(db, "c", "m1")).toBe(true);
 }
 
 describe("postgres", () => {

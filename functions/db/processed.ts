@@ -1,3 +1,4 @@
+import { lt, sql } from "drizzle-orm";
 import type { Db } from "./client.ts";
 import { processedMessages } from "./schema.ts";
 
@@ -13,4 +14,16 @@ export async function markProcessed(db: Db, consumer: string, messageId: string)
     .onConflictDoNothing()
     .returning({ id: processedMessages.message_id });
   return rows.length > 0;
+}
+
+/**
+ * Forgets messages applied more than `olderThanS` seconds ago; returns how many. Safe once redeliveries
+ * of them can no longer arrive (beyond the streams' max_age or the consumers' max_deliver × back-off).
+ */
+export async function pruneProcessed(db: Db, olderThanS: number): Promise<number> {
+  const rows = await db
+    .delete(processedMessages)
+    .where(lt(processedMessages.processed_at, sql`now() - make_interval(secs => ${olderThanS})`))
+    .returning({ id: processedMessages.message_id });
+  return rows.length;
 }
