@@ -60,6 +60,9 @@ describe("config", () => {
     const raw = { ...minimal, routes: [{ ...minimal.routes[0], secret: "${PAYMENT_SECRET}" }] };
     expect(parseConfig(raw, "t", { PAYMENT_SECRET: "s3cret" }).routes[0]?.secret).toBe("s3cret");
     expect(issuesOf(raw)).toEqual(["routes[0].secret: environment variable PAYMENT_SECRET is not set"]);
+    const withDefault = { ...minimal, routes: [{ ...minimal.routes[0], secret: "${PAYMENT_SECRET:-dev}" }] };
+    expect(parseConfig(withDefault, "t", {}).routes[0]?.secret).toBe("dev");
+    expect(parseConfig(withDefault, "t", { PAYMENT_SECRET: "" }).routes[0]?.secret).toBe("dev");
   });
 
   it("lets NATS_URL override the servers", () => {

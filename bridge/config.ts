@@ -181,7 +181,8 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string, missing: string[]): unknown {
   if (typeof value === "string") {
     return value.replace(ENV_REF, (_, key: string, fallback: string | undefined) => {
-      const found = env[key] ?? fallback;
+      // As in a shell: ${VAR:-default} also replaces a set-but-empty VAR.
+      const found = fallback !== undefined && !env[key] ? fallback : env[key];
       if (found === undefined) missing.push(`${path || "(root)"}: environment variable ${key} is not set`);
       return found ?? "";
     });

@@ -23,6 +23,7 @@ export interface RouteConsumerOptions {
 /** Delay of the nak that hands unfinished messages back at shutdown (never 0: 2.9 would resend at once). */
 const SHUTDOWN_NAK_MS = 100;
 const REBIND_DELAY_MS = 1_000;
+const PULL_EXPIRES_MS = 5_000;
 /** Consumer notifications worth a log line; the rest (pulls, heartbeats) only go to consumer:status. */
 const NOTABLE_STATUS = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found"]);
 for (const type of ["stream_not_found", "no_responders", "exceeded_limits"]) NOTABLE_STATUS.add(type);
@@ -106,6 +107,9 @@ export class RouteConsumer {
     const consumer = await this.o.js.consumers.get(this.route.stream, durableName(this.route));
     const messages = await consumer.consume({
       max_messages: this.pullSize(),
+      // Short-lived pulls: a pull parked on a cluster node that dies is only replaced when it expires,
+      // so the default 30 s would stall the route that long after a failover.
+      expires: PULL_EXPIRES_MS,
       callback: this.onMessage,
     });
     if (this.stopping) {

@@ -67,6 +67,12 @@ const rows: Row[] = [
     1,
     { kind: "dead_letter", reason: "HTTP 422: amount: expected number" },
   ],
+  [
+    "422 with the SDK's nested error",
+    { status: 422, body: { error: { code: "invalid_event", message: "amount_minor: expected int" } } },
+    1,
+    { kind: "dead_letter", reason: "HTTP 422: amount_minor: expected int" },
+  ],
   ["401 → retry", { status: 401 }, 1, { kind: "retry", delayMs: 1_000, reason: "HTTP 401" }],
   ["403 → retry", { status: 403 }, 2, { kind: "retry", delayMs: 5_000, reason: "HTTP 403" }],
   ["429 → retry", { status: 429 }, 3, { kind: "retry", delayMs: 10_000, reason: "HTTP 429" }],

@@ -91,6 +91,9 @@ function detail(body: unknown): string {
     const value = field(body, key);
     if (typeof value === "string" && value.length > 0) return `: ${value.slice(0, 200)}`;
   }
+  // The SDK's (and many APIs') error shape: { error: { code, message } }.
+  const nested = field(field(body, "error"), "message");
+  if (typeof nested === "string" && nested.length > 0) return `: ${nested.slice(0, 200)}`;
   return "";
 }
 

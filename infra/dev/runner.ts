@@ -154,9 +154,8 @@ export async function runDev(options: DevOptions): Promise<number> {
     await writeFile(configFile, stringifyYaml(raw));
     if (stopping) return exit;
     const bridgeEnv: NodeJS.ProcessEnv = { ...options.env, NATS_URL: nats.url };
-    // JETWAY_SECRET= turns signature checks off in the functions; the bridge still needs some secret,
-    // and its ${JETWAY_SECRET:-…} default applies only to an unset variable.
-    if (bridgeEnv.JETWAY_SECRET === "") delete bridgeEnv.JETWAY_SECRET;
+    // JETWAY_SECRET= turns signature checks off in the functions; the bridge's ${JETWAY_SECRET:-…} then
+    // falls back to the dev secret (as in a shell), and unverified signatures are harmless.
     const bridge = new DevChild({
       tag: "bridge",
       args: [BIN, "bridge", "--config", configFile],
