@@ -10,9 +10,11 @@ export type ChildMessage =
   | { type: "done"; count: number; firstNs: number; lastNs: number }
   /** Ack times by stream sequence, for publish→ack latency. */
   | { type: "acks"; seqs: number[]; ns: number[] }
+  /** process.memoryUsage() of a consumer child: tells heap growth from buffered message bytes. */
+  | { type: "memory"; usage: NodeJS.MemoryUsage }
   | { type: "error"; message: string };
 
-export type DriverMessage = { type: "acks" } | { type: "stop" };
+export type DriverMessage = { type: "acks" } | { type: "memory" } | { type: "stop" };
 
 /** Monotonic nanoseconds as a number: exact to well under a microsecond for years of uptime. */
 export const nowNs = (): number => Number(process.hrtime.bigint());
@@ -45,6 +47,7 @@ export class SettleRecorder {
     };
     process.on("message", (message: DriverMessage) => {
       if (message.type === "acks") send({ type: "acks", seqs: this.seqs, ns: this.ns });
+      else if (message.type === "memory") send({ type: "memory", usage: process.memoryUsage() });
       else if (message.type === "stop") stop();
     });
     process.on("disconnect", stop);
