@@ -25,10 +25,8 @@ export interface OrderDeps {
 /** Seconds a client should wait before retrying a POST whose event could not be published. */
 const PUBLISH_RETRY_AFTER_S = 2;
 
-const vars = requestVars;
-
 function publishTarget(c: Context, deps: OrderDeps): PublishTarget {
-  const v = vars(c);
+  const v = requestVars(c);
   return {
     url: requireVar(v, "JETWAY_PUBLISH_URL"),
     token: v.JETWAY_PUBLISH_TOKEN,
@@ -165,7 +163,7 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
   });
 
   app.post("/orders/outbox/flush", async (c) => {
-    const admin = vars(c).JETWAY_ADMIN_TOKEN;
+    const admin = requestVars(c).JETWAY_ADMIN_TOKEN;
     if (admin && c.req.header("authorization") !== `Bearer ${admin}`) {
       return c.json({ error: { code: "unauthorized", message: "admin token required" } }, 401);
     }
