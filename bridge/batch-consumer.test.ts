@@ -285,7 +285,7 @@ describe("batch delivery: per-message outcomes", () => {
     const dlq = await f.dlq();
     expect(dlq).toHaveLength(3);
     for (const letter of dlq) {
-      expect(letter.header.get(DLQ_HEADERS.reason)).toBe("attempt 2 of 2 failed: HTTP 500");
+      expect(letter.header.get(DLQ_HEADERS.reason)).toBe("attempt 2 of 2 failed: HTTP 500: db down");
       expect(letter.header.get(DLQ_HEADERS.status)).toBe("500");
     }
     await consumerIdle(f);

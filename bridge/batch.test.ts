@@ -119,8 +119,8 @@ describe("decideBatch", () => {
     ]);
     const body = { error: { code: "bad_request", message: "x" } };
     expect(decideBatch({ status: 400, body }, batch.slice(0, 2), policy, clock)).toEqual([
-      { kind: "dead_letter", reason: "HTTP 400" },
-      { kind: "dead_letter", reason: "HTTP 400" },
+      { kind: "dead_letter", reason: "HTTP 400: x" },
+      { kind: "dead_letter", reason: "HTTP 400: x" },
     ]);
     expect(
       decideBatch({ error: "timeout", errorMessage: "no response" }, batch.slice(1, 2), policy, clock),
