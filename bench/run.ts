@@ -54,7 +54,8 @@ if (unknown.length > 0)
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const tmp = await mkdtemp(join(tmpdir(), "jetway-bench-"));
-const fn = Child.start("function", "null-function.ts");
+const execArgv = values["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
+const fn = Child.start("function", "null-function.ts", [], {}, execArgv);
 const { port } = await fn.waitFor("ready", 30_000);
 const ctx: RunContext = {
   fn,
@@ -65,7 +66,7 @@ const ctx: RunContext = {
   logLevel: values["log-level"] ?? "info",
   quick,
   tmp,
-  execArgv: values["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+  execArgv,
 };
 
 const startedAt = new Date();
