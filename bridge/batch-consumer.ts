@@ -5,6 +5,7 @@ import { decideBatch, encodeBatch } from "./batch.ts";
 import type { RouteConfig } from "./config.ts";
 import type { BridgeEvents, Delivery, OutcomeKind } from "./events.ts";
 import { Fifo } from "./fifo.ts";
+import { IdleGate } from "./idle-gate.ts";
 import type { Invocation, Invoker } from "./invoker.ts";
 import { backoffDelay, beyondMaxDeliver, type Outcome } from "./outcome.ts";
 import { deliveryOf, type SettleContext, type Settler } from "./settle.ts";
@@ -50,7 +51,7 @@ export class BatchDispatcher {
   /** The oldest waiting message has waited max_wait: send what there is as soon as a slot is free. */
   private due = false;
   private stopping = false;
-  private onIdle: (() => void) | undefined;
+  private readonly idle = new IdleGate();
 
   constructor(options: BatchDispatcherOptions) {
     this.o = options;
@@ -129,7 +130,7 @@ export class BatchDispatcher {
       this.runningMessages -= batch.length;
       for (const e of batch) this.o.ticker.delete(e);
       this.dispatch();
-      if (this.running.size === 0) this.onIdle?.();
+      if (this.running.size === 0) this.idle.notify();
     }
   }
 
@@ -196,15 +197,7 @@ export class BatchDispatcher {
       this.o.ticker.delete(e);
       e.msg.nak(this.o.shutdownNakMs);
     }
-    if (this.running.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.onIdle = resolve;
-        timer = setTimeout(resolve, gracePeriodMs);
-      });
-      clearTimeout(timer);
-      this.onIdle = undefined;
-    }
+    if (this.running.size > 0) await this.idle.wait(gracePeriodMs);
     let abandoned = 0;
     for (const batch of this.running) {
       for (const e of batch) {

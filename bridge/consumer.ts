@@ -6,6 +6,7 @@ import { BatchDispatcher } from "./batch-consumer.ts";
 import { type Config, durableName, maxAckPending, type RouteConfig } from "./config.ts";
 import type { BridgeEvents } from "./events.ts";
 import { Fifo } from "./fifo.ts";
+import { IdleGate } from "./idle-gate.ts";
 import { type Invocation, Invoker } from "./invoker.ts";
 import { backoffDelay, beyondMaxDeliver, decideOutcome } from "./outcome.ts";
 import type { ServerFeatures } from "./server-features.ts";
@@ -60,7 +61,7 @@ export class RouteConsumer {
   private messages: ConsumerMessages | undefined;
   private stopping = false;
   private isBound = false;
-  private onIdle: (() => void) | undefined;
+  private readonly idle = new IdleGate();
 
   constructor(options: RouteConsumerOptions) {
     this.o = options;
@@ -188,7 +189,7 @@ export class RouteConsumer {
       this.ticker.delete(entry);
       const next = this.queue.shift();
       if (next) this.onMessage(next);
-      else if (this.running.size === 0) this.onIdle?.();
+      else if (this.running.size === 0) this.idle.notify();
     }
   }
 
@@ -216,15 +217,7 @@ export class RouteConsumer {
     await this.messages?.close().catch(() => undefined);
     for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) msg.nak(SHUTDOWN_NAK_MS);
     await this.batches?.stop(gracePeriodMs);
-    if (this.running.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.onIdle = resolve;
-        timer = setTimeout(resolve, gracePeriodMs);
-      });
-      clearTimeout(timer);
-      this.onIdle = undefined;
-    }
+    if (this.running.size > 0) await this.idle.wait(gracePeriodMs);
     for (const entry of this.running) {
       entry.abandoned = true;
       entry.msg.nak(SHUTDOWN_NAK_MS);
