@@ -22,6 +22,8 @@ const recorder = new SettleRecorder(envInt("BENCH_WARMUP"), envInt("BENCH_EXPECT
 });
 const messages = await consumer.consume({
   max_messages: route.concurrency,
+  // Mirrors PULL_EXPIRES_MS in bridge/consumer.ts (short pulls for failover).
+  expires: 5_000,
   callback: (msg) => {
     msg.ack();
     recorder.settled(msg.seq);
