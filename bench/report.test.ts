@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { checkTargets, formatReport } from "./report.ts";
+import type { ScenarioResult } from "./scenarios/common.ts";
+
+const ok = (name: string, fields: Partial<ScenarioResult>): ScenarioResult => ({
+  name,
+  status: "ok",
+  ...fields,
+});
+
+describe("checkTargets", () => {
+  it("judges the bridge against the slower ceiling of the same run", () => {
+    const targets = checkTargets([
+      ok("ceiling-js", { msgs_per_s: 50_000 }),
+      ok("ceiling-http", { msgs_per_s: 10_000 }),
+      ok("bridge", { msgs_per_s: 9_000, cpu_us_per_msg: { bridge: 60 } }),
+    ]);
+    const byName = Object.fromEntries(targets.map((t) => [t.target, t]));
+    expect(byName["bridge >= 0.8 x min(ceiling-js, ceiling-http)"]).toMatchObject({
+      value: "0.9x",
+      pass: true,
+    });
+    expect(byName["bridge >= 12,000 msgs/s"]?.pass).toBe(false);
+    expect(byName["bridge CPU <= 50 us/msg"]).toMatchObject({ value: "60 us", pass: false });
+  });
+
+  it("says n/a for scenarios that did not run or are pending", () => {
+    const targets = checkTargets([{ name: "bridge-batch", status: "pending", msgs_per_s: 99_999 }]);
+    expect(targets.every((t) => t.pass === undefined)).toBe(true);
+  });
+
+  it("reads the latency and memory targets from their scenarios", () => {
+    const targets = checkTargets([
+      ok("latency", { publish_to_function: { count: 10, p50_ms: 0.8, p99_ms: 7, max_ms: 9 } }),
+      ok("memory", { extra: { rss_delta_mb: 12 } }),
+    ]);
+    const pass = Object.fromEntries(targets.map((t) => [t.target, t.pass]));
+    expect(pass["latency p50 <= 1 ms (publish->function, 1k/s)"]).toBe(true);
+    expect(pass["latency p99 <= 5 ms (publish->function, 1k/s)"]).toBe(false);
+    expect(pass["backlog RSS delta <= 20 MB"]).toBe(true);
+  });
+});
+
+describe("formatReport", () => {
+  it("prints one row per scenario and a verdict per target", () => {
+    const results = [ok("bridge", { msgs_per_s: 9_000 }), { name: "pipeline", status: "pending" as const }];
+    const text = formatReport(results, checkTargets(results));
+    expect(text).toMatch(/^bridge\s+9000/m);
+    expect(text).toMatch(/^pipeline\s+pending/m);
+    expect(text).toMatch(/FAIL\s+bridge >= 12,000 msgs\/s/);
+  });
+});
