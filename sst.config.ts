@@ -117,6 +117,11 @@ export default $config({
       route("payment", "ORDERS", fns.payment.url, { filter_subject: "orders.created.v1" }),
       route("inventory", "ORDERS", fns.inventory.url, { filter_subject: "orders.created.v1" }),
       route("inventory-release", "PAYMENTS", fns.inventory.url, { filter_subject: "payments.failed.v1" }),
+      // A refund must not be dropped: retried longer than the default five attempts.
+      route("payment-refunds", "INVENTORY", fns.payment.url, {
+        filter_subject: "inventory.rejected.v1",
+        max_deliver: 20,
+      }),
       route("order-status-payments", "PAYMENTS", fns.order.url),
       route("order-status-inventory", "INVENTORY", fns.order.url),
       route("audit-orders", "ORDERS", fns.audit.url, { concurrency: 8 }),

@@ -15,6 +15,7 @@ const DOMAIN_ROUTES: Record<string, [string, string | undefined, number]> = {
   payment: ["ORDERS", "orders.created.v1", 8792],
   inventory: ["ORDERS", "orders.created.v1", 8793],
   "inventory-release": ["PAYMENTS", "payments.failed.v1", 8793],
+  "payment-refunds": ["INVENTORY", "inventory.rejected.v1", 8792],
   "order-status-payments": ["PAYMENTS", undefined, 8791],
   "order-status-inventory": ["INVENTORY", undefined, 8791],
   "audit-orders": ["ORDERS", undefined, 8794],
@@ -175,5 +176,10 @@ describe("sst.config.ts", () => {
     expect(text).toContain('dockerfile: "infra/Dockerfile"');
     expect(text).toContain('new sst.Secret("JetwaySecret")');
     expect(text).toContain('new sst.Secret("DatabaseUrl")');
+  });
+
+  it("lists the domain's routes in the same order as the YAML configs", () => {
+    const names = [...text.matchAll(/route\("([a-z-]+)", "([A-Z]+)"/g)].map((m) => [m[1], m[2]]);
+    expect(names).toEqual(Object.entries(DOMAIN_ROUTES).map(([name, [stream]]) => [name, stream]));
   });
 });

@@ -6,14 +6,16 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DLQ_HEADERS } from "../../bridge/dead-letter-headers.ts";
 import { orders, payments, reservations, stock } from "../../functions/db/schema.ts";
+import type { Stats } from "../../functions/gateway-sim/state.ts";
 import { EXAMPLE_ORDER } from "./banner.ts";
 import { localUrl } from "./ports.ts";
 import { placeOrder, type System, startSystem, waitFinal, waitQuiet } from "./system-fixture.ts";
 
 /*
  * The issue's "done when": orders flow order → payment → inventory → audit through the bridge and
- * JetStream; under a failing, throttling gateway every order is charged exactly once and stock never goes
- * negative; invalid events land in the dead-letter stream with the reason.
+ * JetStream; under a failing, throttling gateway no order is charged twice, a charge whose stock is refused
+ * is refunded once, and stock never goes negative; invalid events land in the dead-letter stream with the
+ * reason.
  */
 
 const SCARCE = 450;
@@ -99,7 +101,48 @@ describe("end to end through the bridge", () => {
       "payments.completed.v1",
     ]);
   });
+
+  it("refunds the charge of an order whose stock is refused after the card was charged", async () => {
+    // The stock table is held until the card is charged, so the rejection reaches payment after the
+    // charge (were it first, payment would cancel the payment instead, and nothing would be charged).
+    const placed = await system.db.db.transaction(async (tx) => {
+      await tx.execute(sql`lock table ${stock} in exclusive mode`);
+      const order = await placeOrder(system, "e2e-refund", {
+        ...EXAMPLE_ORDER,
+        items: [{ sku: "sku-coffee", quantity: 1_000, unit_price_minor: 100 }],
+      });
+      await waitPayment(order.order_id, "succeeded");
+      return order;
+    });
+    await waitFinal(system, [placed.order_id]);
+    await waitQuiet(system);
+
+    expect(await getOrder(placed.order_id)).toMatchObject({
+      status: "cancelled",
+      payment_status: "paid",
+      inventory_status: "rejected",
+    });
+    // inventory.rejected.v1 went through the payment-refunds route: the charge was refunded, once.
+    const [payment] = await system.db.db
+      .select()
+      .from(payments)
+      .where(eq(payments.order_id, placed.order_id));
+    expect(payment).toMatchObject({ status: "refunded", refund_id: expect.stringMatching(/^re_/) });
+    const res = await fetch(localUrl(system.ports.functions["gateway-sim"], "/stats"));
+    const stats = (await res.json()) as Stats;
+    expect(stats.by_key_count[placed.order_id]).toBe(1);
+    expect(stats.refunds_by_charge[payment?.gateway_charge_id ?? "none"]).toBe(1);
+  });
 });
+
+/** Polls until the order's payment row has the given status (the test's own timeout bounds the wait). */
+async function waitPayment(orderId: string, status: string): Promise<void> {
+  for (;;) {
+    const [row] = await system.db.db.select().from(payments).where(eq(payments.order_id, orderId));
+    if (row?.status === status) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 interface AuditEntry {
   subject: string;
@@ -135,7 +178,7 @@ async function pool<T, R>(items: T[], limit: number, task: (item: T) => Promise<
 }
 
 describe("500 orders against a failing, throttling gateway", () => {
-  it("charges every order exactly once and never oversells", async () => {
+  it("charges every order at most once, refunds those refused stock, and never oversells", async () => {
     const gateway = system.host.gateway;
     gateway.reset();
     gateway.setControls({
@@ -165,21 +208,35 @@ describe("500 orders against a failing, throttling gateway", () => {
     expect(stats.errors).toBeGreaterThan(50);
     expect(stats.throttled).toBeGreaterThan(10);
     expect(stats.requests).toBeGreaterThan(stats.charges);
-    // Exactly once: one charge per order, no idempotency key charged twice.
-    expect(stats.charges).toBe(500);
-    expect(Object.keys(stats.by_key_count)).toHaveLength(500);
+    // Exactly once: every order whose stock was reserved is charged once. One whose stock was refused
+    // is either refunded once (rejected after its charge) or never charged (rejected before it).
+    const rows = await system.db.db
+      .select({ status: payments.status, charge: payments.gateway_charge_id })
+      .from(payments)
+      .where(sql`${payments.order_id} in ${ids}`);
+    const withStatus = (status: string) => rows.filter((r) => r.status === status);
+    const refunded = withStatus("refunded").length;
+    expect(rows).toHaveLength(500);
+    expect(withStatus("succeeded")).toHaveLength(SCARCE);
+    expect(refunded + withStatus("cancelled").length).toBe(50);
+    expect(stats.charges).toBe(SCARCE + refunded);
+    expect(Object.keys(stats.by_key_count)).toHaveLength(stats.charges);
     expect(Object.values(stats.by_key_count).every((n) => n === 1)).toBe(true);
     const paid = await system.db.db
       .select({ n: sql<number>`count(*)::int` })
       .from(orders)
       .where(sql`${orders.id} in ${ids} and ${orders.payment_status} = 'paid'`);
     expect(paid[0]?.n).toBe(stats.succeeded);
-    expect(stats.succeeded).toBe(500);
-    const chargeIds = await system.db.db
-      .select({ id: payments.gateway_charge_id })
-      .from(payments)
-      .where(sql`${payments.order_id} in ${ids}`);
-    expect(new Set(chargeIds.map((c) => c.id)).size).toBe(500);
+    expect(stats.succeeded).toBe(stats.charges);
+    const chargeIds = rows.flatMap((r) => (r.charge ? [r.charge] : []));
+    expect(new Set(chargeIds).size).toBe(stats.charges);
+    expect(stats.refunds).toBe(refunded);
+    expect(Object.keys(stats.refunds_by_charge).sort()).toEqual(
+      withStatus("refunded")
+        .map((r) => r.charge)
+        .sort(),
+    );
+    expect(Object.values(stats.refunds_by_charge).every((n) => n === 1)).toBe(true);
 
     // Never oversold: exactly the scarce stock was reserved, the rest rejected, nothing below zero.
     const [scarce] = await system.db.db.select().from(stock).where(eq(stock.sku, "sku-scarce"));
@@ -214,10 +271,12 @@ describe("500 orders against a failing, throttling gateway", () => {
       if (e.data.order_id) kinds.set(e.data.order_id, [...(kinds.get(e.data.order_id) ?? []), e.subject]);
     }
     const confirmed = "inventory.reserved.v1,orders.confirmed.v1,orders.created.v1,payments.completed.v1";
-    const rejected = "inventory.rejected.v1,orders.cancelled.v1,orders.created.v1,payments.completed.v1";
+    const refundedShape = "inventory.rejected.v1,orders.cancelled.v1,orders.created.v1,payments.completed.v1";
+    const uncharged = "inventory.rejected.v1,orders.cancelled.v1,orders.created.v1,payments.failed.v1";
     const shapes = ids.map((id) => (kinds.get(id) ?? []).sort().join(","));
     expect(shapes.filter((s) => s === confirmed)).toHaveLength(SCARCE);
-    expect(shapes.filter((s) => s === rejected)).toHaveLength(50);
+    expect(shapes.filter((s) => s === refundedShape)).toHaveLength(refunded);
+    expect(shapes.filter((s) => s === uncharged)).toHaveLength(50 - refunded);
   }, 300_000);
 });
 
