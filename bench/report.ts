@@ -52,6 +52,15 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   ];
 }
 
+function noteFor(r: ScenarioResult): string {
+  const x = r.extra;
+  if (r.status !== "ok" || !x) return "";
+  if (r.name === "memory") return `idle ${x.idle_rss_mb} MB, delta ${x.rss_delta_mb} MB`;
+  if (r.name === "pipeline")
+    return `completion p50/p99 ${x.completion_p50_ms}/${x.completion_p99_ms} ms at ${x.paced_orders_per_s} orders/s`;
+  return "";
+}
+
 const pad = (s: string, n: number) => (s.length >= n ? s : s + " ".repeat(n - s.length));
 const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "-" : String(v));
 
@@ -75,8 +84,7 @@ export function formatReport(results: ScenarioResult[], targets: TargetCheck[]):
       ? `${fmt(r.cpu_us_per_msg.bridge)}/${fmt(r.cpu_us_per_msg.nats)}/${fmt(r.cpu_us_per_msg.function)}`
       : "-",
     fmt(r.bridge_peak_rss_mb),
-    r.note ??
-      (r.name === "memory" ? `idle ${r.extra?.idle_rss_mb} MB, delta ${r.extra?.rss_delta_mb} MB` : ""),
+    r.note ?? noteFor(r),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
   const line = (cells: string[]) =>
