@@ -39,10 +39,17 @@ export function logOutcome(
   event: OutcomeEvent,
   level: "debug" | "info" | "warn" | "error" = LEVEL[event.outcome],
 ): void {
-  // The child is only built when the line is written: at 10k+ msgs/s that matters.
   if (!logger.isLevelEnabled(level)) return;
-  messageLogger(logger, event.delivery)[level](
+  // Flat fields rather than a child logger: at 10k+ msgs/s a child per line is measurable.
+  const d = event.delivery;
+  logger[level](
     {
+      subject: d.subject,
+      stream: d.stream,
+      seq: d.seq,
+      delivery: d.delivery,
+      msg_id: d.id,
+      trace_id: traceId(d.traceparent),
       outcome: event.outcome,
       status: event.status,
       duration_ms: Math.round(event.durationMs * 10) / 10,
