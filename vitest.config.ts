@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     include: ["**/*.test.ts"],
     exclude: ["**/node_modules/**", "**/.wrangler/**"],
+    // Decides PostgreSQL or embedded PGlite once per run (functions/db/testing.ts).
+    globalSetup: ["functions/db/test-db-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     maxWorkers: 2,

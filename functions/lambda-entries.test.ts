@@ -1,7 +1,7 @@
 import type { LambdaEvent } from "hono/aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DbHandle } from "./db/client.ts";
-import { createTestDb, TEST_DATABASE_URL } from "./db/testing.ts";
+import { createTestDb, type ServedTestDb, serveTestDb } from "./db/testing.ts";
 import { seedStock } from "./inventory/stock.ts";
 
 /**
@@ -9,17 +9,21 @@ import { seedStock } from "./inventory/stock.ts";
  * settings in the function's environment at request time and reach Postgres through lazyPostgres.
  */
 let handle: DbHandle;
+let served: ServedTestDb;
 beforeAll(async () => {
   handle = await createTestDb();
-  if (handle.driver !== "postgres") throw new Error("expected postgres");
+  // The entries open their own postgres.js pool: PostgreSQL itself, or the PGlite instance served on a port.
+  served = await serveTestDb(handle);
   // A Lambda's configuration is its process environment; this test file runs in its own worker.
-  process.env.DATABASE_URL = TEST_DATABASE_URL;
-  process.env.DATABASE_SCHEMA = handle.schema;
+  process.env.DATABASE_URL = served.url;
+  if (served.schema) process.env.DATABASE_SCHEMA = served.schema;
+  else delete process.env.DATABASE_SCHEMA;
   process.env.JETWAY_LOG_LEVEL = "silent";
   await seedStock(handle.db, { "sku-l": 3 });
 });
 afterAll(async () => {
-  await handle.close();
+  await served?.close();
+  await handle?.close();
 });
 
 function event(method: string, path: string, body?: unknown): LambdaEvent {

@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unstable_startWorker } from "wrangler";
 import type { DbHandle } from "./db/client.ts";
-import { createTestDb, TEST_DATABASE_URL } from "./db/testing.ts";
+import { createTestDb, type ServedTestDb, serveTestDb } from "./db/testing.ts";
 import { seedStock } from "./inventory/stock.ts";
 
 type Worker = Awaited<ReturnType<typeof unstable_startWorker>>;
@@ -12,17 +12,19 @@ type Worker = Awaited<ReturnType<typeof unstable_startWorker>>;
  * connection per request (a shared one fails on the second request), transactions with savepoints.
  */
 let handle: DbHandle;
+let served: ServedTestDb;
 let worker: Worker;
 
 beforeAll(async () => {
   handle = await createTestDb();
-  if (handle.driver !== "postgres") throw new Error("expected postgres");
   await seedStock(handle.db, { "sku-w": 4 });
+  // workerd reaches the database over TCP: PostgreSQL itself, or the PGlite instance served on a port.
+  served = await serveTestDb(handle);
   worker = await unstable_startWorker({
     config: resolve(import.meta.dirname, "inventory/wrangler.toml"),
     bindings: {
-      DATABASE_URL: { type: "plain_text", value: TEST_DATABASE_URL },
-      DATABASE_SCHEMA: { type: "plain_text", value: handle.schema ?? "" },
+      DATABASE_URL: { type: "plain_text", value: served.url },
+      ...(served.schema ? { DATABASE_SCHEMA: { type: "plain_text", value: served.schema } } : {}),
       JETWAY_LOG_LEVEL: { type: "plain_text", value: "silent" },
     },
     dev: {
@@ -40,6 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.dispose();
+  await served?.close();
   await handle?.close();
 });
 

@@ -6,7 +6,7 @@ import { uuidFrom } from "./ids.ts";
 import { connectPostgres, createDb, migrate } from "./index.ts";
 import { markProcessed, pruneProcessed } from "./processed.ts";
 import { stock } from "./schema.ts";
-import { createTestDb, TEST_DATABASE_URL } from "./testing.ts";
+import { createTestDb, testDb } from "./testing.ts";
 
 async function exercise(handle: DbHandle) {
   const { db } = handle;
@@ -28,7 +28,7 @@ async function exercise(handle: DbHandle) {
   expect(await markProcessed(db, "c", "m1")).toBe(true);
 }
 
-describe("postgres", () => {
+describe("the test database (PostgreSQL, or PGlite without a server)", () => {
   let handle: DbHandle;
   beforeAll(async () => {
     handle = await createTestDb();
@@ -42,15 +42,28 @@ describe("postgres", () => {
   });
 
   it("concurrent first migrations of one schema do not collide", async () => {
+    const choice = await testDb();
+    if (choice.driver === "pglite") {
+      // One process owns a PGlite instance, so the race is between callers within it.
+      const pglite = await createDb({ PGLITE_DIR: "memory" });
+      try {
+        await Promise.all([1, 2, 3].map(() => migrate(pglite)));
+        await migrate(pglite);
+        await exercise(pglite);
+      } finally {
+        await pglite.close();
+      }
+      return;
+    }
     const schema = `t_conc_${Math.random().toString(16).slice(2, 10)}`;
-    const handles = [1, 2, 3].map(() => connectPostgres(TEST_DATABASE_URL, { schema }));
+    const handles = [1, 2, 3].map(() => connectPostgres(choice.url, { schema }));
     try {
       await Promise.all(handles.map((h) => migrate(h)));
       await migrate(handles[0] as DbHandle);
       await exercise(handles[0] as DbHandle);
     } finally {
       await Promise.all(handles.map((h) => h.close()));
-      const admin = connectPostgres(TEST_DATABASE_URL, { max: 1 });
+      const admin = connectPostgres(choice.url, { max: 1 });
       if (admin.driver === "postgres") await admin.client.unsafe(`drop schema "${schema}" cascade`);
       await admin.close();
     }
