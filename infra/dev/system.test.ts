@@ -8,8 +8,16 @@ import { DLQ_HEADERS } from "../../bridge/dead-letter-headers.ts";
 import { orders, payments, reservations, stock } from "../../functions/db/schema.ts";
 import type { Stats } from "../../functions/gateway-sim/state.ts";
 import { EXAMPLE_ORDER } from "./banner.ts";
+import { HoldGate } from "./hold-gate.ts";
 import { localUrl } from "./ports.ts";
-import { placeOrder, type System, startSystem, waitFinal, waitQuiet } from "./system-fixture.ts";
+import {
+  type PlacedOrder,
+  placeOrder,
+  type System,
+  startSystem,
+  waitFinal,
+  waitQuiet,
+} from "./system-fixture.ts";
 
 /*
  * The issue's "done when": orders flow order → payment → inventory → audit through the bridge and
@@ -20,10 +28,14 @@ import { placeOrder, type System, startSystem, waitFinal, waitQuiet } from "./sy
 
 const SCARCE = 450;
 let system: System;
+// Between the bridge and inventory's orders.created route, so a test can hold inventory's answer.
+let inventoryGate: HoldGate;
 
 beforeAll(async () => {
+  inventoryGate = await HoldGate.start(() => localUrl(system.ports.functions.inventory));
   system = await startSystem({
     stock: { "sku-coffee": 100, "sku-mug": 100, "sku-gone": 0, "sku-scarce": SCARCE },
+    routes: { inventory: { url: `${inventoryGate.url}/events` } },
     // A route whose secret the functions do not share: every delivery is a forged signature (401,
     // retryable by contract), so it dead-letters once its two attempts are spent.
     extraRoutes: (ports) => [
@@ -42,6 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await system?.close();
+  await inventoryGate?.close();
 });
 
 interface OrderView {
@@ -103,17 +116,19 @@ describe("end to end through the bridge", () => {
   });
 
   it("refunds the charge of an order whose stock is refused after the card was charged", async () => {
-    // The stock table is held until the card is charged, so the rejection reaches payment after the
+    // Inventory's delivery is held until the card is charged, so the rejection reaches payment after the
     // charge (were it first, payment would cancel the payment instead, and nothing would be charged).
-    const placed = await system.db.db.transaction(async (tx) => {
-      await tx.execute(sql`lock table ${stock} in exclusive mode`);
-      const order = await placeOrder(system, "e2e-refund", {
+    inventoryGate.hold();
+    let placed: PlacedOrder;
+    try {
+      placed = await placeOrder(system, "e2e-refund", {
         ...EXAMPLE_ORDER,
         items: [{ sku: "sku-coffee", quantity: 1_000, unit_price_minor: 100 }],
       });
-      await waitPayment(order.order_id, "succeeded");
-      return order;
-    });
+      await waitPayment(placed.order_id, "succeeded");
+    } finally {
+      inventoryGate.release();
+    }
     await waitFinal(system, [placed.order_id]);
     await waitQuiet(system);
 
