@@ -36,13 +36,16 @@ export const PGLITE_NOTICE =
  * JETWAY_TEST_DB=postgres|pglite forces a driver; otherwise DATABASE_URL or a server at 127.0.0.1:5432
  * means PostgreSQL, CI=true without one is an error, and anything else falls back to PGlite.
  */
-export async function decideTestDb(env: NodeJS.ProcessEnv = process.env): Promise<TestDbChoice> {
+export async function decideTestDb(
+  env: NodeJS.ProcessEnv = process.env,
+  postgresListening: () => Promise<boolean> = () => isListening(5432, "127.0.0.1"),
+): Promise<TestDbChoice> {
   const url = env.DATABASE_URL || DEFAULT_URL;
   const forced = env.JETWAY_TEST_DB;
   if (forced === "postgres") return { driver: "postgres", url };
   if (forced === "pglite") return { driver: "pglite", reason: "forced" };
   if (forced) throw new TypeError(`JETWAY_TEST_DB must be "postgres" or "pglite", not "${forced}"`);
-  if (env.DATABASE_URL || (await isListening(5432, "127.0.0.1"))) return { driver: "postgres", url };
+  if (env.DATABASE_URL || (await postgresListening())) return { driver: "postgres", url };
   if (env.CI === "true") throw new TestDbUnavailableError();
   return { driver: "pglite", reason: "no-postgres" };
 }
