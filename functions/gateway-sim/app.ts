@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { type ChargeRequest, type Controls, GatewayState } from "./state.ts";
 
@@ -23,6 +23,23 @@ const controlBody = z
   .partial()
   .strict();
 
+type Fault = { kind: "outage" } | { kind: "error" } | { kind: "throttled"; retryAfterS: number };
+
+/** The answer for a failure the control switches injected; undefined for any other result. */
+function injectedFault(c: Context, result: { kind: string } | Fault): Response | undefined {
+  switch (result.kind) {
+    case "outage":
+      return c.json({ error: { code: "service_unavailable" } }, 503);
+    case "error":
+      return c.json({ error: { code: "internal_error" } }, 500);
+    case "throttled":
+      c.header("Retry-After", String((result as Fault & { kind: "throttled" }).retryAfterS));
+      return c.json({ error: { code: "rate_limited" } }, 429);
+    default:
+      return undefined;
+  }
+}
+
 /**
  * The simulator's HTTP surface: POST /charges and POST /refunds (Idempotency-Key required),
  * GET /charges/:id, GET /stats,
@@ -40,14 +57,9 @@ export function createGatewayApp(state = new GatewayState()) {
       return c.json({ error: { code: "invalid_request", fields } }, 400);
     }
     const result = await state.charge(key, parsed.data as ChargeRequest);
+    const fault = injectedFault(c, result);
+    if (fault) return fault;
     switch (result.kind) {
-      case "outage":
-        return c.json({ error: { code: "service_unavailable" } }, 503);
-      case "error":
-        return c.json({ error: { code: "internal_error" } }, 500);
-      case "throttled":
-        c.header("Retry-After", String(result.retryAfterS));
-        return c.json({ error: { code: "rate_limited" } }, 429);
       case "in_flight":
         return c.json({ error: { code: "idempotency_key_in_use" } }, 409);
       case "key_reused":
@@ -72,14 +84,9 @@ export function createGatewayApp(state = new GatewayState()) {
       return c.json({ error: { code: "invalid_request", fields: ["charge_id"] } }, 400);
     }
     const result = state.refund(key, body.charge_id);
+    const fault = injectedFault(c, result);
+    if (fault) return fault;
     switch (result.kind) {
-      case "outage":
-        return c.json({ error: { code: "service_unavailable" } }, 503);
-      case "error":
-        return c.json({ error: { code: "internal_error" } }, 500);
-      case "throttled":
-        c.header("Retry-After", String(result.retryAfterS));
-        return c.json({ error: { code: "rate_limited" } }, 429);
       case "no_charge":
         return c.json({ error: { code: "no_such_charge" } }, 404);
       case "not_refundable":
