@@ -53,14 +53,25 @@ function toHex(bytes: ArrayBuffer): string {
   return out;
 }
 
+/** Imported keys by secret: a function sees one or two secrets, and importKey on every request is waste. */
+type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+const keys = new Map<string, Promise<HmacKey>>();
+const MAX_CACHED_KEYS = 16;
+
+function hmacKey(secret: string): Promise<HmacKey> {
+  let key = keys.get(secret);
+  if (!key) {
+    if (keys.size >= MAX_CACHED_KEYS) keys.clear();
+    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+    ]);
+    keys.set(secret, key);
+  }
+  return key;
+}
+
 async function hmacHex(secret: string, timestamp: number, body: Uint8Array | string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
+  const key = await hmacKey(secret);
   const bodyBytes = typeof body === "string" ? encoder.encode(body) : body;
   const message = new Uint8Array(String(timestamp).length + 1 + bodyBytes.length);
   message.set(encoder.encode(`${timestamp}.`), 0);
