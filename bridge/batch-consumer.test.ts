@@ -1,5 +1,5 @@
 import { headers } from "@nats-io/nats-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { BATCH_CONTENT_TYPE, verifySignature } from "../functions/sdk/contract.ts";
 import { defineFunction } from "../functions/sdk/define-function.ts";
@@ -9,20 +9,9 @@ import { defineEvent } from "../schemas/define.ts";
 import { DLQ_HEADERS } from "./dead-letter-headers.ts";
 import type { BatchDelivered } from "./events.ts";
 import { HttpFunction, type RecordedRequest, waitFor } from "./testing/http-function.ts";
-import { type Harness, type RouteFixture, routeFixture, startHarness } from "./testing/route-fixture.ts";
+import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
-let h: Harness;
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { h, cleanups } = useHarness();
 
 async function setup(url: string, route: Record<string, unknown>): Promise<RouteFixture> {
   const f = await routeFixture(h, url, { backoff: ["20ms"], ...route });

@@ -1,23 +1,12 @@
 import { headers } from "@nats-io/nats-core";
 import pino from "pino";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { provisionConsumer } from "./provision.ts";
 import { publishEvents } from "./publisher.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
-import { type Harness, type RouteFixture, routeFixture, startHarness } from "./testing/route-fixture.ts";
+import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
-let h: Harness;
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { h, cleanups } = useHarness();
 
 async function setup(
   fn: HttpFunction,

@@ -1,20 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DLQ_HEADERS } from "./dead-letter-headers.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
-import { type Harness, type RouteFixture, routeFixture, startHarness } from "./testing/route-fixture.ts";
+import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
-let h: Harness;
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { h, cleanups } = useHarness();
 
 async function setup(fn: HttpFunction, route: Record<string, unknown>): Promise<RouteFixture> {
   cleanups.push(() => fn.close());

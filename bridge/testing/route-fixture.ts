@@ -9,6 +9,7 @@ import {
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import pino from "pino";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { type Config, parseConfig, type RouteConfig } from "../config.ts";
 import { RouteConsumer } from "../consumer.ts";
 import { BridgeEvents, type OutcomeEvent } from "../events.ts";
@@ -23,6 +24,23 @@ export interface Harness {
   js: JetStreamClient;
   jsm: JetStreamManager;
   close(): Promise<void>;
+}
+
+/**
+ * One harness for a test file (started before its first test, closed after its last) and a list of
+ * cleanups run after each test, last registered first.
+ */
+export function useHarness(): { h: Harness; cleanups: (() => Promise<void>)[] } {
+  const h = {} as Harness;
+  const cleanups: (() => Promise<void>)[] = [];
+  beforeAll(async () => {
+    Object.assign(h, await startHarness());
+  });
+  afterAll(() => h.close());
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return { h, cleanups };
 }
 
 export async function startHarness(): Promise<Harness> {
