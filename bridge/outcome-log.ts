@@ -20,14 +20,18 @@ export function traceId(traceparent: string | undefined): string | undefined {
 
 /** A child logger scoped to one message: route (from the parent), subject, stream, seq, delivery, trace. */
 export function messageLogger(logger: pino.Logger, d: Delivery): pino.Logger {
-  return logger.child({
+  return logger.child(messageFields(d));
+}
+
+function messageFields(d: Delivery) {
+  return {
     subject: d.subject,
     stream: d.stream,
     seq: d.seq,
     delivery: d.delivery,
     msg_id: d.id,
     trace_id: traceId(d.traceparent),
-  });
+  };
 }
 
 /**
@@ -41,15 +45,9 @@ export function logOutcome(
 ): void {
   if (!logger.isLevelEnabled(level)) return;
   // Flat fields rather than a child logger: at 10k+ msgs/s a child per line is measurable.
-  const d = event.delivery;
   logger[level](
     {
-      subject: d.subject,
-      stream: d.stream,
-      seq: d.seq,
-      delivery: d.delivery,
-      msg_id: d.id,
-      trace_id: traceId(d.traceparent),
+      ...messageFields(event.delivery),
       outcome: event.outcome,
       status: event.status,
       duration_ms: Math.round(event.durationMs * 10) / 10,
