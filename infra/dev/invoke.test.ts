@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { type ServerType, serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../bridge/nats-server.ts";
 import type { DbHandle } from "../../functions/db/index.ts";
 import { createTestDb } from "../../functions/db/testing.ts";
 import { createGatewayApp } from "../../functions/gateway-sim/app.ts";
@@ -167,5 +168,18 @@ describe("jetway invoke against a running function", () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("no subject");
     expect(result.stderr).toContain("usage:");
+  });
+
+  it("says which URL it could not reach and why, instead of fetch's bare 'fetch failed'", async () => {
+    const closed = await freePort();
+    const result = await jetway(
+      "invoke",
+      "payment",
+      join(EVENTS, "orders.created.v1.json"),
+      "--url",
+      `http://127.0.0.1:${closed}/events`,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`cannot reach http://127.0.0.1:${closed}/events (ECONNREFUSED)`);
   });
 });

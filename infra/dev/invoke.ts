@@ -79,12 +79,22 @@ export interface InvokeResult {
 }
 
 export async function send(invocation: Invocation, timeoutMs = 30_000): Promise<InvokeResult> {
-  const res = await fetch(invocation.url, {
-    method: "POST",
-    headers: invocation.headers,
-    body: invocation.body,
-    signal: AbortSignal.timeout(timeoutMs),
-  });
+  let res: Response;
+  try {
+    res = await fetch(invocation.url, {
+      method: "POST",
+      headers: invocation.headers,
+      body: invocation.body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    // fetch says only "fetch failed"; the cause (ECONNREFUSED, timeout…) is what a person needs.
+    const cause = (error as Error).cause as { code?: string; message?: string } | undefined;
+    const why = cause?.code ?? cause?.message ?? (error as Error).message;
+    throw new Error(`cannot reach ${invocation.url} (${why}): is the function running? (npm run dev)`, {
+      cause: error,
+    });
+  }
   const text = await res.text();
   let body: unknown = text;
   try {
