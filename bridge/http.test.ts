@@ -149,12 +149,18 @@ describe("health, readiness and metrics", () => {
     };
     events.emit("invoke:outcome", { delivery, outcome: "ack", status: 200, durationMs: 12, emitted: 0 });
     events.emit("dead_letter:published", delivery, "dlq.ship");
+    events.emit("batch:delivered", { route: "ship", size: 40, status: 200, durationMs: 3 });
+    events.emit("consumer:status", { route: "ship", type: "heartbeats_missed", data: {} });
+    events.emit("consumer:status", { route: "ship", type: "next", data: {} });
     const text = await (await app.request("/metrics")).text();
     expect(text).toContain('jetway_invocations_total{route="ship",outcome="ack",status="200"} 1');
     expect(text).toContain('jetway_invocation_duration_seconds_count{route="ship",outcome="ack"} 1');
     expect(text).toContain('jetway_dead_letters_total{route="ship"} 1');
     expect(text).toContain('jetway_in_flight{route="ship"} 3');
     expect(text).toContain('jetway_consumer_pending{route="ship"} 42');
+    expect(text).toContain('jetway_batch_size_sum{route="ship"} 40');
+    expect(text).toContain('jetway_consumer_notifications_total{route="ship",type="heartbeats_missed"} 1');
+    expect(text).not.toContain('type="next"');
   });
 });
 

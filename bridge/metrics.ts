@@ -87,6 +87,25 @@ export class BridgeMetrics {
       duration.observe({ route, outcome: e.outcome }, e.durationMs / 1_000);
     });
     events.on("dead_letter:published", (delivery) => deadLetters.inc({ route: delivery.route }));
+
+    const batchSize = new Histogram({
+      name: "jetway_batch_size",
+      help: "Messages per batch delivery (batch routes only).",
+      labelNames: ["route"] as const,
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+      registers,
+    });
+    events.on("batch:delivered", (b) => batchSize.observe({ route: b.route }, b.size));
+    const notifications = new Counter({
+      name: "jetway_consumer_notifications_total",
+      help: "Consumer notifications (heartbeats missed, consumer deleted, …) by route and type.",
+      labelNames: ["route", "type"] as const,
+      registers,
+    });
+    events.on("consumer:status", ({ route, type }) => {
+      // Routine pull bookkeeping, one per pull: noise next to the notifications worth alerting on.
+      if (type !== "next" && type !== "debug") notifications.inc({ route, type });
+    });
   }
 
   /** Wires the scrape-time sources once the consumers exist. */
