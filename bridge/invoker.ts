@@ -116,29 +116,23 @@ export class Invoker {
       bodyTimeout: route.timeout,
       connectTimeout: Math.min(route.timeout, 10_000),
     });
+    const routeHeaders = [
+      HEADERS.route,
+      route.name,
+      HEADERS.stream,
+      route.stream,
+      HEADERS.maxDeliver,
+      String(route.max_deliver),
+    ];
     this.baseHeaders = [
       HEADERS.ceSpecVersion,
       "1.0",
       HEADERS.ceSource,
       `jetway://${route.stream}`,
-      HEADERS.route,
-      route.name,
-      HEADERS.stream,
-      route.stream,
-      HEADERS.maxDeliver,
-      String(route.max_deliver),
+      ...routeHeaders,
     ];
     // Per-message attributes travel inside the structured-mode events of a batch body.
-    this.batchHeaders = [
-      "content-type",
-      BATCH_CONTENT_TYPE,
-      HEADERS.route,
-      route.name,
-      HEADERS.stream,
-      route.stream,
-      HEADERS.maxDeliver,
-      String(route.max_deliver),
-    ];
+    this.batchHeaders = ["content-type", BATCH_CONTENT_TYPE, ...routeHeaders];
   }
 
   /** Builds the request headers of one delivery (CloudEvents binary mode + jetway + message headers). */

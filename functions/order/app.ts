@@ -11,7 +11,7 @@ import {
 import type { DbProvider } from "../db/client.ts";
 import { requestVars, requireVar } from "../db/env.ts";
 import { defineFunction, type HandlerContext, type JetwayFunction } from "../sdk/index.ts";
-import { announceFinal, recordOrderEvent } from "./events.ts";
+import { announceFinal, recordOrderEvent, stateOf } from "./events.ts";
 import { PublishError, type PublishTarget, publishEvent } from "./publish.ts";
 import { parseOrderRequest, requestHash } from "./request.ts";
 import type { OrderEvent } from "./status.ts";
@@ -48,12 +48,7 @@ export const orderView = (o: Order) => ({
   items: o.items,
   total_minor: o.total_minor,
   currency: o.currency,
-  status: o.status,
-  payment_status: o.payment_status,
-  inventory_status: o.inventory_status,
-  payment_id: o.payment_id,
-  reservation_id: o.reservation_id,
-  cancel_reason: o.cancel_reason,
+  ...stateOf(o),
   created_at: o.created_at.toISOString(),
   updated_at: o.updated_at.toISOString(),
 });

@@ -10,7 +10,8 @@ import type { Order } from "./store.ts";
 
 const CONSUMER = "order";
 
-const stateOf = (o: Order): OrderState => ({
+/** The status fields of an order: what events change, and what GET /orders/:id shows. */
+export const stateOf = (o: Order): OrderState => ({
   status: o.status,
   payment_status: o.payment_status,
   inventory_status: o.inventory_status,
