@@ -10,15 +10,25 @@ import type { ObjectStore } from "./entry.ts";
  */
 export class DirStore implements ObjectStore {
   readonly root: string;
+  /** Directories known to exist: one mkdir per stream, not one per event. */
+  readonly #dirs = new Set<string>();
   constructor(root: string) {
     this.root = root;
   }
 
   async putIfAbsent(key: string, body: string): Promise<boolean> {
     const path = join(this.root, key);
-    await mkdir(dirname(path), { recursive: true });
+    const dir = dirname(path);
+    if (!this.#dirs.has(dir)) await this.#mkdir(dir);
     const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-    await writeFile(tmp, body, { flag: "wx" });
+    try {
+      await writeFile(tmp, body, { flag: "wx" });
+    } catch (err) {
+      // Removed behind our back: make it again, once.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      await this.#mkdir(dir);
+      await writeFile(tmp, body, { flag: "wx" });
+    }
     try {
       await link(tmp, path);
       return true;
@@ -28,6 +38,11 @@ export class DirStore implements ObjectStore {
     } finally {
       await unlink(tmp);
     }
+  }
+
+  async #mkdir(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    this.#dirs.add(dir);
   }
 
   async get(key: string): Promise<string | undefined> {

@@ -1,7 +1,38 @@
-import { ulid } from "ulid";
+import { ulid as ulidWith } from "ulid";
+import { nodeCrypto } from "../sdk/node-crypto.ts";
+
+/*
+ * ulid's default source calls crypto.getRandomValues once per character (16 per id); a pool filled 256
+ * bytes at a time gives the same randomness for a fraction of the calls. Filled lazily: Workers allow no
+ * random values at start-up.
+ */
+const pool = new Uint8Array(256);
+let used = pool.length;
+const pooledRandom = (): number => {
+  if (used === pool.length) {
+    crypto.getRandomValues(pool);
+    used = 0;
+  }
+  // 256 / 32 symbols: every character equally likely.
+  return (pool[used++] as number) / 256;
+};
+
+/** A ULID (time-sortable, 80 random bits). */
+export const ulid = (): string => ulidWith(undefined, pooledRandom);
 
 /** A sortable entity id with a type prefix, e.g. `ord_01J…`. */
 export const newId = (prefix: "ord" | "pay" | "res"): string => `${prefix}_${ulid()}`;
+
+const encoder = new TextEncoder();
+
+/** SHA-256 of a string: node:crypto where there is one (synchronous, cheaper), else WebCrypto. */
+export async function sha256(text: string): Promise<Uint8Array> {
+  if (nodeCrypto) return nodeCrypto.createHash("sha256").update(text).digest();
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+
+export const toHex = (bytes: Uint8Array): string =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 /**
  * A UUID (version 8, RFC 9562) derived from `name` by SHA-256. Emitted events get their message_id this
@@ -10,10 +41,9 @@ export const newId = (prefix: "ord" | "pay" | "res"): string => `${prefix}_${uli
  * duplicate window.
  */
 export async function uuidFrom(name: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name)));
-  const b = digest.subarray(0, 16);
+  const b = (await sha256(name)).subarray(0, 16);
   b[6] = ((b[6] ?? 0) & 0x0f) | 0x80;
   b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
-  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  const hex = toHex(b);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

@@ -1,4 +1,4 @@
-import { ulid } from "ulid";
+import { ulid } from "../db/ids.ts";
 
 /*
  * The payment gateway simulator's state and rules, free of HTTP. Dev and test only: it stands in for a

@@ -1,5 +1,4 @@
 import type { Context } from "hono";
-import { ulid } from "ulid";
 import {
   InventoryRejected,
   InventoryReleased,
@@ -10,6 +9,7 @@ import {
 } from "../../schemas/index.ts";
 import type { DbProvider } from "../db/client.ts";
 import { requestVars, requireVar } from "../db/env.ts";
+import { ulid } from "../db/ids.ts";
 import { defineFunction, type HandlerContext, type JetwayFunction } from "../sdk/index.ts";
 import { announceFinal, recordOrderEvent, stateOf } from "./events.ts";
 import { PublishError, type PublishTarget, publishEvent } from "./publish.ts";

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { currency, entityId, lineItem } from "../../schemas/index.ts";
+import { sha256, toHex } from "../db/ids.ts";
 
 /** The body of POST /orders. The total is computed here, never trusted from the client. */
 export const orderRequest = z
@@ -66,6 +67,5 @@ export function parseOrderRequest(text: string): ParsedRequest {
 
 /** SHA-256 of the validated request: a reused Idempotency-Key must come with the same order. */
 export async function requestHash(request: OrderRequest): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(request)));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(await sha256(JSON.stringify(request)));
 }

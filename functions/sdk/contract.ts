@@ -2,6 +2,9 @@
  * The bridge ⇄ function invocation contract: header names and the request signature.
  * Shared by the bridge (which sends) and functions (which receive); runs on Node, Workers and Lambda.
  */
+
+import { nodeCrypto } from "./node-crypto.ts";
+
 export const HEADERS = {
   route: "x-jetway-route",
   stream: "x-jetway-stream",
@@ -71,6 +74,8 @@ function hmacKey(secret: string): Promise<HmacKey> {
 }
 
 async function hmacHex(secret: string, timestamp: number, body: Uint8Array | string): Promise<string> {
+  if (nodeCrypto)
+    return nodeCrypto.createHmac("sha256", secret).update(`${timestamp}.`).update(body).digest("hex");
   const key = await hmacKey(secret);
   const bodyBytes = typeof body === "string" ? encoder.encode(body) : body;
   const message = new Uint8Array(String(timestamp).length + 1 + bodyBytes.length);
