@@ -52,32 +52,6 @@ export function classifyTransportError(error: unknown): TransportErrorKind {
   return RESET_CODES.has(code) ? "reset" : "other";
 }
 
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-interface BodyText {
-  text: string;
-  truncated: boolean;
-}
-
-async function readCapped(
-  body: Dispatcher.ResponseData["body"],
-  length: string | undefined,
-  limit: number,
-): Promise<BodyText> {
-  if (length !== undefined && Number(length) <= limit) return { text: await body.text(), truncated: false };
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    size += chunk.length;
-    // Leaving the loop destroys the stream: a huge body is not worth reading to the end.
-    if (size > limit) break;
-  }
-  return { text: Buffer.concat(chunks).subarray(0, limit).toString("utf8"), truncated: size > limit };
-}
-
 /** Only JSON objects can carry events or a Dapr status; anything else is not parsed at all. */
 function parseJsonObject(text: string, json: boolean): unknown {
   if (text.length === 0 || !json) return undefined;
@@ -87,6 +61,114 @@ function parseJsonObject(text: string, json: boolean): unknown {
     return JSON.parse(text);
   } catch {
     return undefined;
+  }
+}
+
+/** A whole body is decoded as undici's `body.text()` did: a leading UTF-8 BOM is skipped. */
+const hasBom = (b: Buffer) => b.length > 2 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
+
+function transportFailure(error: unknown, timeoutMs: number): Invocation {
+  const kind = classifyTransportError(error);
+  const message =
+    kind === "timeout" ? `no response within ${timeoutMs}ms` : (error as Error).message || String(error);
+  return { error: kind, errorMessage: message };
+}
+
+/**
+ * Reads one response straight off undici's dispatch callbacks: status, the three headers the outcome
+ * needs (first occurrence of each), and the body up to a cap. No response stream, no parsed header
+ * object: on the single-message path those cost more than the rest of the request.
+ * A body with a Content-Length within the cap is decoded whole (a UTF-8 BOM skipped); any other body is
+ * read up to the cap, and one going past it ends the request (the connection is dropped) as `truncated`.
+ */
+class ResponseReader implements Dispatcher.DispatchHandler {
+  private readonly eventsCap: number;
+  private readonly timeoutMs: number;
+  private readonly resolve: (invocation: Invocation) => void;
+  private abort: ((error?: Error) => void) | undefined;
+  private status = 0;
+  private length: string | undefined;
+  private retryAfter: string | undefined;
+  private json = false;
+  private limit = MAX_RESPONSE_BYTES;
+  /** Content-Length is within the cap: the whole body is read and decoded as one text. */
+  private whole = false;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private settled = false;
+
+  constructor(eventsCap: number, timeoutMs: number, resolve: (invocation: Invocation) => void) {
+    this.eventsCap = eventsCap;
+    this.timeoutMs = timeoutMs;
+    this.resolve = resolve;
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onHeaders(statusCode: number, raw: Buffer[]): boolean {
+    // 1xx: informational, the real answer follows.
+    if (statusCode < 200) return true;
+    this.status = statusCode;
+    let contentType: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as Buffer;
+      // Only content-length (14), content-type (12) and retry-after (11) matter here.
+      if (name.length !== 14 && name.length !== 12 && name.length !== 11) continue;
+      const key = name.toString("latin1").toLowerCase();
+      const value = (raw[i + 1] as Buffer).toString("latin1");
+      if (key === "content-length") this.length ??= value;
+      else if (key === "content-type") contentType ??= value;
+      else if (key === "retry-after") this.retryAfter ??= value;
+    }
+    this.json = contentType?.includes("json") === true;
+    this.limit = this.json && statusCode < 300 ? this.eventsCap : MAX_RESPONSE_BYTES;
+    this.whole = this.length !== undefined && Number(this.length) <= this.limit;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    if (this.whole || this.size <= this.limit) return true;
+    // A huge body is not worth reading to the end: one byte past the cap says "truncated".
+    this.finish(true);
+    const abort = this.abort;
+    // Outside the parser's callback, as dropping a response stream would.
+    queueMicrotask(() => abort?.(new Error("response body over the cap")));
+    return false;
+  }
+
+  onComplete(): void {
+    this.finish(false);
+  }
+
+  onError(error: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(transportFailure(error, this.timeoutMs));
+  }
+
+  private finish(truncated: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { chunks, json } = this;
+    let text = "";
+    if (chunks.length > 0 && this.length !== "0") {
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      text = this.whole
+        ? body.toString("utf8", hasBom(body) ? 3 : 0)
+        : body.subarray(0, this.limit).toString("utf8");
+    }
+    this.chunks = [];
+    this.resolve({
+      status: this.status,
+      body: truncated ? undefined : parseJsonObject(text, json),
+      truncated: json && truncated,
+      retryAfter: this.retryAfter,
+      text: text.length > MAX_RESPONSE_BYTES ? text.slice(0, MAX_RESPONSE_BYTES) : text,
+    });
   }
 }
 
@@ -166,34 +248,11 @@ export class Invoker {
     return this.send(h, body, MAX_BATCH_RESPONSE_BYTES);
   }
 
-  private async send(headers: string[], payload: Uint8Array, eventsCap: number): Promise<Invocation> {
-    try {
-      const response = await this.pool.request({ method: "POST", path: this.path, headers, body: payload });
-      const { headers: rh, body, statusCode } = response;
-      const length = firstHeader(rh["content-length"]);
-      const contentType = firstHeader(rh["content-type"]);
-      const json = contentType?.includes("json") === true;
-      let read: BodyText = { text: "", truncated: false };
-      if (length === "0") await body.dump();
-      else {
-        const eventsPossible = json && statusCode >= 200 && statusCode < 300;
-        read = await readCapped(body, length, eventsPossible ? eventsCap : MAX_RESPONSE_BYTES);
-      }
-      return {
-        status: statusCode,
-        body: read.truncated ? undefined : parseJsonObject(read.text, json),
-        truncated: json && read.truncated,
-        retryAfter: firstHeader(rh["retry-after"]),
-        text: read.text.length > MAX_RESPONSE_BYTES ? read.text.slice(0, MAX_RESPONSE_BYTES) : read.text,
-      };
-    } catch (error) {
-      const kind = classifyTransportError(error);
-      const message =
-        kind === "timeout"
-          ? `no response within ${this.timeoutMs}ms`
-          : (error as Error).message || String(error);
-      return { error: kind, errorMessage: message };
-    }
+  private send(headers: string[], payload: Uint8Array, eventsCap: number): Promise<Invocation> {
+    return new Promise((resolve) => {
+      const reader = new ResponseReader(eventsCap, this.timeoutMs, resolve);
+      this.pool.dispatch({ method: "POST", path: this.path, headers, body: payload }, reader);
+    });
   }
 
   /** Waits for running requests, then closes the connections. */
