@@ -36,6 +36,40 @@ export interface LoggerOptions {
   destination?: pino.DestinationStream;
 }
 
+let stdout: pino.DestinationStream | undefined;
+
+/**
+ * stdout, written once per event-loop turn: the lines of one turn (at info, one per ack) are joined and
+ * written with a single write(2) when the turn ends (setImmediate), so a quiet bridge still logs at once.
+ * Cheaper than handing lines to the libuv thread pool (an async write per line or few: a thread wake-up
+ * and a completion each); sonic-boom does the write (partial writes, EAGAIN, EPIPE). Whatever is still
+ * held when the process exits is written then. One per process, shared by every logger.
+ */
+function stdoutPerTurn(): pino.DestinationStream {
+  if (stdout) return stdout;
+  const boom = pino.destination({ dest: 1, sync: true });
+  let pending = "";
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending;
+    pending = "";
+    boom.write(text);
+  };
+  process.on("exit", flush);
+  stdout = {
+    write(line: string) {
+      pending += line;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+  };
+  return stdout;
+}
+
 /** The bridge's root logger: JSON lines, secrets redacted. Scope with logger.child({ route }) etc. */
 export function createLogger({ level = "info", destination }: LoggerOptions = {}): pino.Logger {
   const options: pino.LoggerOptions = {
@@ -44,7 +78,5 @@ export function createLogger({ level = "info", destination }: LoggerOptions = {}
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  // stdout without a blocking write per line: sonic-boom coalesces lines written while a write is in
-  // flight (no minimum length, so a quiet bridge still logs at once); pino flushes it on exit.
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
+  return pino(options, destination ?? stdoutPerTurn());
 }
