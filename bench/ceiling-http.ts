@@ -19,13 +19,13 @@ const total = envInt("BENCH_WARMUP") + envInt("BENCH_EXPECT");
 const invoker = new Invoker(route);
 const recorder = new SettleRecorder(envInt("BENCH_WARMUP"), envInt("BENCH_EXPECT"), () => invoker.destroy());
 
-/** Only what the invoker reads from a message: subject, data, headers, timestamp. */
+/** Only what the invoker reads from a message: subject, data, headers, the stream timestamp (ce-time). */
 const message = (data: Uint8Array): JsMsg =>
   ({
     subject: BENCH_SUBJECT,
     data,
     headers: undefined,
-    timestamp: new Date().toISOString(),
+    info: { timestampNanos: Date.now() * 1_000_000 },
   }) as unknown as JsMsg;
 
 let next = 0;

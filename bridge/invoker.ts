@@ -2,6 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { type Dispatcher, Pool } from "undici";
 import { BATCH_CONTENT_TYPE, HEADERS } from "../functions/sdk/contract.ts";
 import type { RouteConfig } from "./config.ts";
+import { isoTimeCache } from "./iso-time.ts";
 import type { InvocationResult, TransportErrorKind } from "./outcome.ts";
 import { signBody } from "./signer.ts";
 
@@ -27,6 +28,10 @@ export interface InvokeTarget {
   seq: number;
   delivery: number;
 }
+
+/** ce-time: the message's stream timestamp, as `JsMsg.timestamp` gives it (ISO, milliseconds). */
+const messageTime = isoTimeCache();
+const ceTime = (msg: JsMsg) => messageTime(Math.floor(msg.info.timestampNanos / 1_000_000));
 
 /** Message headers never forwarded: ours, or ones an HTTP client must own (hop-by-hop, framing). */
 const RESERVED = new Set(["content-type", "content-length", "host", "connection", "keep-alive"]);
@@ -230,7 +235,7 @@ export class Invoker {
       }
     }
     h.push("content-type", contentType, HEADERS.ceId, target.id, HEADERS.ceType, msg.subject);
-    h.push(HEADERS.ceTime, msg.timestamp, HEADERS.seq, String(target.seq));
+    h.push(HEADERS.ceTime, ceTime(msg), HEADERS.seq, String(target.seq));
     h.push(HEADERS.delivery, String(target.delivery));
     if (this.secret !== undefined) h.push(HEADERS.signature, signBody(this.secret, msg.data));
     return h;

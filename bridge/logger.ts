@@ -1,4 +1,5 @@
 import pino from "pino";
+import { isoTimeCache } from "./iso-time.ts";
 
 /**
  * Where secrets can appear in a logged object; pino replaces them with [redacted]. Only anchored paths:
@@ -70,13 +71,17 @@ function stdoutPerTurn(): pino.DestinationStream {
   return stdout;
 }
 
+const logTime = isoTimeCache();
+/** pino's `isoTime`, without a Date per line. */
+const isoTime = () => `,"time":"${logTime(Date.now())}"`;
+
 /** The bridge's root logger: JSON lines, secrets redacted. Scope with logger.child({ route }) etc. */
 export function createLogger({ level = "info", destination }: LoggerOptions = {}): pino.Logger {
   const options: pino.LoggerOptions = {
     level,
     base: { service: "jetway-bridge" },
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
   };
   return pino(options, destination ?? stdoutPerTurn());
 }
