@@ -1,6 +1,12 @@
 import type { Context } from "hono";
 import { allEvents } from "../../schemas/index.ts";
-import { defineFunction, InvalidEventError, type JetwayFunction, RetryableError } from "../sdk/index.ts";
+import {
+  type BatchContext,
+  defineFunction,
+  type InvokedEvent,
+  type JetwayFunction,
+  mapLimit,
+} from "../sdk/index.ts";
 import { AuditStoreError, entryKey, type ObjectStore, serializeEntry } from "./entry.ts";
 
 export interface AuditDeps {
@@ -8,33 +14,43 @@ export interface AuditDeps {
   store: (c: Context) => ObjectStore;
 }
 
+/** How many entries of one batch are written at once. */
+const WRITES_IN_FLIGHT = 16;
+
 /**
  * audit: appends every event of every contract to an immutable, replayable log, one object per stream
  * message at `<stream>/<seq>.json`. A redelivery finds the key taken and writes nothing, so the log holds
- * each message exactly once; replay.ts folds it back into a read model.
+ * each message exactly once; replay.ts folds it back into a read model. Entries are independent, so a
+ * batch delivery writes them side by side and fails only the ones whose write failed.
  */
 export function createAudit(deps: AuditDeps): JetwayFunction {
   const fn = defineFunction({ name: "audit" });
   for (const type of allEvents) {
-    fn.handle(type, async (event, ctx) => {
-      if (!event.stream || event.seq <= 0) {
-        throw new InvalidEventError(
-          "audit needs the stream and sequence the bridge sends with each delivery",
-        );
-      }
-      const occurred = (event.data as { occurred_at?: string }).occurred_at;
-      const time = event.time ?? occurred ?? new Date(0).toISOString();
-      const key = entryKey(event.stream, event.seq);
-      const body = serializeEntry({ ...event, time });
-      let written: boolean;
-      try {
-        written = await deps.store(ctx.c).putIfAbsent(key, body);
-      } catch (err) {
-        if (err instanceof AuditStoreError) throw new RetryableError(err.message, { cause: err });
-        throw err;
-      }
-      ctx.log.debug({ key, written }, written ? "audited" : "already audited");
+    fn.handleBatch(type, async (events, ctx) => {
+      const store = deps.store(ctx.c);
+      await mapLimit(events, WRITES_IN_FLIGHT, (event) => audit(store, event, ctx));
     });
   }
   return fn;
+}
+
+async function audit(store: ObjectStore, event: InvokedEvent, ctx: BatchContext): Promise<void> {
+  if (!event.stream || event.seq <= 0) {
+    ctx.fail(event.id, {
+      reason: "audit needs the stream and sequence the bridge sends with each delivery",
+      deadLetter: true,
+    });
+    return;
+  }
+  const occurred = (event.data as { occurred_at?: string }).occurred_at;
+  const time = event.time ?? occurred ?? new Date(0).toISOString();
+  const key = entryKey(event.stream, event.seq);
+  try {
+    const written = await store.putIfAbsent(key, serializeEntry({ ...event, time }));
+    ctx.log.debug({ key, written }, written ? "audited" : "already audited");
+  } catch (err) {
+    // Retried with the route's back-off either way; an unexpected error is logged as the bug it is.
+    ctx.log[err instanceof AuditStoreError ? "warn" : "error"]({ err, key }, "audit write failed");
+    ctx.fail(event.id, { reason: (err as Error).message });
+  }
 }

@@ -14,7 +14,7 @@ import {
   PaymentCompleted,
   PaymentFailed,
 } from "../../schemas/index.ts";
-import { invoke } from "../sdk/testing.ts";
+import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createAudit } from "./app.ts";
 import { DirStore } from "./dir-store.ts";
 import { entryKey, type ObjectStore } from "./entry.ts";
@@ -125,6 +125,33 @@ describe("audit log in a directory", () => {
     if (!e) throw new Error("no event");
     const res = await invoke(audit.app, e.type, e.data as never, { stream: "", seq: 0, env });
     expect(res.status).toBe(422);
+  });
+
+  it("writes a batch side by side and fails only the message without a stream position", async () => {
+    const store = new DirStore(join(dir, "batch"));
+    const audit = createAudit({ store: () => store });
+    const { events } = history("PAYMENTS");
+    const items = events.map((e) =>
+      batchEvent(e.data.message_id, e.type, e.data, {
+        jetwaystream: e.stream,
+        jetwayseq: e.seq,
+        time: e.time,
+      }),
+    );
+    const broken = events[0];
+    if (!broken) throw new Error("no event");
+    items.push(batchEvent(`${broken.data.message_id}-x`, broken.type, broken.data, { jetwayseq: 0 }));
+    const res = await invokeBatch(audit.app, items, { env });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { failures: { id: string; dead_letter?: boolean }[] };
+    expect(body.failures).toEqual([
+      expect.objectContaining({ id: `${broken.data.message_id}-x`, dead_letter: true }),
+    ]);
+    expect(await store.list()).toEqual(events.map((e) => entryKey("PAYMENTS", e.seq)));
+    // Delivered again (a retried batch): nothing is rewritten, nothing fails.
+    const again = await invokeBatch(audit.app, items.slice(0, -1), { env });
+    expect(((await again.json()) as { failures: unknown[] }).failures).toEqual([]);
+    expect(await store.list()).toHaveLength(events.length);
   });
 
   it("replay rebuilds order statuses from the log, in order", async () => {

@@ -8,12 +8,22 @@ import { processedMessages } from "./schema.ts";
  * sees false) or rolls back (then proceeds).
  */
 export async function markProcessed(db: Db, consumer: string, messageId: string): Promise<boolean> {
+  return (await markProcessedMany(db, consumer, [messageId])).has(messageId);
+}
+
+/** `markProcessed` for many messages in one statement: the ids that were new. */
+export async function markProcessedMany(
+  db: Db,
+  consumer: string,
+  messageIds: readonly string[],
+): Promise<Set<string>> {
+  if (messageIds.length === 0) return new Set();
   const rows = await db
     .insert(processedMessages)
-    .values({ consumer, message_id: messageId })
+    .values([...new Set(messageIds)].map((message_id) => ({ consumer, message_id })))
     .onConflictDoNothing()
     .returning({ id: processedMessages.message_id });
-  return rows.length > 0;
+  return new Set(rows.map((r) => r.id));
 }
 
 /**

@@ -10,7 +10,7 @@ import type { DbProvider } from "../db/client.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { stock } from "../db/schema.ts";
 import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
-import { type Reservation, release, reserve } from "./stock.ts";
+import { type Reservation, release, reserveMany } from "./stock.ts";
 
 export interface InventoryDeps {
   db: DbProvider;
@@ -24,11 +24,20 @@ export interface InventoryDeps {
  */
 export function createInventory(deps: InventoryDeps): JetwayFunction {
   const fn = defineFunction({ name: "inventory" })
-    .handle(OrderCreated, async (event, ctx) => {
-      const { order_id, items } = event.data;
-      const reservation = await reserve(deps.db(ctx.c), order_id, items);
-      ctx.log.info({ order_id, reservation_id: reservation.id, status: reservation.status }, "reservation");
-      await emitReservation(reservation, ctx.emit);
+    // A batch of orders is one transaction (one stock update per SKU); a single delivery is a batch of one.
+    .handleBatch(OrderCreated, async (events, ctx) => {
+      const reservations = await reserveMany(
+        deps.db(ctx.c),
+        events.map((e) => e.data),
+      );
+      let rejected = 0;
+      for (const [i, event] of events.entries()) {
+        const r = reservations[i] as Reservation;
+        if (r.status === "rejected") rejected++;
+        ctx.log.debug({ order_id: r.order_id, reservation_id: r.id, status: r.status }, "reservation");
+        await emitReservation(r, (type, data, options) => ctx.emitFor(event.id, type, data, options));
+      }
+      ctx.log.info({ orders: events.length, rejected }, "reservations");
     })
     .handle(PaymentFailed, async (event, ctx) => {
       const { order_id } = event.data;

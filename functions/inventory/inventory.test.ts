@@ -6,7 +6,7 @@ import type { DbHandle } from "../db/client.ts";
 import { createDb, migrate } from "../db/index.ts";
 import { reservations, stock } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
-import { invoke } from "../sdk/testing.ts";
+import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createInventory } from "./app.ts";
 import { mergeItems, reserve, seedStock } from "./stock.ts";
 
@@ -179,6 +179,45 @@ describe("inventory", () => {
     await seedStock(handle.db, { "g-1": 3 });
     expect(await (await inventory.app.request("/stock/g-1")).json()).toEqual({ sku: "g-1", available: 3 });
     expect((await inventory.app.request("/stock/none")).status).toBe(404);
+  });
+});
+
+describe("inventory, a batch of orders at once", () => {
+  it("decides in delivery order under one transaction and answers per message", async () => {
+    const sku = `b-${ulid()}`;
+    const other = `b-${ulid()}`;
+    await seedStock(handle.db, { [sku]: 3, [other]: 10 });
+    const first = order([{ sku, quantity: 2 }]);
+    const second = order([
+      { sku, quantity: 2 },
+      { sku: other, quantity: 1 },
+    ]); // only 1 of sku left
+    const third = order([{ sku, quantity: 1 }]);
+    const unknown = order([{ sku: `none-${ulid()}`, quantity: 1 }]);
+    const all = [first, second, third, unknown];
+    const deliver = async () => {
+      const res = await invokeBatch(
+        inventory.app,
+        all.map((o) => batchEvent(o.message_id, OrderCreated, o)),
+        { env },
+      );
+      expect(res.status).toBe(200);
+      return (await res.json()) as { failures: unknown[]; events: Record<string, EventsBody["events"]> };
+    };
+    const body = await deliver();
+    expect(body.failures).toEqual([]);
+    const outcome = (o: ReturnType<typeof order>) =>
+      body.events[o.message_id]?.map((e) => [e.subject, e.data.reason, e.data.skus]);
+    expect(outcome(first)).toEqual([["inventory.reserved.v1", undefined, undefined]]);
+    expect(outcome(second)).toEqual([["inventory.rejected.v1", "out_of_stock", [sku]]]);
+    expect(outcome(third)).toEqual([["inventory.reserved.v1", undefined, undefined]]);
+    expect(outcome(unknown)?.[0]?.[1]).toBe("unknown_sku");
+    const level = async (s: string) =>
+      (await handle.db.select().from(stock).where(eq(stock.sku, s)))[0]?.available;
+    expect([await level(sku), await level(other)]).toEqual([0, 10]);
+    // The same batch redelivered: the same events, no stock taken twice.
+    expect((await deliver()).events).toEqual(body.events);
+    expect([await level(sku), await level(other)]).toEqual([0, 10]);
   });
 });
 

@@ -14,66 +14,112 @@ export function mergeItems(items: readonly ReservedItem[]): ReservedItem[] {
     .map(([sku, quantity]) => ({ sku, quantity }));
 }
 
-class OutOfStock extends Error {
-  override name = "OutOfStock";
+export interface ReservationRequest {
+  order_id: string;
+  items: readonly ReservedItem[];
 }
 
 /**
  * Reserves every item of an order or none. One transaction: claim the order's reservation row (unique
- * order_id — a duplicate waits for the first and then sees its outcome), then in a savepoint decrement
- * each SKU with `available >= quantity` in the WHERE clause, so concurrent orders can never oversell; if
- * any SKU is short the savepoint rolls back and the row records the rejection instead.
+ * order_id — a duplicate waits for the first and then sees its outcome), lock the SKUs' stock rows in SKU
+ * order, decide, then take the stock; an order that cannot have every SKU records a rejection instead.
+ * Concurrent orders can never oversell: the decision is made under the row locks.
  */
 export async function reserve(db: Db, orderId: string, items: readonly ReservedItem[]): Promise<Reservation> {
-  const wanted = mergeItems(items);
-  return db.transaction(async (tx) => {
-    const [claimed] = await tx
+  const [reservation] = await reserveMany(db, [{ order_id: orderId, items }]);
+  if (!reservation) throw new Error(`no reservation for order ${orderId}`);
+  return reservation;
+}
+
+/**
+ * `reserve` for many orders in one transaction: one multi-row claim, one locking read of every SKU
+ * involved, decisions in request order, one stock update per SKU. Returns one reservation per request,
+ * in request order (a repeated order id gets the first one's).
+ */
+export async function reserveMany(db: Db, requests: readonly ReservationRequest[]): Promise<Reservation[]> {
+  const wanted = new Map<string, ReservedItem[]>();
+  for (const r of requests) if (!wanted.has(r.order_id)) wanted.set(r.order_id, mergeItems(r.items));
+  if (wanted.size === 0) return [];
+  const byOrder = await db.transaction(async (tx) => {
+    const claimed = await tx
       .insert(reservations)
-      .values({ id: newId("res"), order_id: orderId, items: wanted, status: "reserved" })
+      .values(
+        [...wanted].map(([order_id, items]) => ({
+          id: newId("res"),
+          order_id,
+          items,
+          status: "reserved" as const,
+        })),
+      )
       .onConflictDoNothing()
       .returning();
-    if (!claimed) return loadReservation(tx, orderId);
-    try {
-      await tx.transaction(async (sp) => {
-        for (const { sku, quantity } of wanted) {
-          const updated = await sp
-            .update(stock)
-            .set({ available: sql`${stock.available} - ${quantity}`, updated_at: sql`now()` })
-            .where(and(eq(stock.sku, sku), gte(stock.available, quantity)))
-            .returning({ sku: stock.sku });
-          if (updated.length === 0) throw new OutOfStock(sku);
-        }
-      });
-      return claimed;
-    } catch (err) {
-      if (!(err instanceof OutOfStock)) throw err;
-      const { reason, skus } = await shortfall(tx, wanted, err.message);
-      const [rejected] = await tx
-        .update(reservations)
-        .set({ status: "rejected", reason, rejected_skus: skus, updated_at: sql`now()` })
-        .where(eq(reservations.id, claimed.id))
-        .returning();
-      return rejected ?? loadReservation(tx, orderId);
+    const result = new Map<string, Reservation>(claimed.map((r) => [r.order_id, r]));
+    const skus = [...new Set(claimed.flatMap((r) => r.items.map((i) => i.sku)))].sort();
+    const levels = new Map<string, number>();
+    if (skus.length > 0) {
+      const rows = await tx
+        .select()
+        .from(stock)
+        .where(inArray(stock.sku, skus))
+        .orderBy(stock.sku)
+        .for("update");
+      for (const row of rows) levels.set(row.sku, row.available);
     }
+    const taken = new Map<string, number>();
+    const rejected: Reservation[] = [];
+    for (const row of claimed) {
+      const refusal = shortfall(row.items, levels);
+      if (refusal) {
+        rejected.push({ ...row, status: "rejected", reason: refusal.reason, rejected_skus: refusal.skus });
+        continue;
+      }
+      for (const { sku, quantity } of row.items) {
+        levels.set(sku, (levels.get(sku) ?? 0) - quantity);
+        taken.set(sku, (taken.get(sku) ?? 0) + quantity);
+      }
+    }
+    // Issued together: postgres.js pipelines them on the transaction's connection.
+    await Promise.all([
+      ...[...taken].map(([sku, quantity]) =>
+        tx
+          .update(stock)
+          .set({ available: sql`${stock.available} - ${quantity}`, updated_at: sql`now()` })
+          .where(eq(stock.sku, sku)),
+      ),
+      ...rejected.map(async (r) => {
+        const [row] = await tx
+          .update(reservations)
+          .set({
+            status: "rejected",
+            reason: r.reason,
+            rejected_skus: r.rejected_skus,
+            updated_at: sql`now()`,
+          })
+          .where(eq(reservations.id, r.id))
+          .returning();
+        result.set(r.order_id, row ?? r);
+      }),
+    ]);
+    const others = [...wanted.keys()].filter((id) => !result.has(id));
+    if (others.length > 0) {
+      for (const row of await tx.select().from(reservations).where(inArray(reservations.order_id, others)))
+        result.set(row.order_id, row);
+    }
+    return result;
+  });
+  return requests.map((r) => {
+    const reservation = byOrder.get(r.order_id);
+    if (!reservation) throw new Error(`no reservation for order ${r.order_id}`);
+    return reservation;
   });
 }
 
-/** Which SKUs fell short, for the rejection event: unknown ones first, else those without enough stock. */
-async function shortfall(db: Db, wanted: ReservedItem[], firstShort: string) {
-  const rows = await db
-    .select()
-    .from(stock)
-    .where(
-      inArray(
-        stock.sku,
-        wanted.map((i) => i.sku),
-      ),
-    );
-  const available = new Map(rows.map((r) => [r.sku, r.available]));
-  const unknown = wanted.filter((i) => !available.has(i.sku)).map((i) => i.sku);
+/** Why an order cannot be reserved from these levels: unknown SKUs first, else those without enough stock. */
+function shortfall(wanted: readonly ReservedItem[], levels: ReadonlyMap<string, number>) {
+  const unknown = wanted.filter((i) => !levels.has(i.sku)).map((i) => i.sku);
   if (unknown.length > 0) return { reason: "unknown_sku", skus: unknown };
-  const short = wanted.filter((i) => (available.get(i.sku) ?? 0) < i.quantity).map((i) => i.sku);
-  return { reason: "out_of_stock", skus: short.length > 0 ? short : [firstShort] };
+  const short = wanted.filter((i) => (levels.get(i.sku) ?? 0) < i.quantity).map((i) => i.sku);
+  return short.length > 0 ? { reason: "out_of_stock", skus: short } : undefined;
 }
 
 export type ReleaseResult =

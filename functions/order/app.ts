@@ -10,8 +10,14 @@ import {
 import type { DbProvider } from "../db/client.ts";
 import { requestVars, requireVar } from "../db/env.ts";
 import { ulid } from "../db/ids.ts";
-import { defineFunction, type HandlerContext, type JetwayFunction } from "../sdk/index.ts";
-import { announceFinal, recordOrderEvent, stateOf } from "./events.ts";
+import {
+  type BatchHandler,
+  defineFunction,
+  type EventData,
+  type EventType,
+  type JetwayFunction,
+} from "../sdk/index.ts";
+import { announceFinal, type RecordResult, recordOrderEvents, stateOf } from "./events.ts";
 import { PublishError, type PublishTarget, publishEvent } from "./publish.ts";
 import { parseOrderRequest, requestHash } from "./request.ts";
 import type { OrderEvent } from "./status.ts";
@@ -63,27 +69,51 @@ export const orderView = (o: Order) => ({
  */
 export function createOrder(deps: OrderDeps): JetwayFunction {
   const fn = defineFunction({ name: "order" });
-  const record = async (
-    ctx: HandlerContext,
-    data: { order_id: string; message_id: string },
-    event: OrderEvent,
-  ) => {
-    const { order, announce } = await recordOrderEvent(deps.db(ctx.c), data.order_id, data.message_id, event);
-    ctx.log.info({ order_id: order.id, status: order.status, event: event.kind }, "order updated");
-    if (announce) await announceFinal(order, ctx.emit);
-  };
+  /** Folds a batch of one event type into the orders (one transaction), announcing what became final. */
+  const record =
+    <T extends EventType>(toEvent: (data: EventData<T>) => OrderEvent): BatchHandler<T> =>
+    async (events, ctx) => {
+      const results = await recordOrderEvents(
+        deps.db(ctx.c),
+        events.map((e) => {
+          // Every payment and inventory contract names its order and carries a message_id.
+          const { order_id, message_id } = e.data as { order_id: string; message_id: string };
+          return { order_id, message_id, event: toEvent(e.data) };
+        }),
+      );
+      for (const [i, event] of events.entries()) {
+        const result = results[i] as RecordResult;
+        if (!result.ok) {
+          ctx.failWith(event.id, result.error);
+          continue;
+        }
+        const { order, announce } = result;
+        ctx.log.debug({ order_id: order.id, status: order.status, event: event.subject }, "order updated");
+        if (announce)
+          await announceFinal(order, (type, data, options) => ctx.emitFor(event.id, type, data, options));
+      }
+    };
 
-  fn.handle(PaymentCompleted, (e, ctx) =>
-    record(ctx, e.data, { kind: "payment_completed", payment_id: e.data.payment_id }),
+  fn.handleBatch(
+    PaymentCompleted,
+    record((d) => ({ kind: "payment_completed", payment_id: d.payment_id })),
   )
-    .handle(PaymentFailed, (e, ctx) => record(ctx, e.data, { kind: "payment_failed", reason: e.data.reason }))
-    .handle(InventoryReserved, (e, ctx) =>
-      record(ctx, e.data, { kind: "inventory_reserved", reservation_id: e.data.reservation_id }),
+    .handleBatch(
+      PaymentFailed,
+      record((d) => ({ kind: "payment_failed", reason: d.reason })),
     )
-    .handle(InventoryRejected, (e, ctx) =>
-      record(ctx, e.data, { kind: "inventory_rejected", reason: e.data.reason }),
+    .handleBatch(
+      InventoryReserved,
+      record((d) => ({ kind: "inventory_reserved", reservation_id: d.reservation_id })),
     )
-    .handle(InventoryReleased, (e, ctx) => record(ctx, e.data, { kind: "inventory_released" }));
+    .handleBatch(
+      InventoryRejected,
+      record((d) => ({ kind: "inventory_rejected", reason: d.reason })),
+    )
+    .handleBatch(
+      InventoryReleased,
+      record(() => ({ kind: "inventory_released" })),
+    );
 
   const app = fn.app;
   app.post("/orders", async (c) => {

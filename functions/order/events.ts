@@ -1,8 +1,8 @@
-import { eq, sql } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import { OrderCancelled, OrderConfirmed } from "../../schemas/index.ts";
 import type { Db } from "../db/client.ts";
 import { uuidFrom } from "../db/ids.ts";
-import { markProcessed } from "../db/processed.ts";
+import { markProcessedMany } from "../db/processed.ts";
 import { orders } from "../db/schema.ts";
 import { type Emit, InvalidEventError } from "../sdk/index.ts";
 import { applyEvent, isFinal, type OrderEvent, type OrderState } from "./status.ts";
@@ -23,35 +23,72 @@ export const stateOf = (o: Order): OrderState => ({
 const sameState = (a: OrderState, b: OrderState) =>
   (Object.keys(a) as (keyof OrderState)[]).every((k) => a[k] === b[k]);
 
+export interface OrderEventInput {
+  order_id: string;
+  /** The event's message_id: applied once per order consumer (processed_messages). */
+  message_id: string;
+  event: OrderEvent;
+}
+
+export type RecordResult =
+  | { ok: true; order: Order; announce: boolean }
+  | { ok: false; error: InvalidEventError };
+
 /**
- * Applies one payment/inventory event to its order under a row lock (events for one order may arrive
- * concurrently from two streams). Returns whether the final status should be announced: when this
- * event made it final, or when this is a redelivery of an already-applied message (the first attempt's
- * announcement may have been lost with its response).
+ * Applies payment/inventory events to their orders in one transaction, under row locks taken in id order
+ * (events for one order may arrive concurrently from two streams). Events apply in the given order, several
+ * to one order included; each changed order is written once. `announce` says the final status should be
+ * published: this event made it final, or it is a redelivery of an applied message (the first attempt's
+ * announcement may have been lost with its response). An event for an unknown order is refused alone.
  */
-export async function recordOrderEvent(
-  db: Db,
-  orderId: string,
-  messageId: string,
-  event: OrderEvent,
-): Promise<{ order: Order; announce: boolean }> {
+export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput[]): Promise<RecordResult[]> {
+  if (inputs.length === 0) return [];
   return db.transaction(async (tx) => {
-    const [row] = await tx.select().from(orders).where(eq(orders.id, orderId)).for("update");
-    if (!row) throw new InvalidEventError(`unknown order ${orderId}`);
-    const fresh = await markProcessed(tx, CONSUMER, messageId);
-    const before = stateOf(row);
-    const next = applyEvent(before, event);
-    const becameFinal = !isFinal(before.status) && isFinal(next.status);
-    let order = row;
-    if (!sameState(before, next)) {
-      const [updated] = await tx
-        .update(orders)
-        .set({ ...next, updated_at: sql`now()`, ...(becameFinal ? { finalized_at: sql`now()` } : {}) })
-        .where(eq(orders.id, orderId))
-        .returning();
-      order = updated ?? row;
-    }
-    return { order, announce: becameFinal || (!fresh && isFinal(order.status)) };
+    const ids = [...new Set(inputs.map((i) => i.order_id))].sort();
+    const rows = await tx
+      .select()
+      .from(orders)
+      .where(inArray(orders.id, ids))
+      .orderBy(orders.id)
+      .for("update");
+    const current = new Map(rows.map((r) => [r.id, r]));
+    const known = inputs.filter((i) => current.has(i.order_id)).map((i) => i.message_id);
+    const fresh = await markProcessedMany(tx, CONSUMER, known);
+    const becameFinal = new Set<string>();
+    const changed = new Set<string>();
+    const decided = inputs.map((input) => {
+      const row = current.get(input.order_id);
+      if (!row) return undefined;
+      const before = stateOf(row);
+      const next = applyEvent(before, input.event);
+      const final = !isFinal(before.status) && isFinal(next.status);
+      if (final) becameFinal.add(row.id);
+      if (!sameState(before, next)) {
+        current.set(row.id, { ...row, ...next });
+        changed.add(row.id);
+      }
+      return final || (!fresh.has(input.message_id) && isFinal(next.status));
+    });
+    // Issued together: postgres.js pipelines them on the transaction's connection.
+    await Promise.all(
+      [...changed].map(async (id) => {
+        const [updated] = await tx
+          .update(orders)
+          .set({
+            ...stateOf(current.get(id) as Order),
+            updated_at: sql`now()`,
+            ...(becameFinal.has(id) ? { finalized_at: sql`now()` } : {}),
+          })
+          .where(eq(orders.id, id))
+          .returning();
+        if (updated) current.set(id, updated);
+      }),
+    );
+    return inputs.map((input, i): RecordResult => {
+      const order = current.get(input.order_id);
+      if (!order) return { ok: false, error: new InvalidEventError(`unknown order ${input.order_id}`) };
+      return { ok: true, order, announce: decided[i] === true };
+    });
   });
 }
 

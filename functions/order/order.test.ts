@@ -18,7 +18,7 @@ import {
 } from "../../schemas/index.ts";
 import type { DbHandle } from "../db/client.ts";
 import { createTestDb } from "../db/testing.ts";
-import { invoke } from "../sdk/testing.ts";
+import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createOrder } from "./app.ts";
 
 const STREAM = `ORDERS_${ulid()}`;
@@ -270,6 +270,68 @@ describe("status from events", () => {
       currency: "EUR",
     });
     expect(res.status).toBe(422);
+  });
+
+  it("a batch folds several events per order in order and refuses only the unknown order", async () => {
+    const [a, b] = [await place(), await place()];
+    const item = (type: Parameters<typeof batchEvent>[1], data: Record<string, unknown>) => {
+      const message_id = ulid();
+      return batchEvent(message_id, type, { message_id, occurred_at: now(), ...data });
+    };
+    const inventory = [
+      item(InventoryReserved, {
+        order_id: a,
+        reservation_id: "res_a",
+        items: [{ sku: "sku-1", quantity: 2 }],
+      }),
+      item(InventoryReserved, {
+        order_id: "ord_missing",
+        reservation_id: "res_x",
+        items: [{ sku: "s", quantity: 1 }],
+      }),
+      item(InventoryReserved, {
+        order_id: b,
+        reservation_id: "res_b",
+        items: [{ sku: "sku-1", quantity: 2 }],
+      }),
+      item(InventoryReleased, {
+        order_id: b,
+        reservation_id: "res_b",
+        items: [{ sku: "sku-1", quantity: 2 }],
+        reason: "payment_failed",
+      }),
+    ];
+    const res = await invokeBatch(order.app, inventory, { env });
+    const answer = (await res.json()) as {
+      failures: { id: string; dead_letter?: boolean }[];
+      events: object;
+    };
+    expect(answer.failures).toEqual([expect.objectContaining({ id: inventory[1]?.id, dead_letter: true })]);
+    expect(answer.events).toEqual({});
+    expect(await getOrder(a)).toMatchObject({ status: "placed", inventory_status: "reserved" });
+    expect(await getOrder(b)).toMatchObject({ status: "placed", inventory_status: "released" });
+    const payments = [
+      item(PaymentCompleted, {
+        order_id: a,
+        payment_id: "pay_a",
+        amount_minor: 3000,
+        currency: "EUR",
+        gateway_charge_id: "ch_a",
+      }),
+      item(PaymentFailed, { order_id: b, reason: "card_declined", amount_minor: 3000, currency: "EUR" }),
+    ];
+    const paid = (await (await invokeBatch(order.app, payments, { env })).json()) as {
+      events: Record<string, { subject: string }[]>;
+    };
+    expect(paid.events[String(payments[0]?.id)]?.map((e) => e.subject)).toEqual(["orders.confirmed.v1"]);
+    expect(paid.events[String(payments[1]?.id)]?.map((e) => e.subject)).toEqual(["orders.cancelled.v1"]);
+    expect(await getOrder(a)).toMatchObject({ status: "confirmed", payment_status: "paid" });
+    expect(await getOrder(b)).toMatchObject({
+      status: "cancelled",
+      payment_status: "failed",
+      inventory_status: "released",
+      cancel_reason: "payment_card_declined",
+    });
   });
 
   it("GET of an unknown order is 404", async () => {

@@ -3,7 +3,7 @@ import type { DbProvider } from "../db/client.ts";
 import { requireVar, type Vars } from "../db/env.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
-import { CANCELLED_REASON, cancelPayment, chargeOnce, type Payment } from "./charge.ts";
+import { CANCELLED_REASON, type ChargeResult, cancelPayment, chargeMany, type Payment } from "./charge.ts";
 import { charge, type GatewayOptions, refund } from "./gateway.ts";
 
 export interface PaymentDeps {
@@ -23,29 +23,47 @@ export function createPayment(deps: PaymentDeps): JetwayFunction {
     timeoutMs: Number(env.GATEWAY_TIMEOUT_MS ?? 10_000),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
-  return defineFunction({ name: "payment" })
-    .handle(OrderCreated, async (event, ctx) => {
-      const options = gateway(ctx.env);
-      const payment = await chargeOnce(deps.db(ctx.c), event.data, (key, input) =>
-        charge(options, key, input),
-      );
-      ctx.log.info(
-        { order_id: payment.order_id, payment_id: payment.id, status: payment.status },
-        "payment settled",
-      );
-      await emitOutcome(payment, event.data, ctx.emit);
-    })
-    .handle(InventoryRejected, async (event, ctx) => {
-      const options = gateway(ctx.env);
-      const payment = await cancelPayment(deps.db(ctx.c), event.data.order_id, (key, chargeId) =>
-        refund(options, key, chargeId),
-      );
-      // No refund contract exists yet: the outcome is recorded on the payment row and logged.
-      ctx.log.info(
-        { order_id: payment.order_id, status: payment.status, refund_id: payment.refund_id },
-        "compensated",
-      );
-    });
+  return (
+    defineFunction({ name: "payment" })
+      // A batch claims its payment rows in one statement and calls the gateway for several orders at once;
+      // a single delivery is a batch of one.
+      .handleBatch(OrderCreated, async (events, ctx) => {
+        const options = gateway(ctx.env);
+        const results = await chargeMany(
+          deps.db(ctx.c),
+          events.map((e) => e.data),
+          (key, input) => charge(options, key, input),
+        );
+        const counts: Record<string, number> = {};
+        for (const [i, event] of events.entries()) {
+          const result = results[i] as ChargeResult;
+          if (!result.ok) {
+            ctx.failWith(event.id, result.error);
+            counts.retried = (counts.retried ?? 0) + 1;
+            continue;
+          }
+          const payment = result.payment;
+          counts[payment.status] = (counts[payment.status] ?? 0) + 1;
+          ctx.log.debug(
+            { order_id: payment.order_id, payment_id: payment.id, status: payment.status },
+            "payment settled",
+          );
+          await emitOutcome(payment, event.data, (type, data, o) => ctx.emitFor(event.id, type, data, o));
+        }
+        ctx.log.info({ orders: events.length, ...counts }, "payments settled");
+      })
+      .handle(InventoryRejected, async (event, ctx) => {
+        const options = gateway(ctx.env);
+        const payment = await cancelPayment(deps.db(ctx.c), event.data.order_id, (key, chargeId) =>
+          refund(options, key, chargeId),
+        );
+        // No refund contract exists yet: the outcome is recorded on the payment row and logged.
+        ctx.log.info(
+          { order_id: payment.order_id, status: payment.status, refund_id: payment.refund_id },
+          "compensated",
+        );
+      })
+  );
 }
 
 interface OrderFacts {

@@ -1,8 +1,8 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { payments } from "../db/schema.ts";
-import { InvalidEventError, RetryableError } from "../sdk/index.ts";
+import { InvalidEventError, mapLimit, RetryableError } from "../sdk/index.ts";
 import type { ChargeInput, ChargeOutcome } from "./gateway.ts";
 
 export type Payment = typeof payments.$inferSelect;
@@ -29,7 +29,39 @@ export type ChargeFn = (idempotencyKey: string, input: ChargeInput) => Promise<C
  *  4. The outcome is recorded only on a still-pending row; the first writer wins and everyone returns it.
  */
 export async function chargeOnce(db: Db, order: OrderToCharge, chargeFn: ChargeFn): Promise<Payment> {
-  const row = await claim(db, order);
+  const [result] = await chargeMany(db, [order], chargeFn);
+  if (!result?.ok) throw result?.error;
+  return result.payment;
+}
+
+export type ChargeResult = { ok: true; payment: Payment } | { ok: false; error: unknown };
+
+/** Gateway calls in flight for one batch: a batch should not look like a burst to the gateway. */
+const CHARGES_IN_FLIGHT = 16;
+
+/**
+ * `chargeOnce` for many orders: one multi-row claim and one read of the rows already there, then each
+ * order's gateway call and settlement side by side. One result per order, in order; a failure (gateway
+ * trouble, an order billed differently before) belongs to its order only.
+ */
+export async function chargeMany(
+  db: Db,
+  orders: readonly OrderToCharge[],
+  chargeFn: ChargeFn,
+): Promise<ChargeResult[]> {
+  const rows = await claimAll(db, orders);
+  return mapLimit(orders, CHARGES_IN_FLIGHT, async (order): Promise<ChargeResult> => {
+    try {
+      return { ok: true, payment: await settle(db, order, rows.get(order.order_id), chargeFn) };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  });
+}
+
+async function settle(db: Db, order: OrderToCharge, row: Payment | undefined, chargeFn: ChargeFn) {
+  // Conflict on message_id but no row for this order: the same message id was used for another order.
+  if (!row) throw new InvalidEventError(`message already used for a different order than ${order.order_id}`);
   if (row.status !== "pending") return row;
   if (row.amount_minor !== order.total_minor || row.currency !== order.currency) {
     throw new InvalidEventError(
@@ -56,19 +88,29 @@ export async function chargeOnce(db: Db, order: OrderToCharge, chargeFn: ChargeF
   return settled ?? (await load(db, order.order_id));
 }
 
-async function claim(db: Db, order: OrderToCharge): Promise<Payment> {
-  const [inserted] = await db
+/** Claims a payment row per order in one statement; rows that were there already are read back. */
+async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<string, Payment>> {
+  const unique = [...new Map(orders.toReversed().map((o) => [o.order_id, o])).values()];
+  const claimed = await db
     .insert(payments)
-    .values({
-      id: newId("pay"),
-      order_id: order.order_id,
-      message_id: order.message_id,
-      amount_minor: order.total_minor,
-      currency: order.currency,
-    })
+    .values(
+      unique.map((order) => ({
+        id: newId("pay"),
+        order_id: order.order_id,
+        message_id: order.message_id,
+        amount_minor: order.total_minor,
+        currency: order.currency,
+      })),
+    )
     .onConflictDoNothing()
     .returning();
-  return inserted ?? (await load(db, order.order_id));
+  const rows = new Map(claimed.map((r) => [r.order_id, r]));
+  const others = unique.filter((o) => !rows.has(o.order_id)).map((o) => o.order_id);
+  if (others.length > 0) {
+    for (const row of await db.select().from(payments).where(inArray(payments.order_id, others)))
+      rows.set(row.order_id, row);
+  }
+  return rows;
 }
 
 async function load(db: Db, orderId: string): Promise<Payment> {

@@ -9,7 +9,7 @@ import { payments } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
 import { createGatewayApp } from "../gateway-sim/app.ts";
 import { GatewayState } from "../gateway-sim/state.ts";
-import { invoke } from "../sdk/testing.ts";
+import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createPayment } from "./app.ts";
 
 let handle: DbHandle;
@@ -162,6 +162,37 @@ describe("payment", () => {
     const res = await deliver(payment(), data);
     expect(res.status).toBe(422);
     expect(gateway.getStats().requests).toBe(0);
+  });
+
+  it("a batch charges each order once, side by side, and answers per message", async () => {
+    const fn = payment();
+    const env = { GATEWAY_URL: gatewayUrl, JETWAY_LOG_LEVEL: "silent" };
+    const ok = orderCreated();
+    const declined = orderCreated({ payment_token: "tok_decline" });
+    const billed = orderCreated();
+    expect((await deliver(fn, billed)).status).toBe(200);
+    // Another order under a message id already billed: refused alone, never charged.
+    const reused = { ...orderCreated(), message_id: billed.message_id };
+    const batch = [ok, declined, reused].map((o) => batchEvent(o.order_id, OrderCreated, o));
+    type BatchBody = {
+      failures: { id: string; retry_after?: number; dead_letter?: boolean }[];
+      events: Record<string, { subject: string }[]>;
+    };
+    const first = (await (await invokeBatch(fn.app, batch, { env })).json()) as BatchBody;
+    expect(first.failures).toEqual([expect.objectContaining({ id: reused.order_id, dead_letter: true })]);
+    expect(first.events[ok.order_id]?.map((e) => e.subject)).toEqual(["payments.completed.v1"]);
+    expect(first.events[declined.order_id]?.map((e) => e.subject)).toEqual(["payments.failed.v1"]);
+    expect(gateway.getStats()).toMatchObject({ charges: 3, declined: 1 });
+    // Redelivered whole: the same answer, nothing charged twice.
+    expect(await (await invokeBatch(fn.app, batch, { env })).json()).toEqual(first);
+    expect(gateway.getStats().charges).toBe(3);
+    // A throttling gateway: each message is retried with its Retry-After.
+    gateway.setControls({ throttle_rate: 1, retry_after_s: 7 });
+    const later = orderCreated();
+    const throttled = (await (
+      await invokeBatch(fn.app, [batchEvent(later.message_id, OrderCreated, later)], { env })
+    ).json()) as BatchBody;
+    expect(throttled.failures).toEqual([expect.objectContaining({ id: later.message_id, retry_after: 7 })]);
   });
 
   describe("compensation on inventory.rejected.v1", () => {

@@ -31,6 +31,10 @@ function inventoryFunction(options: { throwInBatch?: Error } = {}) {
       for (const e of events) {
         if (e.data.customer_id === "busy") ctx.fail(e.id, { reason: "stock locked", retryAfterS: 4 });
         else if (e.data.customer_id === "gone") ctx.fail(e.id, { reason: "unknown_sku", deadLetter: true });
+        else if (e.data.customer_id === "slow")
+          ctx.failWith(e.id, new RetryableError("queue full", { retryAfterS: 7 }));
+        else if (e.data.customer_id === "bad") ctx.failWith(e.id, new InvalidEventError("unknown customer"));
+        else if (e.data.customer_id === "bug") ctx.failWith(e.id, new TypeError("secret detail"));
         else
           ctx.emitFor(e.id, InventoryReserved, reserved(e.data.order_id), {
             id: `reserve:${e.data.order_id}`,
@@ -57,6 +61,38 @@ const payment = (orderId: string, paymentId: string) => ({
 });
 
 describe("batch delivery", () => {
+  it("a batch's log lines follow JETWAY_LOG_LEVEL, as a single delivery's do", async () => {
+    const { log, lines } = capturingLogger();
+    const fn = defineFunction({ name: "quiet", logger: log }).handleBatch(OrderCreated, (events, ctx) => {
+      ctx.log.info({ n: events.length }, "batch info");
+      ctx.log.warn("batch warn");
+    });
+    const res = await invokeBatch(fn.app, [batchEvent("a", OrderCreated, order())], {
+      env: { JETWAY_LOG_LEVEL: "warn" },
+    });
+    expect(res.status).toBe(200);
+    const mine = lines.filter((l) => String(l.msg).startsWith("batch"));
+    expect(mine.map((l) => l.msg)).toEqual(["batch warn"]);
+    expect(mine[0]).toMatchObject({ batch_size: 1, subject: "orders.created.v1" });
+  });
+
+  it("failWith() fails one message as the error would fail a single delivery", async () => {
+    const { fn } = inventoryFunction();
+    const res = await invokeBatch(fn.app, [
+      batchEvent("s", OrderCreated, order({ order_id: "o-s", customer_id: "slow" })),
+      batchEvent("b", OrderCreated, order({ order_id: "o-b", customer_id: "bad" })),
+      batchEvent("x", OrderCreated, order({ order_id: "o-x", customer_id: "bug" })),
+      batchEvent("ok", OrderCreated, order({ order_id: "o-ok" })),
+    ]);
+    const body = (await res.json()) as BatchBody;
+    expect(body.failures).toEqual([
+      { id: "s", reason: "queue full", retry_after: 7 },
+      { id: "b", reason: "unknown customer", dead_letter: true },
+      { id: "x", reason: "internal error" },
+    ]);
+    expect(Object.keys(body.events)).toEqual(["ok"]);
+  });
+
   it("acks, retries and dead-letters per message, and groups events by input id", async () => {
     const { fn, calls } = inventoryFunction();
     const res = await invokeBatch(fn.app, [

@@ -177,7 +177,9 @@ export class JetwayFunction {
     const body = await readJson(c);
     if (!Array.isArray(body))
       throw new DeliveryError(400, "bad_request", "a batch body must be a JSON array");
-    const log = this.log.child({ batch_size: body.length });
+    const level = levelFrom(c.get("vars").JETWAY_LOG_LEVEL);
+    const bindings = { batch_size: body.length };
+    const log = level ? this.log.child(bindings, { level }) : this.log.child(bindings);
     c.set("log", log);
     const failures: BatchFailure[] = [];
     const groups = new Map<Registration, InvokedEvent[]>();

@@ -21,6 +21,7 @@ export * from "./contract.ts";
 export { defineFunction, type FunctionOptions, type JetwayEnv, JetwayFunction } from "./define-function.ts";
 export { EmitValidationError, type ErrorBody, InvalidEventError, RetryableError } from "./errors.ts";
 export { createFunctionLogger, type FunctionLoggerOptions, type Logger } from "./logger.ts";
+export { mapLimit } from "./map-limit.ts";
 export { classifyError, type ErrorOutcome } from "./outcome.ts";
 export type { BatchFailure } from "./run.ts";
 export type * from "./types.ts";

@@ -110,6 +110,12 @@ export async function runGroup(
         known(id, "fail");
         failures.set(id, failureFromOptions(id, options));
       },
+      failWith: (id, err) => {
+        known(id, "failWith");
+        const outcome = classifyError(err);
+        logFailure(log.child({ id }), err, outcome);
+        failures.set(id, failureFromOutcome(id, outcome));
+      },
       emitFor: (id, type, data, options) => {
         known(id, "emitFor");
         const list = emitted.get(id) ?? [];

@@ -71,6 +71,11 @@ export interface BatchContext {
   c: Context;
   /** Marks one message of the batch failed; every message not failed is acked. */
   fail(eventId: string, options: FailOptions): void;
+  /**
+   * Fails one message with what `err` would mean for a single delivery: RetryableError's delay,
+   * InvalidEventError → dead letter, anything else retried (and logged with its stack).
+   */
+  failWith(eventId: string, err: unknown): void;
   /** Emits an event on behalf of one input message (dropped if that message is failed). */
   emitFor<U extends EventType>(eventId: string, type: U, data: EventInput<U>, options?: EmitOptions): void;
 }

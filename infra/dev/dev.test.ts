@@ -104,7 +104,7 @@ describe("jetway dev", () => {
     expect(order).toMatchObject({ payment_status: "paid", inventory_status: "reserved" });
 
     // Each function's lines are prefixed on the terminal and kept raw in its own file.
-    expect(stdout).toMatch(/\[payment\] +INFO +payment settled/);
+    expect(stdout).toMatch(/\[payment\] +INFO +payments settled/);
     expect(stdout).toMatch(/\[bridge\] +INFO/);
     const paymentLog = await readFile(join(cwd, ".jetway/logs/payment.log"), "utf8");
     const first = JSON.parse(paymentLog.split("\n")[0] ?? "") as { fn: string };
