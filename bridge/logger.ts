@@ -1,3 +1,4 @@
+import { writeSync } from "node:fs";
 import pino from "pino";
 import { isoTimeCache } from "./iso-time.ts";
 
@@ -43,20 +44,28 @@ let stdout: pino.DestinationStream | undefined;
  * stdout, written once per event-loop turn: the lines of one turn (at info, one per ack) are joined and
  * written with a single write(2) when the turn ends (setImmediate), so a quiet bridge still logs at once.
  * Cheaper than handing lines to the libuv thread pool (an async write per line or few: a thread wake-up
- * and a completion each); sonic-boom does the write (partial writes, EAGAIN, EPIPE). Whatever is still
+ * and a completion each). The write is a plain writeSync; whatever it leaves (a partial write, EAGAIN,
+ * EPIPE) goes to sonic-boom, which retries or gives up as pino's own stdout would. Whatever is still
  * held when the process exits is written then. One per process, shared by every logger.
  */
 function stdoutPerTurn(): pino.DestinationStream {
   if (stdout) return stdout;
-  const boom = pino.destination({ dest: 1, sync: true });
+  const fd = 1;
+  const boom = pino.destination({ dest: fd, sync: true, contentMode: "buffer" });
   let pending = "";
   let scheduled = false;
   const flush = () => {
     scheduled = false;
     if (pending.length === 0) return;
-    const text = pending;
+    const bytes = Buffer.from(pending);
     pending = "";
-    boom.write(text);
+    let written = 0;
+    try {
+      written = writeSync(fd, bytes);
+    } catch {
+      // Left to sonic-boom below, which meets the same error and handles it.
+    }
+    if (written < bytes.length) boom.write(bytes.subarray(written) as unknown as string);
   };
   process.on("exit", flush);
   stdout = {
