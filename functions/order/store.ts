@@ -1,4 +1,4 @@
-import { and, asc, eq, lt, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { orders } from "../db/schema.ts";
@@ -50,12 +50,32 @@ export async function loadOrder(db: Db, id: string): Promise<Order | undefined> 
   return row;
 }
 
-/** pending_publish → placed, unless an event already moved the order on. */
-export async function markPublished(db: Db, id: string): Promise<void> {
-  await db
-    .update(orders)
-    .set({ status: "placed", updated_at: sql`now()` })
-    .where(and(eq(orders.id, id), eq(orders.status, "pending_publish")));
+/** Ids waiting for the next write, per database handle (a Workers request has its own, so never shared). */
+const toMark = new WeakMap<Db, { ids: string[]; written: Promise<void> }>();
+const soon: (run: () => void) => void = globalThis.setImmediate ?? ((run) => setTimeout(run, 0));
+
+/**
+ * pending_publish → placed, unless an event already moved the order on. Orders published in the same
+ * event-loop turn share one UPDATE: under load that is one statement for many POSTs instead of one each.
+ */
+export function markPublished(db: Db, id: string): Promise<void> {
+  let pending = toMark.get(db);
+  if (!pending) {
+    const ids: string[] = [];
+    const written = new Promise<void>((resolve, reject) =>
+      soon(() => {
+        toMark.delete(db);
+        db.update(orders)
+          .set({ status: "placed", updated_at: sql`now()` })
+          .where(and(inArray(orders.id, ids), eq(orders.status, "pending_publish")))
+          .then(() => resolve(), reject);
+      }),
+    );
+    pending = { ids, written };
+    toMark.set(db, pending);
+  }
+  pending.ids.push(id);
+  return pending.written;
 }
 
 /** Orders whose event has not gone out yet, oldest first (for the outbox flush). */

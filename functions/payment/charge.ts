@@ -40,9 +40,9 @@ export type ChargeResult = { ok: true; payment: Payment } | { ok: false; error: 
 const CHARGES_IN_FLIGHT = 16;
 
 /**
- * `chargeOnce` for many orders: one multi-row claim and one read of the rows already there, then each
- * order's gateway call and settlement side by side. One result per order, in order; a failure (gateway
- * trouble, an order billed differently before) belongs to its order only.
+ * `chargeOnce` for many orders: one multi-row claim and one read of the rows already there, each order's
+ * gateway call side by side, then one UPDATE settling every charged row. One result per order, in order;
+ * a failure (gateway trouble, an order billed differently before) belongs to its order only.
  */
 export async function chargeMany(
   db: Db,
@@ -50,19 +50,33 @@ export async function chargeMany(
   chargeFn: ChargeFn,
 ): Promise<ChargeResult[]> {
   const rows = await claimAll(db, orders);
-  return mapLimit(orders, CHARGES_IN_FLIGHT, async (order): Promise<ChargeResult> => {
+  const attempts = await mapLimit(orders, CHARGES_IN_FLIGHT, async (order) => {
     try {
-      return { ok: true, payment: await settle(db, order, rows.get(order.order_id), chargeFn) };
+      return await attempt(order, rows.get(order.order_id), chargeFn);
     } catch (error) {
-      return { ok: false, error };
+      return { error };
     }
+  });
+  const settled = await settleAll(
+    db,
+    attempts.flatMap((a) => ("outcome" in a ? [a] : [])),
+  );
+  return attempts.map((a, i): ChargeResult => {
+    if ("error" in a) return { ok: false, error: a.error };
+    if ("payment" in a) return { ok: true, payment: a.payment };
+    const payment = settled.get(a.row.id);
+    if (payment) return { ok: true, payment };
+    return { ok: false, error: new Error(`payment of ${orders[i]?.order_id} vanished while settling`) };
   });
 }
 
-async function settle(db: Db, order: OrderToCharge, row: Payment | undefined, chargeFn: ChargeFn) {
+type Attempt = { payment: Payment } | { row: Payment; outcome: ChargeOutcome };
+
+/** The row as it stands, or the gateway's answer for a row still pending. */
+async function attempt(order: OrderToCharge, row: Payment | undefined, chargeFn: ChargeFn): Promise<Attempt> {
   // Conflict on message_id but no row for this order: the same message id was used for another order.
   if (!row) throw new InvalidEventError(`message already used for a different order than ${order.order_id}`);
-  if (row.status !== "pending") return row;
+  if (row.status !== "pending") return { payment: row };
   if (row.amount_minor !== order.total_minor || row.currency !== order.currency) {
     throw new InvalidEventError(
       `order ${order.order_id} was already billed for ${row.amount_minor} ${row.currency}, not ${order.total_minor} ${order.currency}`,
@@ -74,18 +88,39 @@ async function settle(db: Db, order: OrderToCharge, row: Payment | undefined, ch
     token: order.payment_token,
     description: `order ${order.order_id}`,
   });
-  const [settled] = await db
+  return { row, outcome };
+}
+
+/**
+ * Records gateway outcomes on rows still pending, in one statement; the first writer wins, so a row some
+ * concurrent duplicate settled first is read back as that writer left it. Returns every row by payment id.
+ */
+async function settleAll(db: Db, charged: readonly { row: Payment; outcome: ChargeOutcome }[]) {
+  const result = new Map<string, Payment>();
+  if (charged.length === 0) return result;
+  const ids = [...new Set(charged.map((c) => c.row.id))];
+  const pick = (value: (c: (typeof charged)[number]) => string | null) =>
+    sql`case ${sql.join(
+      charged.map((c) => sql`when ${payments.id} = ${c.row.id} then ${value(c)}`),
+      sql` `,
+    )} end`;
+  const updated = await db
     .update(payments)
     .set({
-      status: outcome.status,
-      gateway_charge_id: outcome.chargeId ?? null,
-      failure_reason: outcome.status === "declined" ? outcome.code : null,
+      status: pick((c) => c.outcome.status),
+      gateway_charge_id: pick((c) => c.outcome.chargeId ?? null),
+      failure_reason: pick((c) => (c.outcome.status === "declined" ? c.outcome.code : null)),
       updated_at: sql`now()`,
       settled_at: sql`now()`,
     })
-    .where(and(eq(payments.id, row.id), eq(payments.status, "pending")))
+    .where(and(inArray(payments.id, ids), eq(payments.status, "pending")))
     .returning();
-  return settled ?? (await load(db, order.order_id));
+  for (const row of updated) result.set(row.id, row);
+  const others = ids.filter((id) => !result.has(id));
+  if (others.length > 0)
+    for (const row of await db.select().from(payments).where(inArray(payments.id, others)))
+      result.set(row.id, row);
+  return result;
 }
 
 /** Claims a payment row per order in one statement; rows that were there already are read back. */

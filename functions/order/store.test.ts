@@ -1,0 +1,46 @@
+import { inArray } from "drizzle-orm";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import type { DbHandle } from "../db/client.ts";
+import { orders } from "../db/schema.ts";
+import { createTestDb } from "../db/testing.ts";
+import { insertOrder, markPublished } from "./store.ts";
+
+let handle: DbHandle;
+beforeAll(async () => {
+  handle = await createTestDb();
+});
+afterAll(async () => {
+  await handle?.close();
+});
+
+const newOrder = (key: string) =>
+  insertOrder(handle.db, {
+    request: {
+      customer_id: "cus_1",
+      items: [{ sku: "sku-1", quantity: 1, unit_price_minor: 100 }],
+      currency: "EUR",
+      payment_token: "tok_visa",
+    },
+    total_minor: 100,
+    request_hash: "h",
+    idempotency_key: key,
+    event: (order_id) => ({ order_id }),
+  });
+
+it("orders published in one event-loop turn are marked placed by one UPDATE", async () => {
+  const ids = await Promise.all(
+    ["m-1", "m-2", "m-3"].map(async (k) => (await newOrder(`${k}-${Date.now()}`)).order.id),
+  );
+  const update = vi.spyOn(handle.db, "update");
+  try {
+    await Promise.all(ids.map((id) => markPublished(handle.db, id)));
+    expect(update).toHaveBeenCalledTimes(1);
+    // A later turn gets its own statement.
+    await markPublished(handle.db, ids[0] as string);
+    expect(update).toHaveBeenCalledTimes(2);
+  } finally {
+    update.mockRestore();
+  }
+  const rows = await handle.db.select().from(orders).where(inArray(orders.id, ids));
+  expect(rows.map((r) => r.status)).toEqual(["placed", "placed", "placed"]);
+});
