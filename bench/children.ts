@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ChildMessage, DriverMessage } from "./protocol.ts";
 import { parseProcStat, parseProcStatus } from "./stats.ts";
@@ -122,6 +122,25 @@ export function cpuSeconds(pid: number | undefined): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU seconds used so far by every live PostgreSQL process (postmaster, backends, WAL writer…): the
+ * database's share of a scenario, when the server runs on this machine. A backend that exits takes its
+ * count with it, so read this around a window in which the pools stay connected.
+ */
+export function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (stat.includes("(postgres)")) total += parseProcStat(stat);
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return total;
 }
 
 /** Resident set size now (VmRSS) or at its peak (VmHWM), in bytes. */

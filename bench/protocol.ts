@@ -3,7 +3,16 @@
  * child is whatever takes messages off the stream in a scenario: the bridge, or a ceiling stand-in.
  */
 export type ChildMessage =
-  | { type: "ready"; port?: number; natsUrl?: string; natsPid?: number | undefined }
+  | {
+      type: "ready";
+      port?: number;
+      natsUrl?: string;
+      natsPid?: number | undefined;
+      /** pipeline: the bridge config file for a bridge of its own, its env, and its HTTP port. */
+      bridge?: { configFile: string; env: Record<string, string>; port: number };
+      /** pipeline: the payment gateway simulator, whose /stats count the charges. */
+      gatewayUrl?: string;
+    }
   /** The warm-up is settled and the measured window starts: the driver snapshots CPU counters now. */
   | { type: "first"; ns: number }
   /** `count` messages are settled after the warm-up; times are process.hrtime (CLOCK_MONOTONIC, shared by all processes). */

@@ -57,7 +57,11 @@ function noteFor(r: ScenarioResult): string {
   if (r.status !== "ok" || !x) return "";
   if (r.name === "memory") return `idle ${x.idle_rss_mb} MB, delta ${x.rss_delta_mb} MB`;
   if (r.name === "pipeline")
-    return `completion p50/p99 ${x.completion_p50_ms}/${x.completion_p99_ms} ms at ${x.paced_orders_per_s} orders/s`;
+    return (
+      `completion p50/p99 ${x.completion_p50_ms}/${x.completion_p99_ms} ms at ${x.paced_orders_per_s} orders/s; ` +
+      `CPU us/order fn ${x.functions_cpu_us_per_order} br ${x.bridge_cpu_us_per_order} ` +
+      `nats ${x.nats_cpu_us_per_order} pg ${x.postgres_cpu_us_per_order}`
+    );
   return "";
 }
 

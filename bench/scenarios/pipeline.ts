@@ -1,5 +1,5 @@
 import { connect } from "@nats-io/transport-node";
-import { Child, cpuSeconds } from "../children.ts";
+import { Child, cpuSeconds, postgresCpuSeconds } from "../children.ts";
 import { nowNs } from "../protocol.ts";
 import { summarize } from "../stats.ts";
 import { type RunContext, round, type ScenarioResult } from "./common.ts";
@@ -56,19 +56,58 @@ async function allFinal(started: Map<string, number>, finals: Map<string, number
   }
 }
 
+/** Polls the bridge's readiness: consumers bound, NATS connected. */
+async function bridgeReady(port: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    if (performance.now() > deadline)
+      throw new Error(`the pipeline's bridge was not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** CPU seconds so far of each process of the system. */
+function cpuOf(pids: { functions: number; bridge: number; nats: number | undefined }) {
+  return {
+    functions: cpuSeconds(pids.functions),
+    bridge: cpuSeconds(pids.bridge),
+    nats: cpuSeconds(pids.nats),
+    postgres: postgresCpuSeconds(),
+  };
+}
+
 /**
- * The order system end to end: clients POST /orders, the order function publishes through the bridge's
- * ingress, payment and inventory run off JetStream, the order function folds their outcomes and announces
- * orders.confirmed/cancelled. Completion latency runs from the POST to that final event (seen on a plain
- * NATS subscription). Postgres CPU is not counted.
+ * The order system end to end, shaped like `jetway dev`: one process with every function (and nats-server
+ * and the database beside it), the bridge (`jetway bridge`, infra/bridge.dev.yaml re-pointed) in another.
+ * Clients POST /orders, the order function publishes through the bridge's ingress, payment and inventory
+ * run off JetStream, the order function folds their outcomes and announces orders.confirmed/cancelled.
+ * Completion latency runs from the POST to that final event (seen on a plain NATS subscription). CPU is
+ * reported per order for each process, PostgreSQL's included; the gateway simulator's charge count must
+ * equal the orders placed (every order charged exactly once).
  */
 export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
   const count = ctx.quick ? 200 : 1_000;
   const warmup = ctx.quick ? 50 : 200;
   const system = Child.start("pipeline", "pipeline-entry.ts", [], {}, ctx.execArgv);
+  let bridge: Child | undefined;
   try {
     const ready = await system.waitFor("ready", 60_000);
-    if (!ready.natsUrl || !ready.port) throw new Error("pipeline child gave no ports");
+    if (!ready.natsUrl || !ready.port || !ready.bridge || !ready.gatewayUrl)
+      throw new Error("pipeline child gave no ports");
+    bridge = Child.start(
+      "pipeline-bridge",
+      "../bin/jetway.ts",
+      ["bridge", "--config", ready.bridge.configFile],
+      ready.bridge.env,
+      ctx.execArgv,
+    );
+    await bridgeReady(ready.bridge.port, 30_000);
+    const pids = { functions: system.pid, bridge: bridge.pid, nats: ready.natsPid };
     const nc = await connect({ servers: ready.natsUrl, noAsyncTraces: true });
     const finals = new Map<string, number>();
     let statusCancelled = 0;
@@ -90,13 +129,11 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       statusCancelled = 0;
       const started = new Map<string, number>();
 
-      const cpu0 = cpuSeconds(system.pid);
-      const nats0 = cpuSeconds(ready.natsPid);
+      const cpu0 = cpuOf(pids);
       const t0 = nowNs();
       await placeOrders(url, warmup, count, started);
       await allFinal(started, finals, 120_000);
-      const cpu1 = cpuSeconds(system.pid);
-      const nats1 = cpuSeconds(ready.natsPid);
+      const cpu1 = cpuOf(pids);
       const latencies = [...started].map(([id, t]) => (finals.get(id) ?? t) - t);
       const last = Math.max(...[...started.keys()].map((id) => finals.get(id) ?? 0));
       const ordersPerS = count / ((last - t0) / 1e9);
@@ -111,22 +148,31 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       }
       await allFinal(paced, finals, 60_000);
       const pacedLatencies = [...paced].map(([id, t]) => (finals.get(id) ?? t) - t);
+      const placed = warm.size + started.size + paced.size;
+      const charges = ((await (await fetch(`${ready.gatewayUrl}/stats`)).json()) as { charges: number })
+        .charges;
+      const perOrder = (key: keyof typeof cpu0) => round(((cpu1[key] - cpu0[key]) * 1e6) / count, 1);
 
       return {
         name: "pipeline",
-        status: "ok",
+        // A duplicate or missing charge fails the scenario whatever its speed.
+        status: charges === placed ? "ok" : "failed",
+        ...(charges === placed ? {} : { note: `${placed} orders placed, ${charges} charges made` }),
         messages: count,
         msgs_per_s: Math.round(ordersPerS),
         extra: {
           orders: count,
           cancelled: statusCancelled,
+          charges_per_order: round(charges / placed, 3),
           flood_completion_p50_ms: summarize(latencies).p50_ms,
           flood_completion_p99_ms: summarize(latencies).p99_ms,
           paced_orders_per_s: round(pacedRate, 1),
           completion_p50_ms: summarize(pacedLatencies).p50_ms,
           completion_p99_ms: summarize(pacedLatencies).p99_ms,
-          system_cpu_us_per_order: round(((cpu1 - cpu0) * 1e6) / count, 1),
-          nats_cpu_us_per_order: round(((nats1 - nats0) * 1e6) / count, 1),
+          functions_cpu_us_per_order: perOrder("functions"),
+          bridge_cpu_us_per_order: perOrder("bridge"),
+          nats_cpu_us_per_order: perOrder("nats"),
+          postgres_cpu_us_per_order: perOrder("postgres"),
           clients: CLIENTS,
         },
       };
@@ -134,6 +180,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       await nc.close();
     }
   } finally {
+    await bridge?.stop(10_000);
     await system.stop(10_000);
   }
 }

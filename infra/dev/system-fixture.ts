@@ -45,7 +45,18 @@ export interface SystemOptions {
 
 const FAST_RETRY = { backoff: ["100ms", "200ms", "500ms"], max_backoff: "1s", max_deliver: 20 };
 
-export async function startSystem(options: SystemOptions): Promise<System> {
+/** Everything but the bridge: what a bridge (in this process or another) is pointed at. */
+export interface SystemParts extends Omit<System, "bridge" | "close"> {
+  /** The bridge's config as a file would hold it (secret from JETWAY_SECRET: see `bridgeEnv`). */
+  bridgeRaw: Record<string, unknown>;
+  bridgeEnv: Record<string, string>;
+  /** A temp directory of this system's, removed by close(). */
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** NATS, a database and every function, plus the bridge config for them; no bridge. */
+export async function startSystemParts(options: SystemOptions): Promise<SystemParts> {
   const nats = await NatsServer.start();
   const db = await createTestDb();
   await seedStock(db.db, options.stock);
@@ -68,31 +79,40 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     ...FAST_RETRY,
     ...options.routes?.[String(route.name)],
   }));
-  const config = parseConfig(
-    {
+  return {
+    ports,
+    nats,
+    db,
+    host,
+    auditDir: vars.AUDIT_DIR ?? join(dataDir, "audit"),
+    bridgeRaw: {
       ...raw,
       nats: { servers: [nats.url] },
       http: { port: ports.bridge, host: "127.0.0.1" },
       routes: [...routes, ...(options.extraRoutes?.(ports) ?? [])],
       shutdown: { grace_period: "2s" },
     },
-    "system test config",
-    { JETWAY_SECRET: SYSTEM_SECRET },
-  );
-  const bridge = await startBridge(config, { logger: quiet });
-  return {
-    ports,
-    nats,
-    db,
-    host,
-    bridge,
-    auditDir: vars.AUDIT_DIR ?? join(dataDir, "audit"),
+    bridgeEnv: { JETWAY_SECRET: SYSTEM_SECRET },
+    dataDir,
     async close() {
-      await bridge.shutdown();
       await host.close();
       await db.close();
       await nats.stop();
       await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startSystem(options: SystemOptions): Promise<System> {
+  const parts = await startSystemParts(options);
+  const config = parseConfig(parts.bridgeRaw, "system test config", parts.bridgeEnv);
+  const bridge = await startBridge(config, { logger: pino({ level: "error" }) });
+  return {
+    ...parts,
+    bridge,
+    async close() {
+      await bridge.shutdown();
+      await parts.close();
     },
   };
 }
