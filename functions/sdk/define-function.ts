@@ -58,8 +58,13 @@ function stringValues(source: Record<string, unknown>): Vars {
   return out;
 }
 
+/** Bodies already read for the signature check: parsing them again through hono would copy them twice. */
+const signedBodies = new WeakMap<Request, Uint8Array>();
+const decoder = new TextDecoder();
+
 async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
+  const signed = signedBodies.get(c.req.raw);
+  const text = signed ? decoder.decode(signed) : await c.req.text();
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -89,6 +94,7 @@ export class JetwayFunction {
       if (secret && c.req.method === "POST") {
         const body = new Uint8Array(await c.req.arrayBuffer());
         await verifySignature(secret, body, c.req.header(HEADERS.signature));
+        signedBodies.set(c.req.raw, body);
       } else if (!secret && !this.#warnedUnsigned) {
         // Unsigned is fine for local dev, dangerous in production: say so once, loudly.
         this.#warnedUnsigned = true;
