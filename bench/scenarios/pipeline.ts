@@ -180,7 +180,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       await nc.close();
     }
   } finally {
-    await bridge?.stop(10_000);
+    await bridge?.terminate(10_000);
     await system.stop(10_000);
   }
 }
