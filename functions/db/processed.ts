@@ -20,7 +20,8 @@ export async function markProcessedMany(
   if (messageIds.length === 0) return new Set();
   const rows = await db
     .insert(processedMessages)
-    .values([...new Set(messageIds)].map((message_id) => ({ consumer, message_id })))
+    // Sorted, so overlapping batches take the primary-key locks in one order.
+    .values([...new Set(messageIds)].sort().map((message_id) => ({ consumer, message_id })))
     .onConflictDoNothing()
     .returning({ id: processedMessages.message_id });
   return new Set(rows.map((r) => r.id));

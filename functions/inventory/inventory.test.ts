@@ -8,7 +8,7 @@ import { reservations, stock } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
 import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createInventory } from "./app.ts";
-import { mergeItems, reserve, seedStock } from "./stock.ts";
+import { mergeItems, reserve, reserveMany, seedStock } from "./stock.ts";
 
 let handle: DbHandle;
 let inventory: ReturnType<typeof createInventory>;
@@ -218,6 +218,25 @@ describe("inventory, a batch of orders at once", () => {
     // The same batch redelivered: the same events, no stock taken twice.
     expect((await deliver()).events).toEqual(body.events);
     expect([await level(sku), await level(other)]).toEqual([0, 10]);
+  });
+});
+
+describe("inventory, overlapping batches at once", () => {
+  it("two replicas' batches of the same orders in opposite orders reserve each order once", async () => {
+    const sku = `o-${ulid()}`;
+    await seedStock(handle.db, { [sku]: 100 });
+    const requests = Array.from({ length: 20 }, () => ({
+      order_id: `ord_${ulid()}`,
+      items: [{ sku, quantity: 1 }],
+    }));
+    const [forward, backward] = await Promise.all([
+      reserveMany(handle.db, requests),
+      reserveMany(handle.db, [...requests].reverse()),
+    ]);
+    expect(forward.map((r) => r.status)).toEqual(requests.map(() => "reserved"));
+    expect(backward.map((r) => r.id)).toEqual(forward.map((r) => r.id).reverse());
+    const [row] = await handle.db.select().from(stock).where(eq(stock.sku, sku));
+    expect(row?.available).toBe(80);
   });
 });
 

@@ -43,11 +43,12 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
   const byOrder = await db.transaction(async (tx) => {
     const claimed = await tx
       .insert(reservations)
+      // Sorted, so two batches claiming overlapping orders take the unique-index locks in one order.
       .values(
-        [...wanted].map(([order_id, items]) => ({
+        [...wanted.keys()].sort().map((order_id) => ({
           id: newId("res"),
           order_id,
-          items,
+          items: wanted.get(order_id) as ReservedItem[],
           status: "reserved" as const,
         })),
       )
@@ -67,7 +68,9 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
     }
     const taken = new Map<string, number>();
     const rejected: Reservation[] = [];
-    for (const row of claimed) {
+    for (const orderId of wanted.keys()) {
+      const row = result.get(orderId);
+      if (!row) continue;
       const refusal = shortfall(row.items, levels);
       if (refusal) {
         rejected.push({ ...row, status: "rejected", reason: refusal.reason, rejected_skus: refusal.skus });

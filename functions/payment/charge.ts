@@ -125,7 +125,10 @@ async function settleAll(db: Db, charged: readonly { row: Payment; outcome: Char
 
 /** Claims a payment row per order in one statement; rows that were there already are read back. */
 async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<string, Payment>> {
-  const unique = [...new Map(orders.toReversed().map((o) => [o.order_id, o])).values()];
+  // The first message per order; sorted, so overlapping batches take the unique-index locks in one order.
+  const unique = [...new Map(orders.toReversed().map((o) => [o.order_id, o])).values()].sort((a, b) =>
+    a.order_id < b.order_id ? -1 : 1,
+  );
   const claimed = await db
     .insert(payments)
     .values(
