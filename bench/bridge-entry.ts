@@ -14,7 +14,12 @@ const config = parseConfig(JSON.parse(await readFile(file, "utf8")), file, {});
 const bridge = await startBridge(config);
 // Subscribing after startBridge resolves misses nothing: an outcome needs network I/O (pull, then HTTP),
 // and only microtasks run between the consumers binding and this line.
-const recorder = new SettleRecorder(envInt("BENCH_WARMUP"), envInt("BENCH_EXPECT"), () => bridge.shutdown());
+const recorder = new SettleRecorder(
+  envInt("BENCH_WARMUP"),
+  envInt("BENCH_EXPECT"),
+  () => bridge.shutdown(),
+  process.env.BENCH_KEEP_TIMES !== "0",
+);
 // invoke:outcome fires right after msg.ack() is written to the connection: the bridge's own ack moment.
 bridge.events.on("invoke:outcome", (event) => {
   if (event.outcome === "ack") recorder.settled(event.delivery.seq);

@@ -37,7 +37,7 @@ export async function memoryScenario(ctx: RunContext): Promise<ScenarioResult> {
       "bridge",
       "bridge-entry.ts",
       [file],
-      { BENCH_WARMUP: String(WARMUP), BENCH_EXPECT: String(ctx.backlog) },
+      { BENCH_WARMUP: String(WARMUP), BENCH_EXPECT: String(ctx.backlog), BENCH_KEEP_TIMES: "0" },
       ctx.execArgv,
     );
     try {
