@@ -134,6 +134,22 @@ describe("batch delivery", () => {
     expect(f.outcomes.map((o) => o.outcome)).toEqual(["ack", "ack", "ack"]);
   });
 
+  it("passes a JSON payload through byte for byte, and one that only claims to be JSON as base64", async () => {
+    const fn = await scripted(() => ({ status: 200, body: { failures: [] } }));
+    const f = await setup(fn.url, { batch: { size: 100, max_wait: "200ms" } });
+    // Beyond 2^53: parsing and stringifying again would round it.
+    const exact = '{ "n": 12345678901234567890, "s": "\u2028" }';
+    await Promise.all([h.js.publish(f.subject, exact), h.js.publish(f.subject, "{not json")]);
+    await settled(f, 2);
+    const raw = fn.requests[0]?.body.toString() ?? "";
+    expect(raw).toContain(`"data":${exact}`);
+    const [, broken] = eventsOf(fn.requests[0]).sort((a, b) => Number(a.jetwayseq) - Number(b.jetwayseq));
+    expect(broken).toMatchObject({
+      datacontenttype: "application/json",
+      data_base64: Buffer.from("{not json").toString("base64"),
+    });
+  });
+
   it("signs the whole body so that the SDK's verifySignature accepts it", async () => {
     const fn = await scripted(() => ({ status: 200, body: { failures: [] } }));
     const f = await setup(fn.url, { batch: { size: 2, max_wait: "1s" }, secret: "s3cret" });

@@ -1,6 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { RouteConfig } from "./config.ts";
 import type { Delivery } from "./events.ts";
+import { ceTime } from "./iso-time.ts";
 import {
   decideOutcome,
   failedAttempt,
@@ -37,8 +38,14 @@ export interface BatchAnswer {
 
 type RouteAttrs = Pick<RouteConfig, "name" | "stream" | "max_deliver">;
 
-/** The structured-mode CloudEvent of one message: JSON payloads as `data`, anything else as `data_base64`. */
-export function cloudEvent(m: BatchMessage, route: RouteAttrs): Record<string, unknown> {
+const decoder = new TextDecoder();
+
+/**
+ * The structured-mode CloudEvent of one message, as JSON text: JSON payloads as `data` (spliced in as they
+ * are once they parse: stringifying the parsed value again would only copy them), anything else as
+ * `data_base64`.
+ */
+export function cloudEventJson(m: BatchMessage, route: RouteAttrs): string {
   const { msg, d } = m;
   const contentType = msg.headers?.get("Content-Type") || "application/json";
   const ce: Record<string, unknown> = {
@@ -46,34 +53,34 @@ export function cloudEvent(m: BatchMessage, route: RouteAttrs): Record<string, u
     id: d.id,
     source: `jetway://${route.stream}`,
     type: msg.subject,
-    time: msg.timestamp,
+    time: ceTime(msg),
     datacontenttype: contentType,
+    jetwayroute: route.name,
+    jetwaystream: d.stream,
+    jetwayseq: d.seq,
+    jetwaydelivery: d.delivery,
+    jetwaymaxdeliver: route.max_deliver,
   };
-  let parsed = false;
-  if (contentType.includes("json") && msg.data.length > 0) {
-    try {
-      ce.data = msg.json();
-      parsed = true;
-    } catch {
-      // Not JSON after all: sent as bytes, the function decides.
-    }
-  }
-  if (!parsed)
-    ce.data_base64 = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.length).toString("base64");
-  ce.jetwayroute = route.name;
-  ce.jetwaystream = d.stream;
-  ce.jetwayseq = d.seq;
-  ce.jetwaydelivery = d.delivery;
-  ce.jetwaymaxdeliver = route.max_deliver;
   if (d.traceparent) ce.traceparent = d.traceparent;
   const tracestate = msg.headers?.get("tracestate");
   if (tracestate) ce.tracestate = tracestate;
-  return ce;
+  const head = JSON.stringify(ce).slice(0, -1);
+  if (contentType.includes("json") && msg.data.length > 0) {
+    const text = decoder.decode(msg.data);
+    try {
+      JSON.parse(text);
+      return `${head},"data":${text}}`;
+    } catch {
+      // Declared JSON but is not: deliver the bytes as they are and let the function refuse them.
+    }
+  }
+  const base64 = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.length).toString("base64");
+  return `${head},"data_base64":"${base64}"}`;
 }
 
-/** The whole request body: one JSON.stringify for the batch. */
+/** The whole request body: a JSON array of the messages' CloudEvents. */
 export function encodeBatch(messages: readonly BatchMessage[], route: RouteAttrs): string {
-  return JSON.stringify(messages.map((m) => cloudEvent(m, route)));
+  return `[${messages.map((m) => cloudEventJson(m, route)).join(",")}]`;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

@@ -2,7 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { type Dispatcher, Pool } from "undici";
 import { BATCH_CONTENT_TYPE, HEADERS } from "../functions/sdk/contract.ts";
 import type { RouteConfig } from "./config.ts";
-import { isoTimeCache } from "./iso-time.ts";
+import { ceTime } from "./iso-time.ts";
 import type { InvocationResult, TransportErrorKind } from "./outcome.ts";
 import { signBody } from "./signer.ts";
 
@@ -28,10 +28,6 @@ export interface InvokeTarget {
   seq: number;
   delivery: number;
 }
-
-/** ce-time: the message's stream timestamp, as `JsMsg.timestamp` gives it (ISO, milliseconds). */
-const messageTime = isoTimeCache();
-const ceTime = (msg: JsMsg) => messageTime(Math.floor(msg.info.timestampNanos / 1_000_000));
 
 /** Message headers never forwarded: ours, or ones an HTTP client must own (hop-by-hop, framing). */
 const RESERVED = new Set(["content-type", "content-length", "host", "connection", "keep-alive"]);
