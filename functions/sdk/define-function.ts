@@ -1,5 +1,4 @@
 import { type Context, Hono } from "hono";
-import { env } from "hono/adapter";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { EventType } from "../../schemas/define.ts";
@@ -10,6 +9,7 @@ import { createFunctionLogger, levelFrom, messageLogger } from "./logger.ts";
 import { classifyError, retryAfterHeader } from "./outcome.ts";
 import { type BatchFailure, handlerContext, type Registration, type RunScope, runGroup } from "./run.ts";
 import type { BatchHandler, EmittedEvent, Handler, InvokedEvent, Vars } from "./types.ts";
+import { requestVars } from "./vars.ts";
 
 export interface FunctionOptions {
   /** Bound to every log line as `fn`. */
@@ -25,37 +25,6 @@ export interface FunctionOptions {
 /** Hono variables the SDK sets; user routes may read `c.var.log` too. */
 export interface JetwayEnv {
   Variables: { log: Logger; vars: Vars };
-}
-
-/**
- * Per-request string configuration. `env(c)` is process.env on Node/Lambda and the bindings on Workers;
- * string values of `c.env` are merged over it so explicit bindings (and `app.request(…, env)` in tests) win.
- * Without such values the base is returned as it is, and with them it is the prototype of the result:
- * copying process.env on every request cost a sixth of a minimal function's CPU. Treat the result as
- * read-only; read it by key (its own keys are only the overrides).
- */
-function varsOf(c: Context): Vars {
-  const base = env(c) as Record<string, unknown>;
-  const own: unknown = c.env;
-  // Workers: env(c) is the bindings object itself (small); keep its string values only.
-  if (own === base) return stringValues(base);
-  let merged: Vars | undefined;
-  if (typeof own === "object" && own !== null) {
-    for (const k in own) {
-      const v = (own as Record<string, unknown>)[k];
-      if (typeof v !== "string") continue;
-      // The base stays the prototype: reads fall through to it without copying every variable.
-      merged ??= Object.create(base) as Vars;
-      merged[k] = v;
-    }
-  }
-  return merged ?? (base as Vars);
-}
-
-function stringValues(source: Record<string, unknown>): Vars {
-  const out: Vars = {};
-  for (const [k, v] of Object.entries(source)) if (typeof v === "string") out[k] = v;
-  return out;
 }
 
 /** Bodies already read for the signature check: parsing them again through hono would copy them twice. */
@@ -87,7 +56,7 @@ export class JetwayFunction {
 
     // 1. Signature over the raw body, before anything reads or trusts it.
     this.app.use(path, async (c, next) => {
-      const vars = varsOf(c);
+      const vars = requestVars(c);
       c.set("vars", vars);
       c.set("log", this.log);
       const secret = options.secret ? options.secret(vars) : vars.JETWAY_SECRET;

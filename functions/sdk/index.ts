@@ -25,3 +25,4 @@ export { mapLimit } from "./map-limit.ts";
 export { classifyError, type ErrorOutcome } from "./outcome.ts";
 export type { BatchFailure } from "./run.ts";
 export type * from "./types.ts";
+export { requestVars } from "./vars.ts";
