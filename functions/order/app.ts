@@ -81,6 +81,7 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
           return { order_id, message_id, event: toEvent(e.data) };
         }),
       );
+      let announced = 0;
       for (const [i, event] of events.entries()) {
         const result = results[i] as RecordResult;
         if (!result.ok) {
@@ -89,9 +90,11 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
         }
         const { order, announce } = result;
         ctx.log.debug({ order_id: order.id, status: order.status, event: event.subject }, "order updated");
-        if (announce)
-          await announceFinal(order, (type, data, options) => ctx.emitFor(event.id, type, data, options));
+        if (!announce) continue;
+        announced++;
+        await announceFinal(order, (type, data, options) => ctx.emitFor(event.id, type, data, options));
       }
+      ctx.log.info({ events: events.length, announced }, "orders updated");
     };
 
   fn.handleBatch(
