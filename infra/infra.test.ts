@@ -3,6 +3,7 @@ import { join } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { type Config, ConfigError, loadConfig } from "../bridge/config.ts";
+import { BRIDGE_NODE_FLAGS } from "../bridge/node-flags.ts";
 import { configOptionPaths, ROOT, readText, readYaml, requiredEnv } from "./testing/manifests.ts";
 
 /** Every bridge config in infra/ must load with the bridge's own schema, so none of them can rot. */
@@ -127,6 +128,10 @@ describe("container images", () => {
       }
     },
   );
+
+  it("the bridge image runs node with the bridge's flags (bridge/node-flags.ts)", () => {
+    expect(readText("infra/Dockerfile")).toContain(`ENV NODE_OPTIONS="${BRIDGE_NODE_FLAGS.join(" ")}"`);
+  });
 
   it("the bridge image runs the CLI on the config path the manifests mount", () => {
     expect(readText("infra/Dockerfile")).toContain(

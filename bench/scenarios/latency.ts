@@ -1,3 +1,4 @@
+import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { Child } from "../children.ts";
 import { type PublishTimes, publishBurst, publishPaced } from "../publish.ts";
 import { joinBySeq } from "../stats.ts";
@@ -36,7 +37,7 @@ export async function latencyScenario(
       "bridge-entry.ts",
       [file],
       { BENCH_WARMUP: String(LATENCY_WARMUP), BENCH_EXPECT: String(measured) },
-      ctx.execArgv,
+      [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
     );
     try {
       await child.waitFor("ready");

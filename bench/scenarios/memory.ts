@@ -1,4 +1,5 @@
 import { durableName } from "../../bridge/config.ts";
+import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { Child, memoryBytes } from "../children.ts";
 import { publishBurst } from "../publish.ts";
 import {
@@ -38,7 +39,7 @@ export async function memoryScenario(ctx: RunContext): Promise<ScenarioResult> {
       "bridge-entry.ts",
       [file],
       { BENCH_WARMUP: String(WARMUP), BENCH_EXPECT: String(ctx.backlog), BENCH_KEEP_TIMES: "0" },
-      ctx.execArgv,
+      [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
     );
     try {
       await child.waitFor("ready");

@@ -1,4 +1,5 @@
 import { connect } from "@nats-io/transport-node";
+import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { Child, cpuSeconds, postgresCpuSeconds } from "../children.ts";
 import { nowNs } from "../protocol.ts";
 import { summarize } from "../stats.ts";
@@ -104,7 +105,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       "../bin/jetway.ts",
       ["bridge", "--config", ready.bridge.configFile],
       ready.bridge.env,
-      ctx.execArgv,
+      [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
     );
     await bridgeReady(ready.bridge.port, 30_000);
     const pids = { functions: system.pid, bridge: bridge.pid, nats: ready.natsPid };

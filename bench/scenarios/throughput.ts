@@ -1,3 +1,4 @@
+import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { Child } from "../children.ts";
 import { type PublishTimes, publishBurst } from "../publish.ts";
 import { joinBySeq } from "../stats.ts";
@@ -46,7 +47,8 @@ export async function backlogScenario(ctx: RunContext, kind: BacklogKind): Promi
       SCRIPT[kind],
       [file],
       { BENCH_WARMUP: String(warmup), BENCH_EXPECT: String(ctx.n) },
-      ctx.execArgv,
+      // The bridge as its image runs it; the ceiling as plain node.
+      kind === "ceiling-js" ? ctx.execArgv : [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
     );
     try {
       const window = await measureWindow(child, {

@@ -8,6 +8,7 @@ import {
   NatsServer,
   NatsServerNotFoundError,
 } from "../../bridge/nats-server.ts";
+import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { DOMAIN_APPS } from "./apps.ts";
 import { banner } from "./banner.ts";
 import { devBridgeConfig, readRawConfig } from "./bridge-config.ts";
@@ -158,7 +159,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     // falls back to the dev secret (as in a shell), and unverified signatures are harmless.
     const bridge = new DevChild({
       tag: "bridge",
-      args: [BIN, "bridge", "--config", configFile],
+      args: [...BRIDGE_NODE_FLAGS, BIN, "bridge", "--config", configFile],
       env: bridgeEnv,
       router,
       forceTag: true,
