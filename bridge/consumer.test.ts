@@ -157,6 +157,19 @@ describe("RouteConsumer: outcomes end to end", () => {
     expect(fn.requests[1]?.headers["x-jetway-delivery"]).toBe("2");
   });
 
+  it("reads a JSON answer that starts with a UTF-8 byte order mark", async () => {
+    const json = { "content-type": "application/json" };
+    const fn = await HttpFunction.start((_req, n) => ({
+      status: 200,
+      headers: json,
+      body: `\ufeff${JSON.stringify({ status: n === 0 ? "RETRY" : "SUCCESS" })}`,
+    }));
+    const f = await setup(fn);
+    await h.js.publish(f.subject, "{}");
+    await settled(f, 2);
+    expect(f.outcomes.map((o) => o.outcome)).toEqual(["retry", "ack"]);
+  });
+
   it("applies status_outcomes overrides", async () => {
     const fn = await HttpFunction.start(() => ({ status: 404 }));
     const f = await setup(fn, { status_outcomes: { "404": "ack" } });

@@ -65,7 +65,7 @@ function parseJsonObject(text: string, json: boolean): unknown {
   }
 }
 
-/** A whole body is decoded as undici's `body.text()` did: a leading UTF-8 BOM is skipped. */
+/** Bodies are decoded as `Response.text()` does: a leading UTF-8 BOM is skipped, with or without a length. */
 const hasBom = (b: Buffer) => b.length > 2 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
 
 function transportFailure(error: unknown, timeoutMs: number): Invocation {
@@ -79,8 +79,8 @@ function transportFailure(error: unknown, timeoutMs: number): Invocation {
  * Reads one response straight off undici's dispatch callbacks: status, the three headers the outcome
  * needs (first occurrence of each), and the body up to a cap. No response stream, no parsed header
  * object: on the single-message path those cost more than the rest of the request.
- * A body with a Content-Length within the cap is decoded whole (a UTF-8 BOM skipped); any other body is
- * read up to the cap, and one going past it ends the request (the connection is dropped) as `truncated`.
+ * A body with a Content-Length within the cap is decoded whole; any other body is read up to the cap, and
+ * one going past it ends the request (the connection is dropped) as `truncated`. A UTF-8 BOM is skipped.
  */
 class ResponseReader implements Dispatcher.DispatchHandler {
   private readonly eventsCap: number;
@@ -158,9 +158,8 @@ class ResponseReader implements Dispatcher.DispatchHandler {
     let text = "";
     if (chunks.length > 0 && this.length !== "0") {
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-      text = this.whole
-        ? body.toString("utf8", hasBom(body) ? 3 : 0)
-        : body.subarray(0, this.limit).toString("utf8");
+      const end = this.whole ? body.length : Math.min(body.length, this.limit);
+      text = body.toString("utf8", hasBom(body) ? 3 : 0, end);
     }
     this.chunks = [];
     this.resolve({
