@@ -1,5 +1,5 @@
 import { ulid as ulidWith } from "ulid";
-import { nodeCrypto } from "../sdk/node-crypto.ts";
+import { sha256, toHex } from "../sdk/hashing.ts";
 
 /*
  * ulid's default source calls crypto.getRandomValues once per character (16 per id); a pool filled 256
@@ -22,17 +22,6 @@ export const ulid = (): string => ulidWith(undefined, pooledRandom);
 
 /** A sortable entity id with a type prefix, e.g. `ord_01J…`. */
 export const newId = (prefix: "ord" | "pay" | "res"): string => `${prefix}_${ulid()}`;
-
-const encoder = new TextEncoder();
-
-/** SHA-256 of a string: node:crypto where there is one (synchronous, cheaper), else WebCrypto. */
-export async function sha256(text: string): Promise<Uint8Array> {
-  if (nodeCrypto) return nodeCrypto.createHash("sha256").update(text).digest();
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-export const toHex = (bytes: Uint8Array): string =>
-  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 /**
  * A UUID (version 8, RFC 9562) derived from `name` by SHA-256. Emitted events get their message_id this

@@ -35,7 +35,7 @@ export function createInventory(deps: InventoryDeps): JetwayFunction {
         const r = reservations[i] as Reservation;
         if (r.status === "rejected") rejected++;
         ctx.log.debug({ order_id: r.order_id, reservation_id: r.id, status: r.status }, "reservation");
-        await emitReservation(r, (type, data, options) => ctx.emitFor(event.id, type, data, options));
+        await emitReservation(r, ctx.emitterFor(event.id));
       }
       ctx.log.info({ orders: events.length, rejected }, "reservations");
     })

@@ -1,4 +1,4 @@
-import { and, eq, gte, inArray, sql } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { type ReservedItem, reservations, stock } from "../db/schema.ts";

@@ -92,7 +92,7 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
         ctx.log.debug({ order_id: order.id, status: order.status, event: event.subject }, "order updated");
         if (!announce) continue;
         announced++;
-        await announceFinal(order, (type, data, options) => ctx.emitFor(event.id, type, data, options));
+        await announceFinal(order, ctx.emitterFor(event.id));
       }
       ctx.log.info({ events: events.length, announced }, "orders updated");
     };

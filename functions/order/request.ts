@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { currency, entityId, lineItem } from "../../schemas/index.ts";
-import { sha256, toHex } from "../db/ids.ts";
+import { sha256, toHex } from "../sdk/hashing.ts";
 
 /** The body of POST /orders. The total is computed here, never trusted from the client. */
 export const orderRequest = z

@@ -39,7 +39,7 @@ export function createPayment(deps: PaymentDeps): JetwayFunction {
           const result = results[i] as ChargeResult;
           if (!result.ok) {
             ctx.failWith(event.id, result.error);
-            counts.retried = (counts.retried ?? 0) + 1;
+            counts.failed = (counts.failed ?? 0) + 1;
             continue;
           }
           const payment = result.payment;
@@ -48,7 +48,7 @@ export function createPayment(deps: PaymentDeps): JetwayFunction {
             { order_id: payment.order_id, payment_id: payment.id, status: payment.status },
             "payment settled",
           );
-          await emitOutcome(payment, event.data, (type, data, o) => ctx.emitFor(event.id, type, data, o));
+          await emitOutcome(payment, event.data, ctx.emitterFor(event.id));
         }
         ctx.log.info({ orders: events.length, ...counts }, "payments settled");
       })

@@ -74,8 +74,7 @@ type Attempt = { payment: Payment } | { row: Payment; outcome: ChargeOutcome };
 
 /** The row as it stands, or the gateway's answer for a row still pending. */
 async function attempt(order: OrderToCharge, row: Payment | undefined, chargeFn: ChargeFn): Promise<Attempt> {
-  // Conflict on message_id but no row for this order: the same message id was used for another order.
-  if (!row) throw new InvalidEventError(`message already used for a different order than ${order.order_id}`);
+  if (!row) throw messageReused(order.order_id);
   if (row.status !== "pending") return { payment: row };
   if (row.amount_minor !== order.total_minor || row.currency !== order.currency) {
     throw new InvalidEventError(
@@ -125,10 +124,10 @@ async function settleAll(db: Db, charged: readonly { row: Payment; outcome: Char
 
 /** Claims a payment row per order in one statement; rows that were there already are read back. */
 async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<string, Payment>> {
-  // The first message per order; sorted, so overlapping batches take the unique-index locks in one order.
-  const unique = [...new Map(orders.toReversed().map((o) => [o.order_id, o])).values()].sort((a, b) =>
-    a.order_id < b.order_id ? -1 : 1,
-  );
+  const first = new Map<string, OrderToCharge>();
+  for (const o of orders) if (!first.has(o.order_id)) first.set(o.order_id, o);
+  // Sorted, so overlapping batches take the unique-index locks in one order.
+  const unique = [...first.values()].sort((a, b) => (a.order_id < b.order_id ? -1 : 1));
   const claimed = await db
     .insert(payments)
     .values(
@@ -151,10 +150,13 @@ async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<s
   return rows;
 }
 
+/** A claim conflicted on message_id, yet no row holds this order: the message id was used for another. */
+const messageReused = (orderId: string) =>
+  new InvalidEventError(`message already used for a different order than ${orderId}`);
+
 async function load(db: Db, orderId: string): Promise<Payment> {
   const [row] = await db.select().from(payments).where(eq(payments.order_id, orderId));
-  // Conflict on message_id but no row for this order: the same message id was used for another order.
-  if (!row) throw new InvalidEventError(`message already used for a different order than ${orderId}`);
+  if (!row) throw messageReused(orderId);
   return row;
 }
 

@@ -3,7 +3,7 @@
  * Shared by the bridge (which sends) and functions (which receive); runs on Node, Workers and Lambda.
  */
 
-import { nodeCrypto } from "./node-crypto.ts";
+import { nodeCrypto, toHex } from "./hashing.ts";
 
 export const HEADERS = {
   route: "x-jetway-route",
@@ -49,12 +49,6 @@ export const BATCH_CONTENT_TYPE = "application/cloudevents-batch+json";
 export const DEFAULT_SIGNATURE_TOLERANCE_S = 300;
 
 const encoder = new TextEncoder();
-
-function toHex(bytes: ArrayBuffer): string {
-  let out = "";
-  for (const b of new Uint8Array(bytes)) out += b.toString(16).padStart(2, "0");
-  return out;
-}
 
 /** Imported keys by secret: a function sees one or two secrets, and importKey on every request is waste. */
 type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;

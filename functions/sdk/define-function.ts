@@ -5,7 +5,7 @@ import type { EventType } from "../../schemas/define.ts";
 import { DeliveryError, describeIssues, metaFromHeaders, parseData, readBatchItem } from "./cloudevent.ts";
 import { BATCH_CONTENT_TYPE, HEADERS, verifySignature } from "./contract.ts";
 import type { ErrorBody } from "./errors.ts";
-import { createFunctionLogger, levelFrom, messageLogger } from "./logger.ts";
+import { childAt, createFunctionLogger, levelFrom, messageLogger } from "./logger.ts";
 import { classifyError, retryAfterHeader } from "./outcome.ts";
 import { type BatchFailure, handlerContext, type Registration, type RunScope, runGroup } from "./run.ts";
 import type { BatchHandler, EmittedEvent, Handler, InvokedEvent, Vars } from "./types.ts";
@@ -152,9 +152,7 @@ export class JetwayFunction {
     const body = await readJson(c);
     if (!Array.isArray(body))
       throw new DeliveryError(400, "bad_request", "a batch body must be a JSON array");
-    const level = levelFrom(c.get("vars").JETWAY_LOG_LEVEL);
-    const bindings = { batch_size: body.length };
-    const log = level ? this.log.child(bindings, { level }) : this.log.child(bindings);
+    const log = childAt(this.log, { batch_size: body.length }, levelFrom(c.get("vars").JETWAY_LOG_LEVEL));
     c.set("log", log);
     const failures: BatchFailure[] = [];
     const groups = new Map<Registration, InvokedEvent[]>();

@@ -56,5 +56,10 @@ export function messageLogger(base: Logger, meta: EventMeta, level?: string): Lo
     delivery: meta.delivery,
     trace_id: traceIdOf(meta.traceparent),
   };
+  return childAt(base, bindings, level);
+}
+
+/** A child logger, at `level` when one is given (JETWAY_LOG_LEVEL), else at its parent's. */
+export function childAt(base: Logger, bindings: pino.Bindings, level?: string): Logger {
   return level ? base.child(bindings, { level }) : base.child(bindings);
 }

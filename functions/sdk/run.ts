@@ -122,6 +122,10 @@ export async function runGroup(
         list.push(toEmitted(type, data, options));
         emitted.set(id, list);
       },
+      emitterFor: (id) => {
+        known(id, "emitterFor");
+        return (type, data, options) => ctx.emitFor(id, type, data, options);
+      },
     };
     try {
       await reg.batch(events, ctx);

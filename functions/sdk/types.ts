@@ -78,6 +78,8 @@ export interface BatchContext {
   failWith(eventId: string, err: unknown): void;
   /** Emits an event on behalf of one input message (dropped if that message is failed). */
   emitFor<U extends EventType>(eventId: string, type: U, data: EventInput<U>, options?: EmitOptions): void;
+  /** `emitFor` bound to one input message: an `Emit`, for code shared with single-message handlers. */
+  emitterFor(eventId: string): Emit;
 }
 
 export type BatchHandler<T extends EventType> = (

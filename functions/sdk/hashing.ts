@@ -11,3 +11,14 @@ export const nodeCrypto = (
 ).process?.getBuiltinModule?.("node:crypto") as
   | Pick<typeof NodeCrypto, "createHash" | "createHmac">
   | undefined;
+
+const encoder = new TextEncoder();
+
+/** SHA-256 of a string: node:crypto where there is one, else WebCrypto. */
+export async function sha256(text: string): Promise<Uint8Array> {
+  if (nodeCrypto) return nodeCrypto.createHash("sha256").update(text).digest();
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+
+export const toHex = (bytes: Uint8Array | ArrayBuffer): string =>
+  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
