@@ -127,6 +127,14 @@ describe("audit log in a directory", () => {
     expect(res.status).toBe(422);
   });
 
+  it("writes again after its directory was removed behind its back (the directory cache is not trusted)", async () => {
+    const store = new DirStore(join(dir, "removed"));
+    expect(await store.putIfAbsent(entryKey("S", 1), "one")).toBe(true);
+    await rm(store.root, { recursive: true, force: true });
+    expect(await store.putIfAbsent(entryKey("S", 2), "two")).toBe(true);
+    expect(await store.list()).toEqual([entryKey("S", 2)]);
+  });
+
   it("writes a batch side by side and fails only the message without a stream position", async () => {
     const store = new DirStore(join(dir, "batch"));
     const audit = createAudit({ store: () => store });
