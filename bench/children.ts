@@ -99,26 +99,25 @@ export class Child {
   }
 
   /** SIGTERM, for a child that is a production command rather than a bench script; SIGKILL if it lingers. */
-  async terminate(graceMs = 10_000): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.proc.once("exit", () => resolve()));
-    this.failure ??= new ChildFailedError(`${this.name} stopped`);
-    this.proc.kill("SIGTERM");
-    const timer = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
-    await exited;
-    clearTimeout(timer);
+  terminate(graceMs = 10_000): Promise<void> {
+    return this.end(graceMs, () => this.proc.kill("SIGTERM"));
   }
 
   /** Asks the child to stop (IPC "stop", or closing the channel), then kills it if it lingers. */
-  async stop(graceMs = 5_000): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.proc.once("exit", () => resolve()));
-    this.failure ??= new ChildFailedError(`${this.name} stopped`);
-    if (this.proc.connected) {
+  stop(graceMs = 5_000): Promise<void> {
+    return this.end(graceMs, () => {
+      if (!this.proc.connected) return;
       this.proc.send({ type: "stop" } satisfies DriverMessage, () => {
         if (this.proc.connected) this.proc.disconnect();
       });
-    }
+    });
+  }
+
+  private async end(graceMs: number, ask: () => void): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.proc.once("exit", () => resolve()));
+    this.failure ??= new ChildFailedError(`${this.name} stopped`);
+    ask();
     const timer = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
     await exited;
     clearTimeout(timer);

@@ -1,5 +1,6 @@
 import { connect } from "@nats-io/transport-node";
 import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
+import { waitFor } from "../../bridge/testing/http-function.ts";
 import { Child, cpuSeconds, postgresCpuSeconds } from "../children.ts";
 import { nowNs } from "../protocol.ts";
 import { summarize } from "../stats.ts";
@@ -57,21 +58,6 @@ async function allFinal(started: Map<string, number>, finals: Map<string, number
   }
 }
 
-/** Polls the bridge's readiness: consumers bound, NATS connected. */
-async function bridgeReady(port: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    if (performance.now() > deadline)
-      throw new Error(`the pipeline's bridge was not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** CPU seconds so far of each process of the system. */
 function cpuOf(pids: { functions: number; bridge: number; nats: number | undefined }) {
   return {
@@ -107,7 +93,16 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       ready.bridge.env,
       [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
     );
-    await bridgeReady(ready.bridge.port, 30_000);
+    const readyz = `http://127.0.0.1:${ready.bridge.port}/readyz`;
+    await waitFor(
+      "the pipeline's bridge to be ready",
+      () =>
+        fetch(readyz).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      30_000,
+    );
     const pids = { functions: system.pid, bridge: bridge.pid, nats: ready.natsPid };
     const nc = await connect({ servers: ready.natsUrl, noAsyncTraces: true });
     const finals = new Map<string, number>();
