@@ -49,4 +49,15 @@ describe("formatReport", () => {
     expect(text).toMatch(/^pipeline\s+pending/m);
     expect(text).toMatch(/FAIL\s+bridge >= 12,000 msgs\/s/);
   });
+
+  it("sets the latency beside the floor measured in the same run", () => {
+    const lat = (p50_ms: number, p99_ms: number) => ({ count: 10, p50_ms, p99_ms, max_ms: p99_ms });
+    const results = [
+      ok("latency-floor", { msgs_per_s: 1_000, publish_to_ack: lat(0.4, 2) }),
+      ok("latency", { msgs_per_s: 1_000, publish_to_ack: lat(1, 15) }),
+    ];
+    expect(formatReport(results, checkTargets(results))).toMatch(
+      /^latency\s.*pub>ack vs floor: p50 2\.5x, p99 7\.5x$/m,
+    );
+  });
 });

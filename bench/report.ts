@@ -52,9 +52,18 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   ];
 }
 
-function noteFor(r: ScenarioResult): string {
+function noteFor(r: ScenarioResult, results: ScenarioResult[]): string {
+  if (r.status !== "ok") return "";
+  const floor = find(results, "latency-floor")?.publish_to_ack;
+  if (r.name === "latency" && floor && r.publish_to_ack) {
+    const times = (a: number, b: number) => (b > 0 ? `${Math.round((a / b) * 10) / 10}x` : "-");
+    return (
+      `pub>ack vs floor: p50 ${times(r.publish_to_ack.p50_ms, floor.p50_ms)}, ` +
+      `p99 ${times(r.publish_to_ack.p99_ms, floor.p99_ms)}`
+    );
+  }
   const x = r.extra;
-  if (r.status !== "ok" || !x) return "";
+  if (!x) return "";
   if (r.name === "memory") return `idle ${x.idle_rss_mb} MB, delta ${x.rss_delta_mb} MB`;
   if (r.name === "pipeline")
     return (
@@ -88,7 +97,7 @@ export function formatReport(results: ScenarioResult[], targets: TargetCheck[]):
       ? `${fmt(r.cpu_us_per_msg.bridge)}/${fmt(r.cpu_us_per_msg.nats)}/${fmt(r.cpu_us_per_msg.function)}`
       : "-",
     fmt(r.bridge_peak_rss_mb),
-    r.note ?? noteFor(r),
+    r.note ?? noteFor(r, results),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
   const line = (cells: string[]) =>

@@ -42,6 +42,7 @@ const SCENARIOS: Record<string, (ctx: RunContext) => Promise<ScenarioResult>> = 
   "ceiling-http": ceilingHttp,
   bridge: (ctx) => backlogScenario(ctx, "bridge"),
   "bridge-batch": (ctx) => backlogScenario(ctx, "bridge-batch"),
+  "latency-floor": (ctx) => latencyScenario(ctx, quick ? 3 : 10, int(values.rate, 1_000), "floor"),
   latency: (ctx) => latencyScenario(ctx, quick ? 3 : 10, int(values.rate, 1_000)),
   pipeline: pipelineScenario,
   memory: memoryScenario,

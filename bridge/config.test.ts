@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseConfig } from "./config.ts";
+import { ConfigError, loadConfig, maxAckPending, parseConfig } from "./config.ts";
 
 const minimal = {
   streams: [{ name: "ORDERS", subjects: ["orders.>"] }],
@@ -32,6 +32,19 @@ describe("config", () => {
     expect(route?.ack_wait).toBe(30_000);
     expect(config.streams[0]?.duplicate_window).toBe(120_000);
     expect(config.dead_letter).toMatchObject({ stream: "DLQ", subject_prefix: "dlq" });
+  });
+
+  it("sizes max_ack_pending to what a route can have out, batches capped at 16", () => {
+    const route = (extra: Record<string, unknown>) => {
+      const r = parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], ...extra }] }, "t", {}).routes[0];
+      if (!r) throw new Error("no route");
+      return maxAckPending(r);
+    };
+    expect(route({ concurrency: 8 })).toBe(16);
+    expect(route({ concurrency: 1, batch: { size: 50 } })).toBe(200);
+    expect(route({ concurrency: 4, batch: { size: 50 } })).toBe(500);
+    expect(route({ concurrency: 64, batch: { size: 100 } })).toBe(1_600);
+    expect(route({ concurrency: 64, batch: { size: 100 }, max_ack_pending: 300 })).toBe(300);
   });
 
   it("names the field and the reason for each invalid value", () => {

@@ -20,24 +20,33 @@ export const LATENCY_RATE = 1_000;
 export const LATENCY_WARMUP = 10_000;
 
 /**
- * A warmed-up, idle bridge gets a paced `rate` msgs/s for `seconds`. Publish→function is the function's
+ * What consumes the paced messages: the bridge (delivering to the null function), or the floor — the
+ * ceiling-js child, which acks each message as it arrives: the same driver, nats-server and pacing with no
+ * bridge, HTTP or function, so its tail is what this machine adds to any JetStream consumer.
+ */
+export type LatencyConsumer = "bridge" | "floor";
+
+/**
+ * A warmed-up, idle consumer gets a paced `rate` msgs/s for `seconds`. Publish→function is the function's
  * receive time minus the publish stamp in the body; publish→ack joins the driver's publish times with the
- * bridge's ack times by stream sequence. All clocks are CLOCK_MONOTONIC, shared by the processes.
+ * consumer's ack times by stream sequence. All clocks are CLOCK_MONOTONIC, shared by the processes.
  */
 export async function latencyScenario(
   ctx: RunContext,
   seconds: number,
   rate = LATENCY_RATE,
+  consumer: LatencyConsumer = "bridge",
 ): Promise<ScenarioResult> {
+  const floor = consumer === "floor";
   return withNats(async (env) => {
-    const { file } = await prepareRoute(ctx, env, { stream: streamName("latency") });
+    const { file } = await prepareRoute(ctx, env, { stream: streamName(floor ? "floor" : "latency") });
     const measured = rate * seconds;
     const child = Child.start(
-      "bridge",
-      "bridge-entry.ts",
+      floor ? "consumer" : "bridge",
+      floor ? "ceiling-js.ts" : "bridge-entry.ts",
       [file],
       { BENCH_WARMUP: String(LATENCY_WARMUP), BENCH_EXPECT: String(measured) },
-      [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
+      floor ? ctx.execArgv : [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
     );
     try {
       await child.waitFor("ready");
@@ -56,13 +65,26 @@ export async function latencyScenario(
       const samples = await functionSamples(ctx);
       const perMsg = (k: keyof typeof pids) =>
         round((((after[k] ?? 0) - (before[k] ?? 0)) * 1e6) / done.count, 1);
+      const toAck = latency(joinBySeq(published, acks.seqs, acks.ns));
+      if (floor) {
+        return {
+          name: "latency-floor",
+          status: "ok",
+          messages: done.count,
+          msgs_per_s: Math.round(done.count / seconds),
+          publish_to_ack: toAck,
+          // The consumer child sits in the bridge's column: it is what the bridge is compared with.
+          cpu_us_per_msg: { bridge: perMsg("bridge"), nats: perMsg("nats") },
+          extra: { rate, seconds, warmup_burst: LATENCY_WARMUP },
+        };
+      }
       return {
         name: "latency",
         status: "ok",
         messages: done.count,
         msgs_per_s: Math.round(done.count / seconds),
         publish_to_function: latency(samples.latencies_ns),
-        publish_to_ack: latency(joinBySeq(published, acks.seqs, acks.ns)),
+        publish_to_ack: toAck,
         cpu_us_per_msg: { bridge: perMsg("bridge"), nats: perMsg("nats"), function: perMsg("function") },
         extra: { rate, seconds, warmup_burst: LATENCY_WARMUP },
       };
