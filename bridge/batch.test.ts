@@ -1,5 +1,8 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
-import { decideBatch, readBatchAnswer } from "./batch.ts";
+import { decideBatch, encodeBatch, readBatchAnswer } from "./batch.ts";
+import { deliveryOf } from "./settle.ts";
 import type { OutcomeClock, OutcomePolicy } from "./outcome.ts";
 
 const NOW = Date.parse("2026-01-01T00:00:00Z");
@@ -17,6 +20,67 @@ const batch = [
   { id: "c", delivery: 3 },
 ];
 const event = (n: number) => ({ subject: "out.x", data: n });
+
+describe("encodeBatch", () => {
+  const route = { name: "pay\"ment", stream: "ORDERS", max_deliver: 5 };
+  const stamp = Date.parse("2026-01-02T03:04:05.678Z");
+  const message = (seq: number, data: string, h?: Record<string, string>): JsMsg => {
+    const hdrs = h ? natsHeaders() : undefined;
+    for (const [k, v] of Object.entries(h ?? {})) hdrs?.set(k, v);
+    return {
+      subject: "orders.created.v1",
+      data: new TextEncoder().encode(data),
+      headers: hdrs,
+      info: { stream: "ORDERS", streamSequence: seq, deliveryCount: 2, timestampNanos: stamp * 1e6 },
+    } as unknown as JsMsg;
+  };
+
+  it("writes structured CloudEvents that parse back to every attribute, escapes included", () => {
+    const json = message(7, '{"n":12345678901234567890,"s":"é"}', {
+      "Nats-Msg-Id": 'order "1" ✓',
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      tracestate: "k=v",
+    });
+    const notJson = message(8, "{oops");
+    const body = encodeBatch(
+      [json, notJson].map((msg) => ({ msg, d: deliveryOf(msg, route.name, 0) })),
+      route,
+    );
+    expect(body).toContain('"n":12345678901234567890');
+    expect(JSON.parse(body)).toEqual([
+      {
+        specversion: "1.0",
+        id: 'order "1" ✓',
+        source: "jetway://ORDERS",
+        type: "orders.created.v1",
+        time: "2026-01-02T03:04:05.678Z",
+        datacontenttype: "application/json",
+        jetwayroute: 'pay"ment',
+        jetwaystream: "ORDERS",
+        jetwayseq: 7,
+        jetwaydelivery: 2,
+        jetwaymaxdeliver: 5,
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate: "k=v",
+        data: { n: 12345678901234567890, s: "é" },
+      },
+      {
+        specversion: "1.0",
+        id: "ORDERS:8",
+        source: "jetway://ORDERS",
+        type: "orders.created.v1",
+        time: "2026-01-02T03:04:05.678Z",
+        datacontenttype: "application/json",
+        jetwayroute: 'pay"ment',
+        jetwaystream: "ORDERS",
+        jetwayseq: 8,
+        jetwaydelivery: 2,
+        jetwaymaxdeliver: 5,
+        data_base64: Buffer.from("{oops").toString("base64"),
+      },
+    ]);
+  });
+});
 
 describe("readBatchAnswer", () => {
   it.each([
