@@ -146,7 +146,7 @@ export class BatchDispatcher {
     let inv: Invocation | undefined;
     const sentAt = performance.now();
     if (send.length > 0) {
-      inv = await this.o.invoker.invokeBatch(Buffer.from(encodeBatch(send, this.o.route)));
+      inv = await this.o.invoker.invokeBatch(encodeBatch(send, this.o.route));
       this.o.events.emit("batch:delivered", {
         route: this.o.route.name,
         size: send.length,

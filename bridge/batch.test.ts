@@ -45,7 +45,7 @@ describe("encodeBatch", () => {
     const body = encodeBatch(
       [json, notJson].map((msg) => ({ msg, d: deliveryOf(msg, route.name, 0) })),
       route,
-    );
+    ).toString();
     // Spliced as published: a number beyond 2^53 keeps every digit.
     expect(body).toContain('"data":{"n":12345678901234567890,"s":"é"}}');
     const common = {
@@ -74,6 +74,27 @@ describe("encodeBatch", () => {
       jetwayseq: 8,
       data_base64: Buffer.from("{oops").toString("base64"),
     });
+  });
+});
+
+describe("encodeBatch sizes", () => {
+  it("fills its buffer exactly, from no message to many with multi-byte text", () => {
+    const route = { name: "r", stream: "S", max_deliver: 1 };
+    const msg = (i: number) =>
+      ({
+        subject: `s.${i}`,
+        data: new TextEncoder().encode(i % 2 ? `{"v":"ü${i}"}` : "\u00ff binary"),
+        headers: undefined,
+        info: { stream: "S", streamSequence: i, deliveryCount: 1, timestampNanos: 0 },
+      }) as unknown as JsMsg;
+    for (const n of [0, 1, 2, 7]) {
+      const messages = Array.from({ length: n }, (_, i) => msg(i + 1)).map((m) => ({
+        msg: m,
+        d: { ...deliveryOf(m, "r", 0), id: `ünï-${m.info.streamSequence}` },
+      }));
+      const parsed = JSON.parse(encodeBatch(messages, route).toString());
+      expect(parsed.map((e: { id: string }) => e.id)).toEqual(messages.map((m) => m.d.id));
+    }
   });
 });
 

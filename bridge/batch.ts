@@ -57,12 +57,13 @@ function membersOf(route: RouteAttrs): string {
 }
 
 /**
- * The structured-mode CloudEvent of one message, as JSON text: JSON payloads as `data` (spliced in as they
- * are once they parse: stringifying the parsed value again would only copy them), anything else as
- * `data_base64`. Written member by member rather than through an object and JSON.stringify: this runs
- * for every message of every batch.
+ * One message's structured-mode CloudEvent in up to two pieces: the JSON text up to `data`, and the payload
+ * bytes to follow it as they are. JSON payloads become `data` (spliced in unchanged once they parse:
+ * stringifying the parsed value again would only copy them, and would round numbers beyond 2^53), anything
+ * else `data_base64` inside the text. Written member by member rather than through an object and
+ * JSON.stringify: this runs for every message of every batch.
  */
-export function cloudEventJson(m: BatchMessage, route: RouteAttrs): string {
+function cloudEventParts(m: BatchMessage, route: RouteAttrs): [text: string, payload?: Uint8Array] {
   const { msg, d } = m;
   const contentType = msg.headers?.get("Content-Type") || "application/json";
   let head =
@@ -73,21 +74,40 @@ export function cloudEventJson(m: BatchMessage, route: RouteAttrs): string {
   const tracestate = msg.headers?.get("tracestate");
   if (tracestate) head += `,"tracestate":${quote(tracestate)}`;
   if (contentType.includes("json") && msg.data.length > 0) {
-    const text = decoder.decode(msg.data);
     try {
-      JSON.parse(text);
-      return `${head},"data":${text}}`;
+      JSON.parse(decoder.decode(msg.data));
+      return [`${head},"data":`, msg.data];
     } catch {
       // Declared JSON but is not: deliver the bytes as they are and let the function refuse them.
     }
   }
   const base64 = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.length).toString("base64");
-  return `${head},"data_base64":"${base64}"}`;
+  return [`${head},"data_base64":"${base64}"`];
 }
 
-/** The whole request body: a JSON array of the messages' CloudEvents. */
-export function encodeBatch(messages: readonly BatchMessage[], route: RouteAttrs): string {
-  return `[${messages.map((m) => cloudEventJson(m, route)).join(",")}]`;
+/**
+ * The whole request body: a JSON array of the messages' CloudEvents, written into one buffer (payloads
+ * copied byte for byte, never decoded into the body's text and encoded again).
+ */
+export function encodeBatch(messages: readonly BatchMessage[], route: RouteAttrs): Buffer {
+  const parts = messages.map((m) => cloudEventParts(m, route));
+  // "[" and "]", the commas between events, each event's closing "}".
+  let size = 2 + Math.max(0, parts.length - 1) + parts.length;
+  for (const [text, payload] of parts) size += Buffer.byteLength(text) + (payload?.length ?? 0);
+  const body = Buffer.allocUnsafe(size);
+  let at = body.write("[");
+  for (let i = 0; i < parts.length; i++) {
+    const [text, payload] = parts[i] as [string, Uint8Array?];
+    if (i > 0) at += body.write(",", at);
+    at += body.write(text, at);
+    if (payload) {
+      body.set(payload, at);
+      at += payload.length;
+    }
+    at += body.write("}", at);
+  }
+  body.write("]", at);
+  return body;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
