@@ -29,7 +29,10 @@ export const InventoryRejected = defineEvent(
   }),
 );
 
-/** A reservation was given back (payment failed or the order was cancelled). */
+/**
+ * The order's stock ends released (payment failed or the order was cancelled): the reservation's items
+ * were given back, or — when the release overtook the reservation — the order's items were never held.
+ */
 export const InventoryReleased = defineEvent(
   "inventory.released.v1",
   z.object({

@@ -8,9 +8,9 @@ import {
 } from "../../schemas/index.ts";
 import type { DbProvider } from "../db/client.ts";
 import { uuidFrom } from "../db/ids.ts";
-import { stock } from "../db/schema.ts";
+import { type ReservedItem, stock } from "../db/schema.ts";
 import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
-import { type Reservation, release, reserveMany } from "./stock.ts";
+import { isTombstone, mergeItems, type Reservation, release, reserveMany } from "./stock.ts";
 
 export interface InventoryDeps {
   db: DbProvider;
@@ -18,7 +18,9 @@ export interface InventoryDeps {
 
 /**
  * inventory: orders.created.v1 → reserve all items or none → inventory.reserved.v1 / inventory.rejected.v1;
- * payments.failed.v1 → give the stock back → inventory.released.v1. GET /stock/:sku reads a level.
+ * payments.failed.v1 → give the stock back → inventory.released.v1. A release that arrives before its
+ * reservation holds nothing back; the late reservation then announces inventory.released.v1 instead, so
+ * the order's inventory status always ends final. GET /stock/:sku reads a level.
  * A redelivery re-emits the identical event (same Nats-Msg-Id and message_id), so nothing downstream
  * sees it twice.
  */
@@ -35,7 +37,7 @@ export function createInventory(deps: InventoryDeps): JetwayFunction {
         const r = reservations[i] as Reservation;
         if (r.status === "rejected") rejected++;
         ctx.log.debug({ order_id: r.order_id, reservation_id: r.id, status: r.status }, "reservation");
-        await emitReservation(r, ctx.emitterFor(event.id));
+        await emitReservation(r, event.data.items, ctx.emitterFor(event.id));
       }
       ctx.log.info({ orders: events.length, rejected }, "reservations");
     })
@@ -58,7 +60,11 @@ export function createInventory(deps: InventoryDeps): JetwayFunction {
   return fn;
 }
 
-async function emitReservation(r: Reservation, emit: Emit): Promise<void> {
+async function emitReservation(
+  r: Reservation,
+  requested: readonly ReservedItem[],
+  emit: Emit,
+): Promise<void> {
   const base = { order_id: r.order_id, occurred_at: r.updated_at.toISOString() };
   // reserved and rejected are the two outcomes of one decision: they share a Nats-Msg-Id.
   const id = `inventory:${r.order_id}`;
@@ -69,11 +75,16 @@ async function emitReservation(r: Reservation, emit: Emit): Promise<void> {
     const message_id = await uuidFrom(`inventory.rejected:${r.order_id}`);
     const skus = r.rejected_skus?.length ? r.rejected_skus : r.items.map((i) => i.sku);
     emit(InventoryRejected, { ...base, message_id, reason: r.reason ?? "out_of_stock", skus }, { id });
+  } else if (isTombstone(r)) {
+    // The release came first and found nothing to give back, so only this reservation knows the items.
+    // They were never held: "released" is their true end state, and it is the same fact (same ids) a
+    // release of held stock announces.
+    await emitReleased(r, emit, mergeItems(requested));
   }
-  // released: the order was already given up (payment failed first); there is nothing to announce.
+  // released with items: the release itself announced it.
 }
 
-async function emitReleased(r: Reservation, emit: Emit): Promise<void> {
+async function emitReleased(r: Reservation, emit: Emit, items = r.items): Promise<void> {
   const message_id = await uuidFrom(`inventory.released:${r.order_id}`);
   emit(
     InventoryReleased,
@@ -82,7 +93,7 @@ async function emitReleased(r: Reservation, emit: Emit): Promise<void> {
       occurred_at: r.updated_at.toISOString(),
       order_id: r.order_id,
       reservation_id: r.id,
-      items: r.items,
+      items,
       reason: r.reason ?? "payment_failed",
     },
     { id: `inventory-released:${r.order_id}` },

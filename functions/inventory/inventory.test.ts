@@ -134,12 +134,47 @@ describe("inventory", () => {
     expect(new Set(releases.map((r) => JSON.stringify(r))).size).toBe(1);
   });
 
-  it("a release that overtakes its reservation leaves a tombstone, so nothing is held later", async () => {
+  it("a release that overtakes its reservation leaves a tombstone; the late reservation announces the release", async () => {
     await seedStock(handle.db, { "e-1": 4 });
-    const data = order([{ sku: "e-1", quantity: 2 }]);
+    const data = order([
+      { sku: "e-1", quantity: 1 },
+      { sku: "e-1", quantity: 1 },
+    ]);
     expect((await paymentFailed(data.order_id)).events).toEqual([]);
-    expect((await created(data)).events).toEqual([]);
+    const late = await created(data);
+    expect(late.events).toEqual([
+      {
+        subject: "inventory.released.v1",
+        id: `inventory-released:${data.order_id}`,
+        data: expect.objectContaining({
+          order_id: data.order_id,
+          items: [{ sku: "e-1", quantity: 2 }],
+          reason: "payment_failed",
+        }),
+      },
+    ]);
     expect(await available("e-1")).toBe(4);
+    // Redelivered, either message changes nothing: the same announcement, nothing held or given back.
+    expect(await created(data)).toEqual(late);
+    expect((await paymentFailed(data.order_id)).events).toEqual([]);
+    expect(await available("e-1")).toBe(4);
+  });
+
+  it("a release racing its reservation announces one release per order, and the stock ends whole", async () => {
+    const sku = `r-${ulid()}`;
+    await seedStock(handle.db, { [sku]: 20 });
+    const orders = Array.from({ length: 10 }, () => order([{ sku, quantity: 2 }]));
+    // Two replicas deliver each message: both sides of every order race, twice over.
+    const bodies = await Promise.all(
+      orders.flatMap((o) => [created(o), paymentFailed(o.order_id), created(o), paymentFailed(o.order_id)]),
+    );
+    const released = bodies.flatMap((b) => b.events).filter((e) => e.subject === "inventory.released.v1");
+    for (const o of orders) {
+      const announced = released.filter((e) => e.data.order_id === o.order_id).map((e) => JSON.stringify(e));
+      expect(announced.length).toBeGreaterThan(0);
+      expect(new Set(announced).size).toBe(1);
+    }
+    expect(await available(sku)).toBe(20);
   });
 
   it("orders locking SKUs in opposite orders do not deadlock", async () => {

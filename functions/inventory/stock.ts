@@ -131,10 +131,13 @@ export type ReleaseResult =
   /** Nothing was held: rejected, or the order's reservation never happened. */
   | { kind: "nothing_held"; reservation: Reservation };
 
+/** The row a release leaves when it overtakes the reservation: released, never having held anything. */
+export const isTombstone = (r: Reservation): boolean => r.status === "released" && r.items.length === 0;
+
 /**
  * Gives a reservation's stock back, once. If the release arrives before the reservation (events of two
  * streams race), a `released` tombstone with no items takes the order's row, so the late reservation
- * finds it and holds nothing.
+ * finds it, holds nothing, and announces the release (only it knows the order's items).
  */
 export async function release(db: Db, orderId: string, reason: string): Promise<ReleaseResult> {
   return db.transaction(async (tx) => {

@@ -91,10 +91,12 @@ describe("end to end through the bridge", () => {
       inventory_status: "reserved",
     });
     const cancelled = await getOrder(declined.order_id);
-    expect(cancelled).toMatchObject({ status: "cancelled", payment_status: "failed" });
-    // The reservation made for it was given back after the payment failed — or the release came first,
-    // left a tombstone, and the reservation then held nothing (and announced nothing).
-    expect(["released", "pending"]).toContain(cancelled.inventory_status);
+    // Whichever reached inventory first, the reservation or the release, its stock ends released.
+    expect(cancelled).toMatchObject({
+      status: "cancelled",
+      payment_status: "failed",
+      inventory_status: "released",
+    });
     expect(await getOrder(noStock.order_id)).toMatchObject({
       status: "cancelled",
       inventory_status: "rejected",
@@ -147,7 +149,45 @@ describe("end to end through the bridge", () => {
     expect(stats.by_key_count[placed.order_id]).toBe(1);
     expect(stats.refunds_by_charge[payment?.gateway_charge_id ?? "none"]).toBe(1);
   });
+
+  it("ends a declined order's stock released when the release overtakes the reservation", async () => {
+    // Inventory's delivery of the order is held until the release has left its tombstone, so the late
+    // reservation holds nothing and has to announce the release itself.
+    const levels = async () =>
+      Object.fromEntries((await system.db.db.select().from(stock)).map((l) => [l.sku, l.available]));
+    const before = await levels();
+    inventoryGate.hold();
+    let placed: PlacedOrder;
+    try {
+      placed = await placeOrder(system, "e2e-release-first", {
+        ...EXAMPLE_ORDER,
+        payment_token: "tok_decline",
+      });
+      await waitFinal(system, [placed.order_id]);
+      await waitReservation(placed.order_id, "released");
+      expect(await getOrder(placed.order_id)).toMatchObject({ inventory_status: "pending" });
+    } finally {
+      inventoryGate.release();
+    }
+    await waitQuiet(system);
+
+    expect(await getOrder(placed.order_id)).toMatchObject({
+      status: "cancelled",
+      payment_status: "failed",
+      inventory_status: "released",
+    });
+    expect(await levels()).toEqual(before);
+  });
 });
+
+/** Polls until the order's reservation row has the given status (the test's own timeout bounds the wait). */
+async function waitReservation(orderId: string, status: string): Promise<void> {
+  for (;;) {
+    const [row] = await system.db.db.select().from(reservations).where(eq(reservations.order_id, orderId));
+    if (row?.status === status) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** Polls until the order's payment row has the given status (the test's own timeout bounds the wait). */
 async function waitPayment(orderId: string, status: string): Promise<void> {
