@@ -22,6 +22,10 @@ export interface BatchDispatcherOptions {
   shutdownNakMs: number;
 }
 
+type SettledKind = OutcomeKind | undefined;
+type Settling = SettledKind | Promise<SettledKind>;
+const isPromise = (s: Settling): s is Promise<SettledKind> => s instanceof Promise;
+
 /** One message of a batch route, from arrival to settlement; ticked (working()) the whole time. */
 class Entry implements Tickable {
   msg: JsMsg;
@@ -135,7 +139,7 @@ export class BatchDispatcher {
   }
 
   private async deliver(batch: Entry[]): Promise<void> {
-    const settling: Promise<OutcomeKind | undefined>[] = [];
+    const settling: Settling[] = [];
     const send: Entry[] = [];
     for (const e of batch) {
       this.o.events.emit("invoke:start", e.d);
@@ -166,7 +170,8 @@ export class BatchDispatcher {
         if (!e.abandoned) settling.push(this.settle(e, outcomes[i] as Outcome, context));
       }
     }
-    const kinds = await Promise.all(settling);
+    // Most messages settle synchronously; wait only when some had events or a dead letter to store first.
+    const kinds = settling.some(isPromise) ? await Promise.all(settling) : (settling as SettledKind[]);
     if (!this.o.log.isLevelEnabled("info")) return;
     const count = (kind: OutcomeKind) => kinds.reduce((n, k) => (k === kind ? n + 1 : n), 0);
     this.o.log.info(
@@ -182,8 +187,14 @@ export class BatchDispatcher {
     );
   }
 
-  private async settle(e: Entry, outcome: Outcome, inv?: Invocation): Promise<OutcomeKind | undefined> {
-    const kind = await this.o.settler.settle(e, e.d, outcome, inv);
+  private settle(e: Entry, outcome: Outcome, inv?: Invocation): Settling {
+    const kind = this.o.settler.settle(e, e.d, outcome, inv);
+    if (isPromise(kind)) {
+      return kind.then((settled) => {
+        e.settled = true;
+        return settled;
+      });
+    }
     e.settled = true;
     return kind;
   }

@@ -60,68 +60,99 @@ export class Settler {
     this.o = options;
   }
 
-  /** Resolves to what was done, or undefined when a shutdown abandoned the message meanwhile. */
-  async settle(
+  /**
+   * Returns what was done, or undefined when a shutdown abandoned the message meanwhile. Synchronous when
+   * nothing has to be stored first (an ack without events, a retry): at batch rates a promise per message
+   * is measurable; a promise only when events or a dead letter are published first.
+   */
+  settle(
     entry: Settleable,
     d: Delivery,
     outcome: Outcome,
     inv?: SettleContext,
+  ): OutcomeKind | undefined | Promise<OutcomeKind | undefined> {
+    if (outcome.kind === "ack" && outcome.events.length > 0)
+      return this.publishThenAck(entry, d, outcome, inv);
+    if (entry.abandoned) return undefined;
+    if (outcome.kind === "dead_letter") return this.deadLetter(entry, d, outcome.reason, inv);
+    if (outcome.kind === "ack") {
+      this.o.acks.ack(entry.msg);
+      return this.settled(d, "ack", inv);
+    }
+    this.o.acks.nak(entry.msg, outcome.delayMs);
+    return this.settled(d, "retry", inv, outcome.delayMs, outcome.reason);
+  }
+
+  private async publishThenAck(
+    entry: Settleable,
+    d: Delivery,
+    outcome: Extract<Outcome, { kind: "ack" }>,
+    inv?: SettleContext,
   ): Promise<OutcomeKind | undefined> {
     const { msg } = entry;
     const { route } = this.o;
-    if (outcome.kind === "ack" && outcome.events.length > 0) {
-      try {
-        const source = { id: d.id, traceparent: d.traceparent, tracestate: msg.headers?.get("tracestate") };
-        await publishEvents(this.o.js, source, outcome.events);
-      } catch (error) {
-        if (entry.abandoned) return undefined;
-        const reason = (error as Error).message;
-        if (error instanceof EventPublishError && error.unroutable) {
-          outcome = { kind: "dead_letter", reason };
-        } else if (d.delivery >= route.max_deliver) {
-          outcome = {
-            kind: "dead_letter",
-            reason: `attempt ${d.delivery} of ${route.max_deliver} failed: ${reason}`,
-          };
-        } else {
-          outcome = { kind: "retry", delayMs: backoffDelay(d.delivery, route), reason };
-        }
+    try {
+      const source = { id: d.id, traceparent: d.traceparent, tracestate: msg.headers?.get("tracestate") };
+      await publishEvents(this.o.js, source, outcome.events);
+    } catch (error) {
+      if (entry.abandoned) return undefined;
+      const reason = (error as Error).message;
+      if (error instanceof EventPublishError && error.unroutable) {
+        return this.settle(entry, d, { kind: "dead_letter", reason }, inv);
       }
+      if (d.delivery >= route.max_deliver) {
+        const last = `attempt ${d.delivery} of ${route.max_deliver} failed: ${reason}`;
+        return this.settle(entry, d, { kind: "dead_letter", reason: last }, inv);
+      }
+      return this.settle(entry, d, { kind: "retry", delayMs: backoffDelay(d.delivery, route), reason }, inv);
     }
     if (entry.abandoned) return undefined;
-    let kind: OutcomeKind = outcome.kind;
-    let delayMs: number | undefined;
-    let reason: string | undefined;
-    if (outcome.kind === "ack") {
-      this.o.acks.ack(msg);
-    } else if (outcome.kind === "retry") {
-      delayMs = outcome.delayMs;
-      reason = outcome.reason;
+    this.o.acks.ack(msg);
+    return this.settled(d, "ack", inv, undefined, undefined, outcome.events.length);
+  }
+
+  /** Terms only once the dead-letter copy is stored; if storing fails, the message is retried instead. */
+  private async deadLetter(
+    entry: Settleable,
+    d: Delivery,
+    reason: string,
+    inv?: SettleContext,
+  ): Promise<OutcomeKind> {
+    const { msg } = entry;
+    const { route } = this.o;
+    try {
+      await publishDeadLetter(this.o.js, {
+        msg,
+        route: route.name,
+        url: route.url,
+        prefix: this.o.deadLetter.subject_prefix,
+        delivery: d.delivery,
+        reason,
+        status: inv?.status,
+        response: inv?.text,
+      });
+    } catch (error) {
+      this.o.events.emit("dead_letter:failed", d, error as Error);
+      messageLogger(this.o.log, d).error({ err: error }, "dead-lettering failed, message will be retried");
+      const delayMs = backoffDelay(d.delivery, route);
       this.o.acks.nak(msg, delayMs);
-    } else {
-      reason = outcome.reason;
-      try {
-        await publishDeadLetter(this.o.js, {
-          msg,
-          route: route.name,
-          url: route.url,
-          prefix: this.o.deadLetter.subject_prefix,
-          delivery: d.delivery,
-          reason,
-          status: inv?.status,
-          response: inv?.text,
-        });
-        this.o.acks.term(msg, this.o.features.termWithReason ? reason.slice(0, 256) : undefined);
-        this.o.events.emit("dead_letter:published", d, reason);
-      } catch (error) {
-        this.o.events.emit("dead_letter:failed", d, error as Error);
-        messageLogger(this.o.log, d).error({ err: error }, "dead-lettering failed, message will be retried");
-        kind = "retry";
-        delayMs = backoffDelay(d.delivery, route);
-        reason = `dead-lettering failed (${reason}): ${(error as Error).message}`;
-        this.o.acks.nak(msg, delayMs);
-      }
+      const why = `dead-lettering failed (${reason}): ${(error as Error).message}`;
+      return this.settled(d, "retry", inv, delayMs, why);
     }
+    this.o.acks.term(msg, this.o.features.termWithReason ? reason.slice(0, 256) : undefined);
+    this.o.events.emit("dead_letter:published", d, reason);
+    return this.settled(d, "dead_letter", inv, undefined, reason);
+  }
+
+  /** Announces and logs what was done. */
+  private settled(
+    d: Delivery,
+    kind: OutcomeKind,
+    inv: SettleContext | undefined,
+    delayMs?: number,
+    reason?: string,
+    emitted = 0,
+  ): OutcomeKind {
     const event = {
       delivery: d,
       outcome: kind,
@@ -129,7 +160,7 @@ export class Settler {
       durationMs: performance.now() - d.startedAt,
       delayMs,
       reason,
-      emitted: kind === "ack" && outcome.kind === "ack" ? outcome.events.length : 0,
+      emitted,
     };
     this.o.events.emit("invoke:outcome", event);
     if (kind === "ack" && this.o.quietAcks) logOutcome(this.o.log, event, "debug");
