@@ -5,16 +5,26 @@ const NAK = 1;
 const TERM = 2;
 
 /**
- * Collects ack / nak / term calls and sends them together once per event-loop turn.
- * nats.js flushes its outbound buffer in a microtask, so acks issued from separate HTTP responses each
- * cost a socket write; grouping them into one synchronous burst turns N writes into one.
+ * Collects ack / nak / term calls and sends them together. nats.js flushes its outbound buffer in a
+ * microtask, so acks issued from separate HTTP responses would each cost a socket write — and wake
+ * nats-server once each. A burst is sent at the end of the event-loop turn, but not sooner than about
+ * `minGapMs` after the previous one: at low rates every ack still leaves in the turn it was made, at high
+ * rates each write carries a millisecond's worth of acks instead of a turn's.
  */
 export class AckBatcher {
   private msgs: JsMsg[] = [];
   private kinds: number[] = [];
   private args: (number | string | undefined)[] = [];
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private lastFlush = Number.NEGATIVE_INFINITY;
+  private readonly minGapMs: number;
   private readonly run = () => this.flush();
+
+  /** minGapMs: the least time between two bursts; 0 sends every turn's acks at the end of the turn. */
+  constructor(minGapMs = 1) {
+    this.minGapMs = minGapMs;
+  }
 
   get pending(): number {
     return this.msgs.length;
@@ -37,17 +47,21 @@ export class AckBatcher {
     this.msgs.push(msg);
     this.kinds.push(kind);
     this.args.push(arg);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.run);
-    }
+    if (this.timer !== undefined || this.immediate !== undefined) return;
+    const wait = this.lastFlush + this.minGapMs - performance.now();
+    if (wait > 0) this.timer = setTimeout(this.run, wait);
+    else this.immediate = setImmediate(this.run);
   }
 
   /** Sends everything queued now (also called on stop, so nothing is left unsent). */
   flush(): void {
-    this.scheduled = false;
+    clearTimeout(this.timer);
+    clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
     const { msgs, kinds, args } = this;
     if (msgs.length === 0) return;
+    this.lastFlush = performance.now();
     this.msgs = [];
     this.kinds = [];
     this.args = [];

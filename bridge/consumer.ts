@@ -224,6 +224,8 @@ export class RouteConsumer {
     }
     if (this.running.size > 0)
       this.log.warn({ abandoned: this.running.size }, "grace period over, handed back");
+    // Settled messages' acks may wait up to a millisecond for company: send them before the connection goes.
+    this.acks.flush();
     this.ticker.stop();
     await this.invoker.destroy();
   }
