@@ -48,6 +48,8 @@ describe("formatReport", () => {
     expect(text).toMatch(/^bridge\s+9000/m);
     expect(text).toMatch(/^pipeline\s+pending/m);
     expect(text).toMatch(/FAIL\s+bridge >= 12,000 msgs\/s/);
+    const repeated = [ok("bridge", { msgs_per_s: 9_000, extra: { runs: "8000 / 9000 / 9500" } })];
+    expect(formatReport(repeated, checkTargets(repeated))).toMatch(/^bridge\s.*runs 8000 \/ 9000 \/ 9500$/m);
   });
 
   it("sets the latency beside the floor measured in the same run", () => {

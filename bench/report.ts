@@ -52,7 +52,15 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   ];
 }
 
+/** The note column: what the scenario has to say, then every run's figure when it was repeated. */
 function noteFor(r: ScenarioResult, results: ScenarioResult[]): string {
+  const runs = r.extra?.runs;
+  const note = scenarioNote(r, results);
+  if (runs === undefined) return note;
+  return note ? `${note}; runs ${runs}` : `runs ${runs}`;
+}
+
+function scenarioNote(r: ScenarioResult, results: ScenarioResult[]): string {
   if (r.status !== "ok") return "";
   const floor = find(results, "latency-floor")?.publish_to_ack;
   if (r.name === "latency" && floor && r.publish_to_ack) {

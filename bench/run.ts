@@ -4,7 +4,7 @@
  * bench/results/<timestamp>.json and bench/results/latest.json. See bench/README.md.
  *
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
- *                     [--concurrency 64] [--rate 1000] [--log-level info] [--cpu-prof]
+ *                     [--concurrency 64] [--rate 1000] [--log-level info] [--cpu-prof] [--repeat 3]
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Child } from "./children.ts";
+import { medianRun } from "./repeat.ts";
 import { checkTargets, formatReport } from "./report.ts";
 import type { RunContext, ScenarioResult } from "./scenarios/common.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     concurrency: { type: "string", default: "64" },
     rate: { type: "string", default: "1000" },
+    repeat: { type: "string", default: "1" },
     "log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "boolean", default: false },
   },
@@ -47,6 +49,17 @@ const SCENARIOS: Record<string, (ctx: RunContext) => Promise<ScenarioResult>> = 
   pipeline: pipelineScenario,
   memory: memoryScenario,
 };
+
+/** Short scenarios `--repeat` runs again (the median is kept): on a noisy box one run can be 0.6× another. */
+const REPEATED = new Set([
+  "ceiling-js",
+  "ceiling-http",
+  "bridge",
+  "bridge-batch",
+  "latency-floor",
+  "latency",
+]);
+const repeat = Math.max(1, int(values.repeat, 1));
 
 const only = values.only?.split(",").map((s) => s.trim());
 const unknown = only?.filter((name) => !(name in SCENARIOS)) ?? [];
@@ -79,14 +92,18 @@ const results: ScenarioResult[] = [];
 try {
   for (const [name, run] of Object.entries(SCENARIOS)) {
     if (only && !only.includes(name)) continue;
-    log(`- ${name} ...`);
-    const t0 = performance.now();
-    try {
-      results.push(await run(ctx));
-    } catch (error) {
-      results.push({ name, status: "failed", note: (error as Error).message.slice(0, 300) });
+    const runs: ScenarioResult[] = [];
+    for (let i = 0; i < (REPEATED.has(name) ? repeat : 1); i++) {
+      log(`- ${name}${runs.length > 0 ? ` (run ${i + 1} of ${repeat})` : ""} ...`);
+      const t0 = performance.now();
+      try {
+        runs.push(await run(ctx));
+      } catch (error) {
+        runs.push({ name, status: "failed", note: (error as Error).message.slice(0, 300) });
+      }
+      log(`  ${runs.at(-1)?.status} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
-    log(`  ${results.at(-1)?.status} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    results.push(medianRun(runs));
   }
 } finally {
   await fn.stop();
@@ -105,7 +122,14 @@ const report = {
     load_1m_before: Math.round(loadBefore * 100) / 100,
     load_1m_after: Math.round((loadavg()[0] ?? 0) * 100) / 100,
   },
-  settings: { n: ctx.n, backlog: ctx.backlog, concurrency: ctx.concurrency, log_level: ctx.logLevel, quick },
+  settings: {
+    n: ctx.n,
+    backlog: ctx.backlog,
+    concurrency: ctx.concurrency,
+    log_level: ctx.logLevel,
+    quick,
+    repeat,
+  },
   results,
   targets,
 };
