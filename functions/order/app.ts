@@ -25,6 +25,7 @@ import { insertOrder, loadOrder, markPublished, type Order, unpublished } from "
 
 export interface OrderDeps {
   db: DbProvider;
+  /** The publish ingress's transport: the platform's fetch by default; Node hosts pass createNodeFetch(). */
   fetch?: typeof fetch;
 }
 

@@ -8,7 +8,7 @@ import { charge, type GatewayOptions, refund } from "./gateway.ts";
 
 export interface PaymentDeps {
   db: DbProvider;
-  /** For tests and custom transports; default global fetch. */
+  /** The gateway's transport: the platform's fetch by default; Node hosts pass createNodeFetch() (sdk/node.ts). */
   fetch?: typeof fetch;
 }
 

@@ -1,8 +1,10 @@
 import { createDb, migrate } from "../db/index.ts";
-import { serveNode } from "../sdk/node.ts";
+import { createNodeFetch, serveNode } from "../sdk/node.ts";
 import { createPayment } from "./app.ts";
 
 // Node host: DATABASE_URL (else embedded PGlite), GATEWAY_URL, PORT (default 8792).
 const handle = await createDb(process.env, { name: "payment" });
 await migrate(handle);
-serveNode(createPayment({ db: () => handle.db }).app, { port: Number(process.env.PORT ?? 8792) });
+serveNode(createPayment({ db: () => handle.db, fetch: createNodeFetch() }).app, {
+  port: Number(process.env.PORT ?? 8792),
+});

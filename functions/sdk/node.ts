@@ -3,6 +3,8 @@ import type { Hono } from "hono";
 import type { Logger } from "pino";
 import { createFunctionLogger } from "./logger.ts";
 
+export { createNodeFetch, type NodeFetchOptions } from "./node-fetch.ts";
+
 export interface ServeNodeOptions {
   port: number;
   hostname?: string;

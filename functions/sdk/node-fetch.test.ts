@@ -1,0 +1,119 @@
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { createNodeFetch } from "./node-fetch.ts";
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage["headers"];
+  body: string;
+}
+
+let server: Server;
+let base: string;
+const seen: Seen[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      seen.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
+      if (req.url === "/json") {
+        res.writeHead(201, [
+          ["content-type", "application/json"],
+          ["set-cookie", "a=1"],
+          ["set-cookie", "b=2"],
+        ]);
+        res.end(JSON.stringify({ ok: true, echo: Buffer.concat(chunks).toString() }));
+      } else if (req.url === "/empty") {
+        res.writeHead(204).end();
+      } else if (req.url === "/moved") {
+        res.writeHead(307, { location: "/json" }).end();
+      } else if (req.url === "/slow") {
+        setTimeout(() => res.writeHead(200).end("late"), 500);
+      } else {
+        res.writeHead(404, { "retry-after": "3" }).end("nope");
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const nodeFetch = createNodeFetch();
+const globalFetch = vi.spyOn(globalThis, "fetch");
+afterEach(() => globalFetch.mockClear());
+
+describe("createNodeFetch", () => {
+  it("POSTs a string body with plain headers and answers like fetch: status, headers, body", async () => {
+    const res = await nodeFetch(new URL("/json", base), {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": "k-1" },
+      body: '{"n":1}',
+    });
+    expect(res.status).toBe(201);
+    expect(res.ok).toBe(true);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(res.headers.getSetCookie()).toEqual(["a=1", "b=2"]);
+    expect(await res.json()).toEqual({ ok: true, echo: '{"n":1}' });
+    expect(seen.at(-1)).toMatchObject({
+      method: "POST",
+      body: '{"n":1}',
+      headers: { "idempotency-key": "k-1" },
+    });
+  });
+
+  it("takes bytes, Headers and header pairs, and a bodyless status", async () => {
+    await nodeFetch(`${base}/json`, {
+      method: "put",
+      headers: new Headers({ "x-a": "1" }),
+      body: new TextEncoder().encode("bytes"),
+    });
+    expect(seen.at(-1)).toMatchObject({ method: "PUT", body: "bytes", headers: { "x-a": "1" } });
+    await nodeFetch(`${base}/json`, { method: "POST", headers: [["x-b", "2"]], body: "" });
+    expect(seen.at(-1)?.headers["x-b"]).toBe("2");
+    const empty = await nodeFetch(`${base}/empty`);
+    expect(empty.status).toBe(204);
+    expect(empty.body).toBeNull();
+  });
+
+  it("reads error statuses with their headers, and follows a redirect as fetch does", async () => {
+    const missing = await nodeFetch(`${base}/nowhere`);
+    expect([missing.status, missing.ok, missing.headers.get("retry-after"), await missing.text()]).toEqual([
+      404,
+      false,
+      "3",
+      "nope",
+    ]);
+    const moved = await nodeFetch(`${base}/moved`, { method: "POST", body: "again" });
+    expect(moved.status).toBe(201);
+    expect(((await moved.json()) as { echo: string }).echo).toBe("again");
+  });
+
+  it("rejects with the signal's reason on timeout, and with TypeError('fetch failed') when unreachable", async () => {
+    const timedOut = nodeFetch(`${base}/slow`, { signal: AbortSignal.timeout(50) });
+    await expect(timedOut).rejects.toMatchObject({ name: "TimeoutError" });
+    const refused = nodeFetch("http://127.0.0.1:1/", { method: "POST", body: "x" });
+    await expect(refused).rejects.toMatchObject({ name: "TypeError", message: "fetch failed" });
+    await expect(refused.catch((e: Error) => (e.cause as { code?: string }).code)).resolves.toBe(
+      "ECONNREFUSED",
+    );
+  });
+
+  it("hands a Request object or a stream body to the global fetch", async () => {
+    const viaRequest = await nodeFetch(new Request(`${base}/json`, { method: "POST", body: "req" }));
+    expect(((await viaRequest.json()) as { echo: string }).echo).toBe("req");
+    const stream = new Blob(["blob"]);
+    const viaBlob = await nodeFetch(`${base}/json`, { method: "POST", body: stream });
+    expect(((await viaBlob.json()) as { echo: string }).echo).toBe("blob");
+    expect(globalFetch).toHaveBeenCalledTimes(2);
+  });
+});
