@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { EventData, EventType } from "../../schemas/define.ts";
 import { HEADERS } from "./contract.ts";
+import type { HeaderReader } from "./request-headers.ts";
 import type { EventMeta } from "./types.ts";
 
 /** A delivery the function cannot even read (status 400/422); `code` goes into the error body. */
@@ -26,21 +27,21 @@ function int(value: unknown, fallback: number | undefined): number | undefined {
 const str = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
 
 /** Binary-mode CloudEvent: attributes in `ce-*` / `x-jetway-*` headers, data in the body. */
-export function metaFromHeaders(headers: Headers): EventMeta {
-  const id = headers.get(HEADERS.ceId);
-  const subject = headers.get(HEADERS.ceType);
+export function metaFromHeaders(header: HeaderReader): EventMeta {
+  const id = header(HEADERS.ceId);
+  const subject = header(HEADERS.ceType);
   if (!subject) throw new DeliveryError(400, "bad_request", `missing ${HEADERS.ceType} header`);
   if (!id) throw new DeliveryError(400, "bad_request", `missing ${HEADERS.ceId} header`);
   return {
     id,
     subject,
-    route: str(headers.get(HEADERS.route)),
-    stream: headers.get(HEADERS.stream) ?? "",
-    seq: int(headers.get(HEADERS.seq), 0),
-    delivery: int(headers.get(HEADERS.delivery), 1),
-    maxDeliver: int(headers.get(HEADERS.maxDeliver), undefined),
-    time: str(headers.get(HEADERS.ceTime)),
-    traceparent: str(headers.get(HEADERS.traceparent)),
+    route: str(header(HEADERS.route)),
+    stream: header(HEADERS.stream) ?? "",
+    seq: int(header(HEADERS.seq), 0),
+    delivery: int(header(HEADERS.delivery), 1),
+    maxDeliver: int(header(HEADERS.maxDeliver), undefined),
+    time: str(header(HEADERS.ceTime)),
+    traceparent: str(header(HEADERS.traceparent)),
   };
 }
 

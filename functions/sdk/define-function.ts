@@ -7,6 +7,7 @@ import { BATCH_CONTENT_TYPE, HEADERS, verifySignature } from "./contract.ts";
 import type { ErrorBody } from "./errors.ts";
 import { childAt, createFunctionLogger, levelFrom, messageLogger } from "./logger.ts";
 import { classifyError, retryAfterHeader } from "./outcome.ts";
+import { type HeaderReader, headerReader } from "./request-headers.ts";
 import { type BatchFailure, handlerContext, type Registration, type RunScope, runGroup } from "./run.ts";
 import type { BatchHandler, EmittedEvent, Handler, InvokedEvent, Vars } from "./types.ts";
 import { requestVars } from "./vars.ts";
@@ -62,7 +63,7 @@ export class JetwayFunction {
       const secret = options.secret ? options.secret(vars) : vars.JETWAY_SECRET;
       if (secret && c.req.method === "POST") {
         const body = new Uint8Array(await c.req.arrayBuffer());
-        await verifySignature(secret, body, c.req.header(HEADERS.signature));
+        await verifySignature(secret, body, headerReader(c)(HEADERS.signature) ?? undefined);
         signedBodies.set(c.req.raw, body);
       } else if (!secret && !this.#warnedUnsigned) {
         // Unsigned is fine for local dev, dangerous in production: say so once, loudly.
@@ -72,9 +73,12 @@ export class JetwayFunction {
       await next();
     });
     // 2. Then the delivery itself: one binary-mode CloudEvent, or a batch of structured ones.
-    this.app.post(path, (c) =>
-      c.req.header("content-type")?.startsWith(BATCH_CONTENT_TYPE) ? this.#batch(c) : this.#single(c),
-    );
+    this.app.post(path, (c) => {
+      const header = headerReader(c);
+      return header("content-type")?.startsWith(BATCH_CONTENT_TYPE)
+        ? this.#batch(c)
+        : this.#single(c, header);
+    });
     this.app.onError((err, c) => {
       if (err instanceof HTTPException) return err.getResponse();
       const outcome = classifyError(err);
@@ -118,8 +122,8 @@ export class JetwayFunction {
     return { log, level: levelFrom(vars.JETWAY_LOG_LEVEL), vars, c };
   }
 
-  async #single(c: Context<JetwayEnv>): Promise<Response> {
-    const meta = metaFromHeaders(c.req.raw.headers);
+  async #single(c: Context<JetwayEnv>, header: HeaderReader): Promise<Response> {
+    const meta = metaFromHeaders(header);
     const scope = this.#scope(c, this.log);
     const log = messageLogger(this.log, meta, scope.level);
     c.set("log", log);
