@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -51,5 +51,36 @@ describe("logger", () => {
       .map((l) => JSON.parse(l) as { i: number; msg: string });
     expect(lines.map((l) => l.i)).toEqual([0, 1, 2, 3, 4]);
     expect(lines.at(-1)?.msg).toBe("just before exit");
+  });
+
+  it("loses nothing when stdout is a full non-blocking pipe (partial writes, EAGAIN)", async () => {
+    const logger = fileURLToPath(new URL("./logger.ts", import.meta.url));
+    // Touching process.stdout makes Node put the pipe in non-blocking mode, as under a container runtime
+    // reading slowly: then writes come back short or with EAGAIN once the pipe's 64 KiB are full.
+    const script = `
+      process.stdout;
+      const { createLogger } = await import(${JSON.stringify(logger)});
+      const log = createLogger();
+      let i = 0;
+      const turn = () => {
+        for (let n = 0; n < 200; n++, i++) log.info({ i, pad: "é✓".repeat(20) }, "line");
+        if (i < 40000) setImmediate(turn);
+      };
+      turn();`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.pause();
+    // Let the child fill the pipe and run into it for a while before anything is read.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+    child.stdout.resume();
+    const code = await new Promise((resolve) => child.on("close", resolve));
+    expect(code).toBe(0);
+    const lines = Buffer.concat(chunks).toString("utf8").trim().split("\n");
+    expect(lines).toHaveLength(40000);
+    const seen = lines.map((l) => (JSON.parse(l) as { i: number }).i);
+    expect(seen.every((value, index) => value === index)).toBe(true);
   });
 });
