@@ -78,4 +78,23 @@ describe("AckBatcher", () => {
     acks.flush();
     expect(log).toHaveLength(2);
   });
+
+  it("keeps sending the rest when one throws, and reports how many did not go", async () => {
+    const log: Sent[] = [];
+    const reports: [unknown, number][] = [];
+    const acks = new AckBatcher(0, (error, unsent) => reports.push([error, unsent]));
+    const closed = new Error("refused");
+    const broken = {
+      ack: () => {
+        throw closed;
+      },
+    } as unknown as JsMsg;
+    acks.ack(recording(log, 1));
+    acks.ack(broken);
+    acks.ack(broken);
+    acks.ack(recording(log, 4));
+    await turn();
+    expect(log.map((e) => e.seq)).toEqual([1, 4]);
+    expect(reports).toEqual([[closed, 2]]);
+  });
 });

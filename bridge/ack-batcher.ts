@@ -19,11 +19,17 @@ export class AckBatcher {
   private immediate: NodeJS.Immediate | undefined;
   private lastFlush = Number.NEGATIVE_INFINITY;
   private readonly minGapMs: number;
+  private readonly onError: ((error: unknown, unsent: number) => void) | undefined;
   private readonly run = () => this.flush();
 
-  /** minGapMs: the least time between two bursts; 0 sends every turn's acks at the end of the turn. */
-  constructor(minGapMs = 1) {
+  /**
+   * minGapMs: the least time between two bursts; 0 sends every turn's acks at the end of the turn.
+   * onError: told when some could not be handed to the client (a throw from ack/nak/term); the server
+   * redelivers those messages after ack_wait, so nothing is lost, but it is worth a log line.
+   */
+  constructor(minGapMs = 1, onError?: (error: unknown, unsent: number) => void) {
     this.minGapMs = minGapMs;
+    this.onError = onError;
   }
 
   get pending(): number {
@@ -65,13 +71,22 @@ export class AckBatcher {
     this.msgs = [];
     this.kinds = [];
     this.args = [];
+    let unsent = 0;
+    let firstError: unknown;
     for (let i = 0; i < msgs.length; i++) {
       const msg = msgs[i] as JsMsg;
       const kind = kinds[i];
-      if (kind === ACK) msg.ack();
-      else if (kind === NAK) msg.nak(args[i] as number);
-      else if (args[i]) msg.term(args[i] as string);
-      else msg.term();
+      try {
+        if (kind === ACK) msg.ack();
+        else if (kind === NAK) msg.nak(args[i] as number);
+        else if (args[i]) msg.term(args[i] as string);
+        else msg.term();
+      } catch (error) {
+        // This runs from a timer, where a throw would end the process; one failure must not hold the rest.
+        unsent++;
+        firstError ??= error;
+      }
     }
+    if (unsent > 0) this.onError?.(firstError, unsent);
   }
 }

@@ -52,7 +52,7 @@ export class RouteConsumer {
   private readonly log: pino.Logger;
   private readonly invoker: Invoker;
   private readonly ticker: AckTicker;
-  private readonly acks = new AckBatcher();
+  private readonly acks: AckBatcher;
   private readonly queue = new Fifo<JsMsg>();
   private readonly running = new Set<InFlight>();
   private readonly settler: Settler;
@@ -69,6 +69,9 @@ export class RouteConsumer {
     this.log = options.logger.child({ route: options.route.name });
     this.invoker = new Invoker(options.route);
     this.ticker = new AckTicker(options.route.ack_wait);
+    this.acks = new AckBatcher(1, (err, unsent) =>
+      this.log.warn({ err, unsent }, "acks not sent: the server redelivers after ack_wait"),
+    );
     const { js, events, features, deadLetter } = options;
     this.settler = new Settler({
       js,
