@@ -62,7 +62,6 @@ export async function latencyScenario(
       const after = cpuOf(pids);
       child.send({ type: "acks" });
       const acks = await child.waitFor("acks");
-      const samples = await functionSamples(ctx);
       const perMsg = (k: keyof typeof pids) =>
         round((((after[k] ?? 0) - (before[k] ?? 0)) * 1e6) / done.count, 1);
       const toAck = latency(joinBySeq(published, acks.seqs, acks.ns));
@@ -78,6 +77,7 @@ export async function latencyScenario(
           extra: { rate, seconds, warmup_burst: LATENCY_WARMUP },
         };
       }
+      const samples = await functionSamples(ctx);
       return {
         name: "latency",
         status: "ok",

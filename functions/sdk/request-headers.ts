@@ -13,7 +13,7 @@ type NodeBindings = { incoming?: { headers?: Record<string, string | string[] | 
  */
 export function headerReader(c: Context): HeaderReader {
   const headers = (c.env as NodeBindings | undefined)?.incoming?.headers;
-  if (headers !== undefined && headers !== null && typeof headers === "object") {
+  if (headers && typeof headers === "object") {
     return (name) => {
       const value = headers[name];
       if (value === undefined) return null;
