@@ -12,6 +12,8 @@ export type ChildMessage =
       bridge?: { configFile: string; env: Record<string, string>; port: number };
       /** pipeline: the payment gateway simulator, whose /stats count the charges. */
       gatewayUrl?: string;
+      /** pipeline: the functions for the driver to start, each from its Node entry. */
+      functions?: FunctionProcess[];
     }
   /** The warm-up is settled and the measured window starts: the driver snapshots CPU counters now. */
   | { type: "first"; ns: number }
@@ -22,6 +24,14 @@ export type ChildMessage =
   /** process.memoryUsage() of a consumer child: tells heap growth from buffered message bytes. */
   | { type: "memory"; usage: NodeJS.MemoryUsage }
   | { type: "error"; message: string };
+
+/** A function's Node entry (relative to bench/), the port it serves and the env it needs. */
+export interface FunctionProcess {
+  name: string;
+  script: string;
+  port: number;
+  env: Record<string, string>;
+}
 
 export type DriverMessage = { type: "acks" } | { type: "memory" } | { type: "stop" };
 

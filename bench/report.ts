@@ -73,12 +73,17 @@ function scenarioNote(r: ScenarioResult, results: ScenarioResult[]): string {
   const x = r.extra;
   if (!x) return "";
   if (r.name === "memory") return `idle ${x.idle_rss_mb} MB, delta ${x.rss_delta_mb} MB`;
-  if (r.name === "pipeline")
+  if (r.name === "pipeline") {
+    const each = Object.entries(x)
+      .filter(([key]) => key.startsWith("cpu_us_per_order_"))
+      .map(([key, us]) => `${key.slice("cpu_us_per_order_".length)} ${us}`);
     return (
       `completion p50/p99 ${x.completion_p50_ms}/${x.completion_p99_ms} ms at ${x.paced_orders_per_s} orders/s; ` +
-      `CPU us/order fn ${x.functions_cpu_us_per_order} br ${x.bridge_cpu_us_per_order} ` +
-      `nats ${x.nats_cpu_us_per_order} pg ${x.postgres_cpu_us_per_order}`
+      `CPU us/order fn ${x.functions_cpu_us_per_order}${each.length ? ` (${each.join(", ")})` : ""} ` +
+      `br ${x.bridge_cpu_us_per_order} nats ${x.nats_cpu_us_per_order} pg ${x.postgres_cpu_us_per_order}` +
+      (x.gateway_sim_cpu_us_per_order === undefined ? "" : ` gateway-sim ${x.gateway_sim_cpu_us_per_order}`)
     );
+  }
   return "";
 }
 

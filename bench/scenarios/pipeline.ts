@@ -1,13 +1,16 @@
 import { connect } from "@nats-io/transport-node";
+import { isListening } from "../../bridge/nats-server.ts";
 import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { waitFor } from "../../bridge/testing/http-function.ts";
 import { Child, cpuSeconds, postgresCpuSeconds } from "../children.ts";
-import { nowNs } from "../protocol.ts";
+import { type FunctionProcess, nowNs } from "../protocol.ts";
 import { summarize } from "../stats.ts";
 import { type RunContext, round, type ScenarioResult } from "./common.ts";
 
 const FINAL_SUBJECTS = ["orders.confirmed.v1", "orders.cancelled.v1"];
 const CLIENTS = 32;
+/** The payment gateway's simulator: a stand-in for a third party, so its CPU is not the functions'. */
+const GATEWAY = "gateway-sim";
 /** Orders placed one by one at half the measured capacity, for completion latency. */
 const PACED = 50;
 
@@ -58,23 +61,43 @@ async function allFinal(started: Map<string, number>, finals: Map<string, number
   }
 }
 
-/** CPU seconds so far of each process of the system. */
-function cpuOf(pids: { functions: number; bridge: number; nats: number | undefined }) {
-  return {
-    functions: cpuSeconds(pids.functions),
+type Pids = { functions: Map<string, number>; bridge: number; nats: number | undefined };
+
+/** CPU seconds so far of each process of the system, each function's on its own. */
+function cpuOf(pids: Pids): Record<string, number> {
+  const cpu: Record<string, number> = {
     bridge: cpuSeconds(pids.bridge),
     nats: cpuSeconds(pids.nats),
     postgres: postgresCpuSeconds(),
   };
+  for (const [name, pid] of pids.functions) cpu[name] = cpuSeconds(pid);
+  return cpu;
 }
 
 /**
- * The order system end to end, shaped like `jetway dev`: one process with every function (and nats-server
- * and the database beside it), the bridge (`jetway bridge`, infra/bridge.dev.yaml re-pointed) in another.
+ * Starts each function from its Node entry, one at a time (each migrates the shared schema at start-up,
+ * and concurrent migrations of one schema can collide), each ready once its port accepts connections.
+ */
+async function startFunctions(
+  specs: readonly FunctionProcess[],
+  execArgv: string[],
+  into: Map<string, Child>,
+): Promise<void> {
+  for (const spec of specs) {
+    const child = Child.start(`pipeline-${spec.name}`, spec.script, [], spec.env, execArgv);
+    into.set(spec.name, child);
+    await waitFor(`${spec.name} to listen on ${spec.port}`, () => isListening(spec.port), 30_000);
+  }
+}
+
+/**
+ * The order system end to end, deployed as in production: each function a process of its own from its Node
+ * entry, the gateway simulator another, the bridge (`jetway bridge`, infra/bridge.dev.yaml re-pointed) and
+ * nats-server others, PostgreSQL the machine's.
  * Clients POST /orders, the order function publishes through the bridge's ingress, payment and inventory
  * run off JetStream, the order function folds their outcomes and announces orders.confirmed/cancelled.
  * Completion latency runs from the POST to that final event (seen on a plain NATS subscription). CPU is
- * reported per order for each process, PostgreSQL's included; the gateway simulator's charge count must
+ * reported per order for each process (each function's, and PostgreSQL's); the gateway simulator's charge count must
  * equal the orders placed (every order charged exactly once).
  */
 export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
@@ -82,10 +105,12 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
   const warmup = ctx.quick ? 50 : 200;
   const system = Child.start("pipeline", "pipeline-entry.ts", [], {}, ctx.execArgv);
   let bridge: Child | undefined;
+  const functions = new Map<string, Child>();
   try {
     const ready = await system.waitFor("ready", 60_000);
-    if (!ready.natsUrl || !ready.port || !ready.bridge || !ready.gatewayUrl)
+    if (!ready.natsUrl || !ready.port || !ready.bridge || !ready.gatewayUrl || !ready.functions)
       throw new Error("pipeline child gave no ports");
+    await startFunctions(ready.functions, ctx.execArgv, functions);
     bridge = Child.start(
       "pipeline-bridge",
       "../bin/jetway.ts",
@@ -103,7 +128,11 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
         ),
       30_000,
     );
-    const pids = { functions: system.pid, bridge: bridge.pid, nats: ready.natsPid };
+    const pids: Pids = {
+      functions: new Map([...functions].map(([name, child]) => [name, child.pid])),
+      bridge: bridge.pid,
+      nats: ready.natsPid,
+    };
     const nc = await connect({ servers: ready.natsUrl, noAsyncTraces: true });
     const finals = new Map<string, number>();
     let statusCancelled = 0;
@@ -147,7 +176,9 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       const placed = warm.size + started.size + paced.size;
       const charges = ((await (await fetch(`${ready.gatewayUrl}/stats`)).json()) as { charges: number })
         .charges;
-      const perOrder = (key: keyof typeof cpu0) => round(((cpu1[key] - cpu0[key]) * 1e6) / count, 1);
+      const perOrder = (key: string) => round((((cpu1[key] ?? 0) - (cpu0[key] ?? 0)) * 1e6) / count, 1);
+      const domain = [...pids.functions.keys()].filter((name) => name !== GATEWAY);
+      const perFunction = domain.map((name) => [name, perOrder(name)] as const);
 
       return {
         name: "pipeline",
@@ -165,7 +196,12 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
           paced_orders_per_s: round(pacedRate, 1),
           completion_p50_ms: summarize(pacedLatencies).p50_ms,
           completion_p99_ms: summarize(pacedLatencies).p99_ms,
-          functions_cpu_us_per_order: perOrder("functions"),
+          functions_cpu_us_per_order: round(
+            perFunction.reduce((sum, [, us]) => sum + us, 0),
+            1,
+          ),
+          ...Object.fromEntries(perFunction.map(([name, us]) => [`cpu_us_per_order_${name}`, us])),
+          gateway_sim_cpu_us_per_order: perOrder(GATEWAY),
           bridge_cpu_us_per_order: perOrder("bridge"),
           nats_cpu_us_per_order: perOrder("nats"),
           postgres_cpu_us_per_order: perOrder("postgres"),
@@ -177,6 +213,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
     }
   } finally {
     await bridge?.terminate(10_000);
+    await Promise.all([...functions.values()].map((f) => f.terminate(10_000)));
     await system.stop(10_000);
   }
 }

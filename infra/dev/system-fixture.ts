@@ -45,8 +45,14 @@ export interface SystemOptions {
 
 const FAST_RETRY = { backoff: ["100ms", "200ms", "500ms"], max_backoff: "1s", max_deliver: 20 };
 
-/** Everything but the bridge: what a bridge (in this process or another) is pointed at. */
-export interface SystemParts extends Omit<System, "bridge" | "close"> {
+/** NATS, a database, the ports and the bridge config of a system whose functions are not running yet. */
+export interface PreparedSystem {
+  ports: DevPorts;
+  nats: NatsServer;
+  db: DbHandle;
+  /** The bindings every function sees (JETWAY_SECRET, GATEWAY_URL, JETWAY_PUBLISH_URL, AUDIT_DIR…). */
+  vars: Record<string, string>;
+  auditDir: string;
   /** The bridge's config as a file would hold it (secret from JETWAY_SECRET: see `bridgeEnv`). */
   bridgeRaw: Record<string, unknown>;
   bridgeEnv: Record<string, string>;
@@ -55,8 +61,16 @@ export interface SystemParts extends Omit<System, "bridge" | "close"> {
   close(): Promise<void>;
 }
 
-/** NATS, a database and every function, plus the bridge config for them; no bridge. */
-export async function startSystemParts(options: SystemOptions): Promise<SystemParts> {
+/** Everything but the bridge: what a bridge (in this process or another) is pointed at. */
+export interface SystemParts extends PreparedSystem {
+  host: FunctionHost;
+}
+
+/**
+ * NATS, a database (stock seeded) and the dev bridge config re-pointed at free ports; the functions are the
+ * caller's to start, in this process (startSystemParts) or as processes of their own (the pipeline bench).
+ */
+export async function prepareSystem(options: SystemOptions): Promise<PreparedSystem> {
   const nats = await NatsServer.start();
   const db = await createTestDb();
   await seedStock(db.db, options.stock);
@@ -68,11 +82,6 @@ export async function startSystemParts(options: SystemOptions): Promise<SystemPa
     ...functionVars(ports, dataDir, { JETWAY_SECRET: SYSTEM_SECRET }),
     JETWAY_LOG_LEVEL: "error",
   };
-  // Functions read their settings through hono's env(c), which is process.env on Node.
-  Object.assign(process.env, vars);
-  const quiet = pino({ level: "error" });
-  const host = await startFunctionHost({ ports, db, vars, logger: quiet });
-
   const raw = devBridgeConfig(await readRawConfig(DEFAULT_DEV_CONFIG), ports);
   const routes = (raw.routes as Record<string, unknown>[]).map((route) => ({
     ...route,
@@ -83,7 +92,7 @@ export async function startSystemParts(options: SystemOptions): Promise<SystemPa
     ports,
     nats,
     db,
-    host,
+    vars,
     auditDir: vars.AUDIT_DIR ?? join(dataDir, "audit"),
     bridgeRaw: {
       ...raw,
@@ -95,10 +104,34 @@ export async function startSystemParts(options: SystemOptions): Promise<SystemPa
     bridgeEnv: { JETWAY_SECRET: SYSTEM_SECRET },
     dataDir,
     async close() {
-      await host.close();
       await db.close();
       await nats.stop();
       await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** NATS, a database and every function in this process, plus the bridge config for them; no bridge. */
+export async function startSystemParts(options: SystemOptions): Promise<SystemParts> {
+  const prepared = await prepareSystem(options);
+  // Functions read their settings through hono's env(c), which is process.env on Node.
+  Object.assign(process.env, prepared.vars);
+  const quiet = pino({ level: "error" });
+  const host = await startFunctionHost({
+    ports: prepared.ports,
+    db: prepared.db,
+    vars: prepared.vars,
+    logger: quiet,
+  }).catch(async (error: unknown) => {
+    await prepared.close();
+    throw error;
+  });
+  return {
+    ...prepared,
+    host,
+    async close() {
+      await host.close();
+      await prepared.close();
     },
   };
 }
