@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -116,6 +116,15 @@ describe("audit log in a directory", () => {
     expect(again.status).toBe(200);
     expect(await readFile(join(store.root, key), "utf8")).toBe(before);
     expect(await store.list()).toEqual([key]);
+  });
+
+  it("leaves no temp file behind, whether the key was free or taken", async () => {
+    const store = new DirStore(join(dir, "tidy"));
+    expect(await store.putIfAbsent(entryKey("S", 1), "one")).toBe(true);
+    expect(await store.putIfAbsent(entryKey("S", 1), "again")).toBe(false);
+    const files = await readdir(store.root, { recursive: true });
+    expect(files.filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    expect(await readFile(join(store.root, entryKey("S", 1)), "utf8")).toBe("one");
   });
 
   it("refuses a delivery without stream position (dead-letter)", async () => {
