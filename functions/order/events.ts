@@ -1,5 +1,6 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import { OrderCancelled, OrderConfirmed } from "../../schemas/index.ts";
+import { caseByKey } from "../db/case-by-key.ts";
 import type { Db } from "../db/client.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { markProcessedMany } from "../db/processed.ts";
@@ -69,21 +70,37 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
       }
       return final || (!fresh.has(input.message_id) && isFinal(next.status));
     });
-    // Issued together: postgres.js pipelines them on the transaction's connection.
-    await Promise.all(
-      [...changed].map(async (id) => {
-        const [updated] = await tx
-          .update(orders)
-          .set({
-            ...stateOf(current.get(id) as Order),
-            updated_at: sql`now()`,
-            ...(becameFinal.has(id) ? { finalized_at: sql`now()` } : {}),
-          })
-          .where(eq(orders.id, id))
-          .returning();
-        if (updated) current.set(id, updated);
-      }),
-    );
+    // Every changed order in one statement: a batch is one UPDATE, not one per order.
+    const rowsToWrite = [...changed].map((id) => current.get(id) as Order);
+    if (rowsToWrite.length > 0) {
+      const each = (column: keyof OrderState) =>
+        caseByKey(
+          orders.id,
+          rowsToWrite,
+          (o) => o.id,
+          (o) => o[column],
+        );
+      const finals = rowsToWrite.filter((o) => becameFinal.has(o.id)).map((o) => o.id);
+      const updated = await tx
+        .update(orders)
+        .set({
+          status: each("status"),
+          payment_status: each("payment_status"),
+          inventory_status: each("inventory_status"),
+          payment_id: each("payment_id"),
+          reservation_id: each("reservation_id"),
+          cancel_reason: each("cancel_reason"),
+          updated_at: sql`now()`,
+          ...(finals.length > 0
+            ? {
+                finalized_at: sql`case when ${inArray(orders.id, finals)} then now() else ${orders.finalized_at} end`,
+              }
+            : {}),
+        })
+        .where(inArray(orders.id, [...changed]))
+        .returning();
+      for (const row of updated) current.set(row.id, row);
+    }
     return inputs.map((input, i): RecordResult => {
       const order = current.get(input.order_id);
       if (!order) return { ok: false, error: new InvalidEventError(`unknown order ${input.order_id}`) };

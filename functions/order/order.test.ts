@@ -1,6 +1,7 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import { inArray } from "drizzle-orm";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../bridge/config.ts";
@@ -17,6 +18,7 @@ import {
   PaymentFailed,
 } from "../../schemas/index.ts";
 import type { DbHandle } from "../db/client.ts";
+import { orders } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
 import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createOrder } from "./app.ts";
@@ -273,27 +275,17 @@ describe("status from events", () => {
   });
 
   it("a batch folds several events per order in order and refuses only the unknown order", async () => {
-    const [a, b] = [await place(), await place()];
+    const [a, b, c, d] = [await place(), await place(), await place(), await place()];
     const item = (type: Parameters<typeof batchEvent>[1], data: Record<string, unknown>) => {
       const message_id = ulid();
       return batchEvent(message_id, type, { message_id, occurred_at: now(), ...data });
     };
+    const reserved = (order_id: string, reservation_id: string, sku = "sku-1", quantity = 2) =>
+      item(InventoryReserved, { order_id, reservation_id, items: [{ sku, quantity }] });
     const inventory = [
-      item(InventoryReserved, {
-        order_id: a,
-        reservation_id: "res_a",
-        items: [{ sku: "sku-1", quantity: 2 }],
-      }),
-      item(InventoryReserved, {
-        order_id: "ord_missing",
-        reservation_id: "res_x",
-        items: [{ sku: "s", quantity: 1 }],
-      }),
-      item(InventoryReserved, {
-        order_id: b,
-        reservation_id: "res_b",
-        items: [{ sku: "sku-1", quantity: 2 }],
-      }),
+      reserved(a, "res_a"),
+      reserved("ord_missing", "res_x", "s", 1),
+      reserved(b, "res_b"),
       item(InventoryReleased, {
         order_id: b,
         reservation_id: "res_b",
@@ -319,6 +311,15 @@ describe("status from events", () => {
         gateway_charge_id: "ch_a",
       }),
       item(PaymentFailed, { order_id: b, reason: "card_declined", amount_minor: 3000, currency: "EUR" }),
+      item(PaymentFailed, { order_id: d, reason: "card_declined", amount_minor: 3000, currency: "EUR" }),
+      // Changed in the same statement, but not final: its finalized_at must stay empty.
+      item(PaymentCompleted, {
+        order_id: c,
+        payment_id: "pay_c",
+        amount_minor: 3000,
+        currency: "EUR",
+        gateway_charge_id: "ch_c",
+      }),
     ];
     const paid = (await (await invokeBatch(order.app, payments, { env })).json()) as {
       events: Record<string, { subject: string }[]>;
@@ -332,6 +333,29 @@ describe("status from events", () => {
       inventory_status: "released",
       cancel_reason: "payment_card_declined",
     });
+    expect(await getOrder(c)).toMatchObject({
+      status: "placed",
+      payment_status: "paid",
+      payment_id: "pay_c",
+    });
+    const finalized = await handle.db
+      .select({ id: orders.id, at: orders.finalized_at })
+      .from(orders)
+      .where(inArray(orders.id, [a, b, c, d]));
+    const at = new Map(finalized.map((r) => [r.id, r.at]));
+    expect(at.get(a)).toBeInstanceOf(Date);
+    expect(at.get(b)).toBeInstanceOf(Date);
+    expect(at.get(c)).toBeNull();
+    // One statement finalizes c and moves d (cancelled already) on: d keeps the moment it became final.
+    await invokeBatch(order.app, [reserved(c, "res_c"), reserved(d, "res_d")], { env });
+    const after = await handle.db
+      .select({ id: orders.id, at: orders.finalized_at, inventory: orders.inventory_status })
+      .from(orders)
+      .where(inArray(orders.id, [c, d]));
+    const byId = new Map(after.map((r) => [r.id, r]));
+    expect(at.get(d)).toBeInstanceOf(Date);
+    expect(byId.get(d)).toEqual({ id: d, at: at.get(d), inventory: "reserved" });
+    expect(byId.get(c)?.at).toBeInstanceOf(Date);
   });
 
   it("GET of an unknown order is 404", async () => {

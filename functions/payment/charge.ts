@@ -1,4 +1,5 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
+import { caseByKey } from "../db/case-by-key.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { payments } from "../db/schema.ts";
@@ -99,10 +100,7 @@ async function settleAll(db: Db, charged: readonly { row: Payment; outcome: Char
   if (charged.length === 0) return result;
   const ids = [...new Set(charged.map((c) => c.row.id))];
   const pick = (value: (c: (typeof charged)[number]) => string | null) =>
-    sql`case ${sql.join(
-      charged.map((c) => sql`when ${payments.id} = ${c.row.id} then ${value(c)}`),
-      sql` `,
-    )} end`;
+    caseByKey(payments.id, charged, (c) => c.row.id, value);
   const updated = await db
     .update(payments)
     .set({
