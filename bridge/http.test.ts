@@ -4,7 +4,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
 import { BridgeEvents } from "./events.ts";
-import { createHttpApp, type Readiness } from "./http.ts";
+import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
@@ -120,6 +120,72 @@ describe("POST /v1/publish/<subject>", () => {
     expect(wrong.status).toBe(403);
     const right = await app.request(`/v1/publish/in_${id}.a`, post("{}", { authorization: "Bearer s3cret" }));
     expect(right.status).toBe(202);
+  });
+});
+
+describe("POST /v1/publish/<subject> over a real HTTP server (Node's own request)", () => {
+  const chunks = (...parts: string[]) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const part of parts) controller.enqueue(new TextEncoder().encode(part));
+        controller.close();
+      },
+    });
+
+  it("stores a body sent in chunks, with its headers", async () => {
+    const { app } = await appWith({ publish_token: "s3cret" });
+    const running = await startHttpServer(app, 0, "127.0.0.1");
+    try {
+      const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      const res = await fetch(`http://127.0.0.1:${running.port}/v1/publish/in_${id}.node`, {
+        method: "POST",
+        body: chunks('{"part":', '"one",', '"and":"two"}'),
+        duplex: "half",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer s3cret",
+          traceparent,
+          "idempotency-key": `node-${id}`,
+        },
+      } as RequestInit);
+      expect(res.status).toBe(202);
+      const { seq } = (await res.json()) as { seq: number };
+      const stored = await jsm.streams.getMessage(`IN_${id}`, { seq });
+      expect(stored?.string()).toBe('{"part":"one","and":"two"}');
+      expect(stored?.header.get("traceparent")).toBe(traceparent);
+      expect(stored?.header.get("Nats-Msg-Id")).toBe(`node-${id}`);
+      const unauthorized = await fetch(`http://127.0.0.1:${running.port}/v1/publish/in_${id}.node`, {
+        method: "POST",
+        body: "{}",
+      });
+      expect(unauthorized.status).toBe(401);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("answers 413 and stores nothing when a chunked body passes http.max_body, then closes the connection", async () => {
+    const { app } = await appWith({ max_body: 10 });
+    const running = await startHttpServer(app, 0, "127.0.0.1");
+    try {
+      const before = (await jsm.streams.info(`IN_${id}`)).state.messages;
+      const res = await fetch(`http://127.0.0.1:${running.port}/v1/publish/in_${id}.big`, {
+        method: "POST",
+        body: chunks("xxxx", "xxxx", "xxxx", "xxxx"),
+        duplex: "half",
+      } as RequestInit);
+      expect(res.status).toBe(413);
+      expect(res.headers.get("connection")).toBe("close");
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("too_large");
+      expect((await jsm.streams.info(`IN_${id}`)).state.messages).toBe(before);
+      const fits = await fetch(`http://127.0.0.1:${running.port}/v1/publish/in_${id}.big`, {
+        method: "POST",
+        body: "0123456789",
+      });
+      expect(fits.status).toBe(202);
+    } finally {
+      await running.close();
+    }
   });
 });
 

@@ -47,7 +47,11 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
 
   app.notFound((c) => c.json(errorBody("not_found", "no such endpoint"), 404));
   app.onError((error, c) => {
-    if (error instanceof IngressError) return c.json(errorBody(error.code, error.message), error.status);
+    if (error instanceof IngressError) {
+      // The rest of an oversized body is left unread: the connection cannot carry another request.
+      if (error.status === 413) c.header("connection", "close");
+      return c.json(errorBody(error.code, error.message), error.status);
+    }
     deps.logger.error({ err: error, path: c.req.path }, "http handler failed");
     return c.json(errorBody("internal", "internal error"), 500);
   });

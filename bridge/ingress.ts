@@ -3,6 +3,7 @@ import { errors, type NatsConnection, headers as natsHeaders } from "@nats-io/na
 import type { Context } from "hono";
 import type pino from "pino";
 import type { Config } from "./config.ts";
+import { type RequestView, requestView } from "./node-request.ts";
 
 /** A failed ingress request: the HTTP status and a stable code; the message is safe to show a caller. */
 export class IngressError extends Error {
@@ -32,9 +33,9 @@ const VALID_SUBJECT = /^[^\s*>]+$/;
 // JetStream error code for "message size exceeds maximum allowed".
 const MESSAGE_TOO_LARGE = 10054;
 
-function checkAuth(c: Context, token: string | undefined): void {
+function checkAuth(req: RequestView, token: string | undefined): void {
   if (!token) return;
-  const header = c.req.header("authorization");
+  const header = req.header("authorization");
   if (!header) throw new IngressError(401, "unauthorized", "missing Authorization: Bearer token");
   const given = header.startsWith("Bearer ") ? header.slice(7) : "";
   if (!timingSafeEqual(given, token)) throw new IngressError(403, "forbidden", "invalid publish token");
@@ -85,31 +86,6 @@ function classify(error: unknown): IngressError {
   return new IngressError(502, "publish_failed", "publish failed", { cause: error });
 }
 
-/** Reads the body but stops at `limit` bytes, so a chunked upload without Content-Length cannot flood memory. */
-async function readCapped(req: Request, limit: number): Promise<Uint8Array> {
-  if (!req.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined);
-      throw new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
-}
-
 function decodeSubject(raw: string): string {
   try {
     return decodeURIComponent(raw);
@@ -120,26 +96,27 @@ function decodeSubject(raw: string): string {
 
 /** POST /v1/publish/<subject>: the raw body into JetStream, answering 202 { stream, seq, duplicate }. */
 export async function handlePublish(c: Context, deps: IngressDeps): Promise<Response> {
-  checkAuth(c, deps.http.publish_token);
+  const req = requestView(c);
+  checkAuth(req, deps.http.publish_token);
   const subject = decodeSubject(c.req.path.slice("/v1/publish/".length));
   if (!subject || !VALID_SUBJECT.test(subject) || RESERVED.test(subject) || subject.split(".").includes("")) {
     throw new IngressError(400, "invalid_subject", "invalid subject (no wildcards, spaces, $ or _INBOX)");
   }
   const limit = limitOf(deps);
-  const declared = Number(c.req.header("content-length") ?? 0);
-  if (declared > limit) throw new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
-  const body = await readCapped(c.req.raw, limit);
+  const tooLarge = () => new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
+  if (Number(req.header("content-length") ?? 0) > limit) throw tooLarge();
+  const body = await req.body(limit, tooLarge);
   if (!deps.connected() || deps.nc.isClosed()) {
     throw new IngressError(503, "nats_unavailable", "NATS is not reachable");
   }
   const h = natsHeaders();
-  const contentType = c.req.header("content-type");
+  const contentType = req.header("content-type");
   if (contentType) h.set("Content-Type", contentType);
   for (const name of ["traceparent", "tracestate"]) {
-    const value = c.req.header(name);
+    const value = req.header(name);
     if (value) h.set(name, value);
   }
-  const msgID = c.req.header("idempotency-key");
+  const msgID = req.header("idempotency-key");
   try {
     const ack = await deps.js.publish(subject, body, {
       headers: h,
