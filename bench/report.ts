@@ -72,6 +72,8 @@ function scenarioNote(r: ScenarioResult, results: ScenarioResult[]): string {
   }
   const x = r.extra;
   if (!x) return "";
+  if (r.name === "ingress")
+    return `${x.clients} clients; POST -> 202 p50/p99 ${x.post_p50_ms}/${x.post_p99_ms} ms`;
   if (r.name === "memory") return `idle ${x.idle_rss_mb} MB, delta ${x.rss_delta_mb} MB`;
   if (r.name === "pipeline") {
     const each = Object.entries(x)

@@ -15,6 +15,7 @@ import { Child } from "./children.ts";
 import { medianRun } from "./repeat.ts";
 import { checkTargets, formatReport } from "./report.ts";
 import type { RunContext, ScenarioResult } from "./scenarios/common.ts";
+import { ingressScenario } from "./scenarios/ingress.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
 import { memoryScenario } from "./scenarios/memory.ts";
 import { pipelineScenario } from "./scenarios/pipeline.ts";
@@ -46,6 +47,7 @@ const SCENARIOS: Record<string, (ctx: RunContext) => Promise<ScenarioResult>> = 
   "bridge-batch": (ctx) => backlogScenario(ctx, "bridge-batch"),
   "latency-floor": (ctx) => latencyScenario(ctx, quick ? 3 : 10, int(values.rate, 1_000), "floor"),
   latency: (ctx) => latencyScenario(ctx, quick ? 3 : 10, int(values.rate, 1_000)),
+  ingress: ingressScenario,
   pipeline: pipelineScenario,
   memory: memoryScenario,
 };
@@ -58,6 +60,7 @@ const REPEATED = new Set([
   "bridge-batch",
   "latency-floor",
   "latency",
+  "ingress",
 ]);
 const repeat = Math.max(1, int(values.repeat, 1));
 
