@@ -16,6 +16,7 @@ import {
   type EventData,
   type EventType,
   type JetwayFunction,
+  readText,
 } from "../sdk/index.ts";
 import { announceFinal, type RecordResult, recordOrderEvents, stateOf } from "./events.ts";
 import { PublishError, type PublishTarget, publishEvent } from "./publish.ts";
@@ -121,7 +122,7 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
 
   const app = fn.app;
   app.post("/orders", async (c) => {
-    const parsed = parseOrderRequest(await c.req.text());
+    const parsed = parseOrderRequest(await readText(c));
     if (!parsed.ok) return c.json(parsed.body, parsed.status);
     const key = c.req.header("idempotency-key");
     if (key !== undefined && (key.length === 0 || key.length > 255)) {

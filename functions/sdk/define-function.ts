@@ -7,6 +7,7 @@ import { BATCH_CONTENT_TYPE, HEADERS, verifySignature } from "./contract.ts";
 import type { ErrorBody } from "./errors.ts";
 import { childAt, createFunctionLogger, levelFrom, messageLogger } from "./logger.ts";
 import { classifyError, retryAfterHeader } from "./outcome.ts";
+import { readBody, readText } from "./request-body.ts";
 import { type HeaderReader, headerReader } from "./request-headers.ts";
 import { type BatchFailure, handlerContext, type Registration, type RunScope, runGroup } from "./run.ts";
 import type { BatchHandler, EmittedEvent, Handler, InvokedEvent, Vars } from "./types.ts";
@@ -28,13 +29,8 @@ export interface JetwayEnv {
   Variables: { log: Logger; vars: Vars };
 }
 
-/** Bodies already read for the signature check: parsing them again through hono would copy them twice. */
-const signedBodies = new WeakMap<Request, Uint8Array>();
-const decoder = new TextDecoder();
-
 async function readJson(c: Context): Promise<unknown> {
-  const signed = signedBodies.get(c.req.raw);
-  const text = signed ? decoder.decode(signed) : await c.req.text();
+  const text = await readText(c);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -62,9 +58,8 @@ export class JetwayFunction {
       c.set("log", this.log);
       const secret = options.secret ? options.secret(vars) : vars.JETWAY_SECRET;
       if (secret && c.req.method === "POST") {
-        const body = new Uint8Array(await c.req.arrayBuffer());
+        const body = await readBody(c);
         await verifySignature(secret, body, headerReader(c)(HEADERS.signature) ?? undefined);
-        signedBodies.set(c.req.raw, body);
       } else if (!secret && !this.#warnedUnsigned) {
         // Unsigned is fine for local dev, dangerous in production: say so once, loudly.
         this.#warnedUnsigned = true;
