@@ -101,7 +101,7 @@ async function startFunctions(
  * equal the orders placed (every order charged exactly once).
  */
 export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
-  const count = ctx.quick ? 200 : 1_000;
+  const count = ctx.quick ? 200 : 3_000;
   const warmup = ctx.quick ? 50 : 200;
   const system = Child.start("pipeline", "pipeline-entry.ts", [], {}, ctx.execArgv);
   let bridge: Child | undefined;

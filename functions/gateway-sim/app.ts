@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { readText } from "../sdk/request-body.ts";
 import { type ChargeRequest, type Controls, GatewayState } from "./state.ts";
 
 const chargeBody = z.object({
@@ -22,6 +23,12 @@ const controlBody = z
   })
   .partial()
   .strict();
+
+/** The parsed JSON body, or undefined when it is not JSON. */
+const jsonBody = (c: Context): Promise<unknown> =>
+  readText(c)
+    .then((text) => JSON.parse(text) as unknown)
+    .catch(() => undefined);
 
 type Fault = { kind: "outage" } | { kind: "error" } | { kind: "throttled"; retryAfterS: number };
 
@@ -51,7 +58,7 @@ export function createGatewayApp(state = new GatewayState()) {
   app.post("/charges", async (c) => {
     const key = c.req.header("idempotency-key");
     if (!key) return c.json({ error: { code: "idempotency_key_required" } }, 400);
-    const parsed = chargeBody.safeParse(await c.req.json().catch(() => undefined));
+    const parsed = chargeBody.safeParse(await jsonBody(c));
     if (!parsed.success) {
       const fields = parsed.error.issues.map((i) => i.path.join("."));
       return c.json({ error: { code: "invalid_request", fields } }, 400);
@@ -79,7 +86,7 @@ export function createGatewayApp(state = new GatewayState()) {
   app.post("/refunds", async (c) => {
     const key = c.req.header("idempotency-key");
     if (!key) return c.json({ error: { code: "idempotency_key_required" } }, 400);
-    const body = (await c.req.json().catch(() => ({}))) as { charge_id?: unknown };
+    const body = ((await jsonBody(c)) ?? {}) as { charge_id?: unknown };
     if (typeof body.charge_id !== "string") {
       return c.json({ error: { code: "invalid_request", fields: ["charge_id"] } }, 400);
     }
@@ -107,7 +114,7 @@ export function createGatewayApp(state = new GatewayState()) {
   app.get("/stats", (c) => c.json(state.getStats()));
   app.get("/control", (c) => c.json(state.controls));
   app.post("/control", async (c) => {
-    const parsed = controlBody.safeParse(await c.req.json().catch(() => undefined));
+    const parsed = controlBody.safeParse(await jsonBody(c));
     if (!parsed.success)
       return c.json({ error: { code: "invalid_request", issues: parsed.error.issues } }, 400);
     const { outage_ms, ...patch } = parsed.data;
