@@ -41,6 +41,16 @@ beforeAll(async () => {
     const again = await readBody(c);
     return c.json({ text: first, bytes: again.length });
   });
+  fn.app.post("/then-hono", async (c) => {
+    const text = await readText(c);
+    const json = (await c.req.json()) as unknown;
+    return c.json({ text, json });
+  });
+  fn.app.post("/hono-first", async (c) => {
+    const json = (await c.req.json()) as unknown;
+    const text = await readText(c);
+    return c.json({ text, json });
+  });
   served = serveNode(fn.app, { port: 0, hostname: "127.0.0.1", logger: log });
   base = `http://127.0.0.1:${(await served.ready).port}`;
 });
@@ -74,5 +84,13 @@ describe("request bodies read from Node's own request (serveNode)", () => {
     const text = `{"hello":"${"é".repeat(40_000)}"}`;
     const res = await overHttp.request("/echo", { method: "POST", body: text });
     expect(await res.json()).toEqual({ text, bytes: Buffer.byteLength(text) });
+  });
+
+  it("mixes with hono's own body readers in either order", async () => {
+    const text = '{"a":[1,2,3],"b":"x"}';
+    for (const path of ["/then-hono", "/hono-first"]) {
+      const res = await overHttp.request(path, { method: "POST", body: text });
+      expect(await res.json()).toEqual({ text, json: { a: [1, 2, 3], b: "x" } });
+    }
   });
 });

@@ -20,14 +20,24 @@ const decoder = new TextDecoder();
  */
 export function readBody(c: Context): Promise<Uint8Array> {
   let body = bodies.get(c.req.raw);
-  if (!body) {
-    const incoming = (c.env as NodeBindings | undefined)?.incoming;
-    body =
-      incoming && typeof incoming.on === "function" && incoming.readableDidRead === false
-        ? readStream(incoming)
-        : c.req.arrayBuffer().then((buffer) => new Uint8Array(buffer));
-    bodies.set(c.req.raw, body);
+  if (body) return body;
+  const incoming = (c.env as NodeBindings | undefined)?.incoming;
+  const untouched = Object.keys(c.req.bodyCache).length === 0;
+  if (incoming && typeof incoming.on === "function" && incoming.readableDidRead === false && untouched) {
+    const read = readStream(incoming);
+    body = read;
+    // The stream is spent now: hono's own readers (c.req.text(), json()…) answer from these bytes, copied
+    // into an ArrayBuffer of their own (Node's chunks are views into larger buffers) only if one asks.
+    let copy: Promise<ArrayBuffer> | undefined;
+    Object.defineProperty(c.req.bodyCache, "arrayBuffer", {
+      enumerable: true,
+      configurable: true,
+      get: () => (copy ??= read.then((bytes) => new Uint8Array(bytes).buffer)),
+    });
+  } else {
+    body = c.req.arrayBuffer().then((buffer) => new Uint8Array(buffer));
   }
+  bodies.set(c.req.raw, body);
   return body;
 }
 
