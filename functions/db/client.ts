@@ -3,6 +3,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
 import type { Context } from "hono";
 import postgres from "postgres";
+import { preparedByDefault } from "./prepared.ts";
 import * as schema from "./schema.ts";
 
 /*
@@ -28,6 +29,11 @@ export interface PostgresOptions {
   schema?: string | undefined;
   /** Pool size; 1 on Workers, where a connection cannot outlive its request. */
   max?: number;
+  /**
+   * Named (prepared) statements, described once per connection (default). False for a pooler that
+   * cannot keep them across transactions (PgBouncer in transaction mode before 1.21): DATABASE_PREPARE=false.
+   */
+  prepare?: boolean;
 }
 
 /** A schema name safe to splice into DDL. */
@@ -43,7 +49,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): DbH
     onnotice: () => {},
     connection: schemaName ? { search_path: schemaName } : {},
   });
-  const db = drizzle({ client, schema });
+  const db = drizzle({ client: options.prepare === false ? client : preparedByDefault(client), schema });
   return {
     driver: "postgres",
     db,

@@ -6,7 +6,7 @@ import { uuidFrom } from "./ids.ts";
 import { connectPostgres, createDb, migrate } from "./index.ts";
 import { markProcessed, pruneProcessed } from "./processed.ts";
 import { stock } from "./schema.ts";
-import { createTestDb, testDb } from "./testing.ts";
+import { createTestDb, serveTestDb, testDb } from "./testing.ts";
 
 async function exercise(handle: DbHandle) {
   const { db } = handle;
@@ -75,6 +75,36 @@ describe("the test database (PostgreSQL, or PGlite without a server)", () => {
       expect(await other.db.select().from(stock)).toEqual([]);
     } finally {
       await other.close();
+    }
+  });
+});
+
+describe("postgres.js connections", () => {
+  it("run drizzle's statements as prepared ones, in transactions too, unless prepare is off", async () => {
+    const base = await createTestDb();
+    const served = await serveTestDb(base);
+    try {
+      for (const prepare of [true, false]) {
+        const handle = connectPostgres(served.url, { schema: served.schema, max: 1, prepare });
+        if (handle.driver !== "postgres") throw new Error("expected postgres.js");
+        try {
+          const marker = `jetway_prep_${prepare}`;
+          for (let i = 0; i < 2; i++) await handle.db.execute(sql`select ${i}::int as ${sql.raw(marker)}`);
+          await handle.db.transaction(async (tx) => {
+            await tx.execute(sql`select ${1}::int as ${sql.raw(`${marker}_tx`)}`);
+          });
+          const rows = await handle.client.unsafe<{ statement: string }[]>(
+            "select statement from pg_prepared_statements",
+          );
+          const ours = rows.map((r) => r.statement).filter((text) => text.includes(marker));
+          expect(ours).toHaveLength(prepare ? 2 : 0);
+        } finally {
+          await handle.close();
+        }
+      }
+    } finally {
+      await served.close();
+      await base.close();
     }
   });
 });

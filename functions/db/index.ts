@@ -11,6 +11,8 @@ export interface DbEnv {
   DATABASE_URL?: string | undefined;
   /** Postgres schema for the tables (search_path). */
   DATABASE_SCHEMA?: string | undefined;
+  /** "false": no named (prepared) statements, for a pooler that cannot keep them (see connectPostgres). */
+  DATABASE_PREPARE?: string | undefined;
   /** PGlite data directory, or "memory". Default `.jetway/pglite/<name>`. */
   PGLITE_DIR?: string | undefined;
 }
@@ -20,7 +22,11 @@ export interface DbEnv {
  * process, so each function defaults to its own directory — they share no tables, so nothing is lost.
  */
 export async function createDb(env: DbEnv, { name = "default" }: { name?: string } = {}): Promise<DbHandle> {
-  if (env.DATABASE_URL) return connectPostgres(env.DATABASE_URL, { schema: env.DATABASE_SCHEMA });
+  if (env.DATABASE_URL)
+    return connectPostgres(env.DATABASE_URL, {
+      schema: env.DATABASE_SCHEMA,
+      prepare: env.DATABASE_PREPARE !== "false",
+    });
   if (env.PGLITE_DIR === "memory") return openPglite();
   return openPglite(env.PGLITE_DIR ?? join(".jetway", "pglite", name));
 }

@@ -8,14 +8,14 @@ import { MissingConfigError } from "./env.ts";
  * per request from the runtime's env, never from process.env at module load.
  */
 
-function connectionString(c: Context): { url: string; schema: string | undefined } {
+function connectionString(c: Context): { url: string; schema: string | undefined; prepare: boolean } {
   const vars = env<Record<string, unknown>>(c);
   const hyperdrive = vars.HYPERDRIVE as { connectionString?: string } | undefined;
   const url =
     hyperdrive?.connectionString ?? (typeof vars.DATABASE_URL === "string" ? vars.DATABASE_URL : "");
   if (!url) throw new MissingConfigError("DATABASE_URL (or a HYPERDRIVE binding)");
   const schema = typeof vars.DATABASE_SCHEMA === "string" ? vars.DATABASE_SCHEMA : undefined;
-  return { url, schema };
+  return { url, schema, prepare: vars.DATABASE_PREPARE !== "false" };
 }
 
 /** Lambda and long-lived hosts: one pool, opened on first use and kept for the container's life. */
@@ -23,8 +23,8 @@ export function lazyPostgres(): DbProvider {
   let handle: DbHandle | undefined;
   return (c) => {
     if (!handle) {
-      const { url, schema } = connectionString(c);
-      handle = connectPostgres(url, { schema, max: 2 });
+      const { url, schema, prepare } = connectionString(c);
+      handle = connectPostgres(url, { schema, max: 2, prepare });
     }
     return handle.db;
   };
@@ -48,8 +48,8 @@ export function perRequestPostgres() {
   const db: DbProvider = (c) => {
     let handle = open.get(c.req.raw);
     if (!handle) {
-      const { url, schema } = connectionString(c);
-      handle = connectPostgres(url, { schema, max: 1 });
+      const { url, schema, prepare } = connectionString(c);
+      handle = connectPostgres(url, { schema, max: 1, prepare });
       open.set(c.req.raw, handle);
     }
     return handle.db;
