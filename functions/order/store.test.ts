@@ -44,3 +44,17 @@ it("orders published in one event-loop turn are marked placed by one UPDATE", as
   const rows = await handle.db.select().from(orders).where(inArray(orders.id, ids));
   expect(rows.map((r) => r.status)).toEqual(["placed", "placed", "placed"]);
 });
+
+it("builds the order INSERT once per database handle, not per order", async () => {
+  await newOrder(`p-0-${Date.now()}`);
+  const insert = vi.spyOn(handle.db, "insert");
+  try {
+    const [a, b] = [await newOrder(`p-1-${Date.now()}`), await newOrder(`p-2-${Date.now()}`)];
+    expect(insert).not.toHaveBeenCalled();
+    expect([a.created, b.created]).toEqual([true, true]);
+    expect(a.order.id).not.toBe(b.order.id);
+    expect(a.order.status).toBe("pending_publish");
+  } finally {
+    insert.mockRestore();
+  }
+});
