@@ -17,11 +17,17 @@ let nats: NatsServer;
 let cwd: string;
 let dev: ChildProcess | undefined;
 let stdout = "";
+/** Log lines a child writes to stdout (`--json`), shown with its stderr when it exits early. */
+let lines = "";
 
-/** Seven consecutive free ports (bridge, five functions, nats). */
+/**
+ * Seven consecutive free ports (bridge, five functions, nats), below Linux's ephemeral range (32768+):
+ * there, the port of any outgoing connection of a test running beside this one could take one of them
+ * between this check and `jetway dev` binding it.
+ */
 async function freeBlock(): Promise<number> {
   for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const taken = await Promise.all(Array.from({ length: 7 }, (_, i) => isListening(base + i)));
     if (!taken.some(Boolean)) return base;
   }
@@ -29,7 +35,8 @@ async function freeBlock(): Promise<number> {
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
   for (;;) {
-    if (dev?.exitCode !== null) throw new Error(`jetway dev exited while waiting for ${what}:\n${stdout}`);
+    if (dev?.exitCode !== null)
+      throw new Error(`jetway dev exited (${dev?.exitCode}) while waiting for ${what}:\n${stdout}\n${lines}`);
     const value = await probe();
     if (value !== undefined) return value;
     await new Promise((r) => setTimeout(r, 250));
@@ -135,8 +142,11 @@ describe("jetway dev", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     dev = child;
+    // What this child says, and only it, is what a failure shows (its JSON lines too).
+    stdout = "";
     child.stdout?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
+      lines = out;
     });
     child.stderr?.on("data", (chunk: Buffer) => {
       stdout += chunk.toString();
