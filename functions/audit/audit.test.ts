@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -97,7 +97,7 @@ describe("audit log in a directory", () => {
     const first = events[0];
     if (!first) throw new Error("no event");
     const key = entryKey("ORDERS", 1);
-    const before = await readFile(join(store.root, key), "utf8");
+    const before = (await store.get(key)) ?? "";
     expect(JSON.parse(before)).toMatchObject({
       subject: "orders.created.v1",
       stream: "ORDERS",
@@ -114,17 +114,50 @@ describe("audit log in a directory", () => {
       headers: { "ce-time": first.time },
     });
     expect(again.status).toBe(200);
-    expect(await readFile(join(store.root, key), "utf8")).toBe(before);
+    expect(await store.get(key)).toBe(before);
     expect(await store.list()).toEqual([key]);
+    // A fresh writer (a restarted process) knows the key from the directory.
+    expect(await new DirStore(store.root).putIfAbsent(key, "something else")).toBe(false);
   });
 
-  it("leaves no temp file behind, whether the key was free or taken", async () => {
-    const store = new DirStore(join(dir, "tidy"));
-    expect(await store.putIfAbsent(entryKey("S", 1), "one")).toBe(true);
-    expect(await store.putIfAbsent(entryKey("S", 1), "again")).toBe(false);
-    const files = await readdir(store.root, { recursive: true });
-    expect(files.filter((f) => f.endsWith(".tmp"))).toEqual([]);
-    expect(await readFile(join(store.root, entryKey("S", 1)), "utf8")).toBe("one");
+  it("appends to one segment per writer and ignores a torn last entry (a crash mid-append)", async () => {
+    const store = new DirStore(join(dir, "torn"));
+    expect(await store.putIfAbsent(entryKey("S", 1), "one\n")).toBe(true);
+    expect(await store.putIfAbsent(entryKey("S", 2), "two\n")).toBe(true);
+    const segments = (await readdir(join(store.root, "S"))).filter((f) => f.endsWith(".log"));
+    expect(segments).toHaveLength(1);
+    // The process dies halfway through its third append.
+    await appendFile(join(store.root, "S", segments[0] ?? ""), `${entryKey("S", 3)} 40\n{"half":`);
+    const restarted = new DirStore(store.root);
+    expect(await restarted.list()).toEqual([entryKey("S", 1), entryKey("S", 2)]);
+    expect(await restarted.get(entryKey("S", 3))).toBeUndefined();
+    // Its message was never acknowledged: the redelivery writes it whole, in the new writer's segment.
+    expect(await restarted.putIfAbsent(entryKey("S", 3), "three\n")).toBe(true);
+    expect(await restarted.putIfAbsent(entryKey("S", 1), "again\n")).toBe(false);
+    expect(await restarted.get(entryKey("S", 3))).toBe("three\n");
+    expect(await restarted.get(entryKey("S", 1))).toBe("one\n");
+  });
+
+  it("two writers in one directory: a message both appended is read once", async () => {
+    const root = join(dir, "writers");
+    const [one, two] = [new DirStore(root), new DirStore(root)];
+    expect(await two.putIfAbsent(entryKey("S", 1), "first\n")).toBe(true);
+    // A redelivery reached the other writer, which read the directory before `one` wrote seq 2.
+    expect(await one.putIfAbsent(entryKey("S", 2), "second\n")).toBe(true);
+    expect(await two.putIfAbsent(entryKey("S", 2), "second\n")).toBe(true);
+    expect(await one.putIfAbsent(entryKey("S", 1), "first\n")).toBe(false);
+    expect(await new DirStore(root).list()).toEqual([entryKey("S", 1), entryKey("S", 2)]);
+    expect(await one.get(entryKey("S", 2))).toBe("second\n");
+  });
+
+  it("reads entries stored one file each (the layout before segments) and never writes them again", async () => {
+    const store = new DirStore(join(dir, "legacy"));
+    await mkdir(join(store.root, "S"), { recursive: true });
+    await writeFile(join(store.root, entryKey("S", 7)), "seven\n");
+    expect(await store.putIfAbsent(entryKey("S", 7), "seven again\n")).toBe(false);
+    expect(await store.putIfAbsent(entryKey("S", 8), "eight\n")).toBe(true);
+    expect(await store.list("S/")).toEqual([entryKey("S", 7), entryKey("S", 8)]);
+    expect(await store.get(entryKey("S", 7))).toBe("seven\n");
   });
 
   it("refuses a delivery without stream position (dead-letter)", async () => {

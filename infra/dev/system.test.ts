@@ -1,10 +1,10 @@
-import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DLQ_HEADERS } from "../../bridge/dead-letter-headers.ts";
+import { DirStore } from "../../functions/audit/dir-store.ts";
+import { readLog } from "../../functions/audit/replay.ts";
 import { orders, payments, reservations, stock } from "../../functions/db/schema.ts";
 import type { Stats } from "../../functions/gateway-sim/state.ts";
 import { EXAMPLE_ORDER } from "./banner.ts";
@@ -206,15 +206,9 @@ interface AuditEntry {
   data: { order_id?: string };
 }
 
+/** The audit log as its own store reads it back (a fresh reader, as the replay tool would be). */
 async function readAudit(): Promise<AuditEntry[]> {
-  const entries: AuditEntry[] = [];
-  for (const stream of await readdir(system.auditDir)) {
-    for (const file of await readdir(join(system.auditDir, stream))) {
-      if (!file.endsWith(".json")) continue;
-      entries.push(JSON.parse(await readFile(join(system.auditDir, stream, file), "utf8")) as AuditEntry);
-    }
-  }
-  return entries;
+  return (await readLog(new DirStore(system.auditDir))) as AuditEntry[];
 }
 
 /** Runs `task` over `items` with at most `limit` at a time. */
