@@ -81,6 +81,31 @@ function cpuOf(pids: Pids): Record<string, number> {
   return cpu;
 }
 
+type BatchTotals = Map<string, { sum: number; count: number }>;
+
+/** Per batch route, the bridge's `jetway_batch_size` histogram totals (messages and batches so far). */
+function batchTotals(metrics: string): BatchTotals {
+  const totals: BatchTotals = new Map();
+  for (const m of metrics.matchAll(/^jetway_batch_size_(sum|count)\{route="([^"]+)"\} (\S+)$/gm)) {
+    const [, kind, route, value] = m as unknown as [string, "sum" | "count", string, string];
+    const t = totals.get(route) ?? { sum: 0, count: 0 };
+    t[kind] = Number(value);
+    totals.set(route, t);
+  }
+  return totals;
+}
+
+/** Messages per batch in the window, per route (`batch_<route>`): how far the load amortises each hop. */
+function meanBatchSizes(before: BatchTotals, after: BatchTotals): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  for (const [route, t] of after) {
+    const b = before.get(route) ?? { sum: 0, count: 0 };
+    const batches = t.count - b.count;
+    if (batches > 0) sizes[`batch_${route}`] = round((t.sum - b.sum) / batches, 1);
+  }
+  return sizes;
+}
+
 /**
  * Starts each function from its Node entry, one at a time (each migrates the shared schema at start-up,
  * and concurrent migrations of one schema can collide), each ready once its port accepts connections.
@@ -161,11 +186,14 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       statusCancelled = 0;
       const started = new Map<string, number>();
 
+      const metricsUrl = `http://127.0.0.1:${ready.bridge.port}/metrics`;
+      const batches0 = batchTotals(await (await fetch(metricsUrl)).text());
       const cpu0 = cpuOf(pids);
       const t0 = nowNs();
       await placeOrders(pool, warmup, count, started);
       await allFinal(started, finals, 120_000);
       const cpu1 = cpuOf(pids);
+      const batches1 = batchTotals(await (await fetch(metricsUrl)).text());
       const latencies = [...started].map(([id, t]) => (finals.get(id) ?? t) - t);
       const last = Math.max(...[...started.keys()].map((id) => finals.get(id) ?? 0));
       const ordersPerS = count / ((last - t0) / 1e9);
@@ -213,6 +241,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
           nats_cpu_us_per_order: perOrder("nats"),
           postgres_cpu_us_per_order: perOrder("postgres"),
           clients: CLIENTS,
+          ...meanBatchSizes(batches0, batches1),
         },
       };
     } finally {
