@@ -46,7 +46,7 @@ export class DirStore implements ObjectStore {
     const dir = dirname(key);
     let known = this.#written.get(dir);
     if (!known) {
-      known = this.#index(dir).then((index) => new Set(index.keys()));
+      known = this.#index(dir, false).then((index) => new Set(index.keys()));
       this.#written.set(dir, known);
     }
     const written = await known;
@@ -111,8 +111,12 @@ export class DirStore implements ObjectStore {
     return [...dirs];
   }
 
-  /** Every entry of one key directory, first copy of each key winning: segments, then single files. */
-  async #index(dir: string): Promise<Map<string, Located>> {
+  /**
+   * Every entry of one key directory, first copy of each key winning: segments, then single files. Kept for
+   * the next read while the directory's files and sizes stay the same; a writer's one load is not kept
+   * (it needs the keys only, and holds them itself).
+   */
+  async #index(dir: string, keep = true): Promise<Map<string, Located>> {
     const path = join(this.root, dir);
     let names: string[];
     try {
@@ -138,7 +142,7 @@ export class DirStore implements ObjectStore {
       if (!index.has(key))
         index.set(key, { file: join(path, name), start: 0, end: Number.POSITIVE_INFINITY });
     }
-    this.#read.set(dir, { signature, index });
+    if (keep) this.#read.set(dir, { signature, index });
     return index;
   }
 }
