@@ -9,6 +9,7 @@ import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
 import { NatsServer } from "./nats-server.ts";
+import { TurnBatch } from "./turn-batch.ts";
 
 const logger = createLogger({ level: "silent" });
 const id = Math.random().toString(36).slice(2, 8).toUpperCase();
@@ -32,6 +33,7 @@ async function appWith(
       connected: () => state.connected,
       logger,
       publishTimeoutMs: 2_000,
+      publishes: new TurnBatch(),
     },
     metrics,
     readiness,

@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import type pino from "pino";
 import type { Config } from "./config.ts";
 import { type RequestView, requestView } from "./node-request.ts";
+import type { TurnBatch } from "./turn-batch.ts";
 
 /** A failed ingress request: the HTTP status and a stable code; the message is safe to show a caller. */
 export class IngressError extends Error {
@@ -25,6 +26,8 @@ export interface IngressDeps {
   connected: () => boolean;
   logger: pino.Logger;
   publishTimeoutMs?: number;
+  /** Publishes of one turn leave in one socket write (see TurnBatch). */
+  publishes?: TurnBatch;
 }
 
 // JetStream API, system and inbox subjects are never a publish target from the outside.
@@ -118,11 +121,13 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
   }
   const msgID = req.header("idempotency-key");
   try {
-    const ack = await deps.js.publish(subject, body, {
-      headers: h,
-      timeout: deps.publishTimeoutMs ?? 5_000,
-      ...(msgID ? { msgID } : {}),
-    });
+    const publish = () =>
+      deps.js.publish(subject, body, {
+        headers: h,
+        timeout: deps.publishTimeoutMs ?? 5_000,
+        ...(msgID ? { msgID } : {}),
+      });
+    const ack = await (deps.publishes ? deps.publishes.run(publish) : publish());
     return c.json({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }, 202);
   } catch (error) {
     const failure = classify(error);

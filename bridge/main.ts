@@ -12,6 +12,7 @@ import { provision, provisionConsumer } from "./provision.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
 import { startTelemetry, type TelemetryOptions } from "./telemetry.ts";
+import { TurnBatch } from "./turn-batch.ts";
 
 export interface BridgeOptions {
   logger?: pino.Logger;
@@ -96,7 +97,14 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   });
 
   const app = createHttpApp({
-    ingress: { nc, js, http: config.http, connected: () => connection.connected, logger },
+    ingress: {
+      nc,
+      js,
+      http: config.http,
+      connected: () => connection.connected,
+      logger,
+      publishes: new TurnBatch(),
+    },
     metrics,
     readiness,
     logger,
