@@ -52,6 +52,32 @@ describe("formatReport", () => {
     expect(formatReport(repeated, checkTargets(repeated))).toMatch(/^bridge\s.*runs 8000 \/ 9000 \/ 9500$/m);
   });
 
+  it("lists the pipeline's CPU per order function by function, and the ingress's clients", () => {
+    const results = [
+      ok("pipeline", {
+        msgs_per_s: 400,
+        extra: {
+          completion_p50_ms: 40,
+          completion_p99_ms: 60,
+          paced_orders_per_s: 200,
+          functions_cpu_us_per_order: 2300,
+          cpu_us_per_order_order: 1100,
+          cpu_us_per_order_audit: 300,
+          bridge_cpu_us_per_order: 900,
+          nats_cpu_us_per_order: 300,
+          postgres_cpu_us_per_order: 550,
+          gateway_sim_cpu_us_per_order: 250,
+        },
+      }),
+      ok("ingress", { msgs_per_s: 15_000, extra: { clients: 32, post_p50_ms: 1.7, post_p99_ms: 6.7 } }),
+    ];
+    const text = formatReport(results, checkTargets(results));
+    expect(text).toMatch(
+      /CPU us\/order fn 2300 \(order 1100, audit 300\) br 900 nats 300 pg 550 gateway-sim 250/,
+    );
+    expect(text).toMatch(/^ingress\s+15000 .*32 clients; POST -> 202 p50\/p99 1.7\/6.7 ms/m);
+  });
+
   it("sets the latency beside the floor measured in the same run", () => {
     const lat = (p50_ms: number, p99_ms: number) => ({ count: 10, p50_ms, p99_ms, max_ms: p99_ms });
     const results = [

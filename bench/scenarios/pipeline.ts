@@ -3,10 +3,10 @@ import { Pool } from "undici";
 import { isListening } from "../../bridge/nats-server.ts";
 import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { waitFor } from "../../bridge/testing/http-function.ts";
-import { Child, cpuSeconds, postgresCpuSeconds } from "../children.ts";
+import { Child, postgresCpuSeconds } from "../children.ts";
 import { type FunctionProcess, nowNs } from "../protocol.ts";
 import { summarize } from "../stats.ts";
-import { type RunContext, round, type ScenarioResult } from "./common.ts";
+import { cpuOf, type RunContext, round, type ScenarioResult } from "./common.ts";
 
 const FINAL_SUBJECTS = ["orders.confirmed.v1", "orders.cancelled.v1"];
 const CLIENTS = 32;
@@ -70,16 +70,11 @@ async function allFinal(started: Map<string, number>, finals: Map<string, number
 
 type Pids = { functions: Map<string, number>; bridge: number; nats: number | undefined };
 
-/** CPU seconds so far of each process of the system, each function's on its own. */
-function cpuOf(pids: Pids): Record<string, number> {
-  const cpu: Record<string, number> = {
-    bridge: cpuSeconds(pids.bridge),
-    nats: cpuSeconds(pids.nats),
-    postgres: postgresCpuSeconds(),
-  };
-  for (const [name, pid] of pids.functions) cpu[name] = cpuSeconds(pid);
-  return cpu;
-}
+/** CPU seconds so far of each process of the system, each function's on its own, and PostgreSQL's. */
+const cpuOfSystem = (pids: Pids): Record<string, number> => ({
+  ...cpuOf({ bridge: pids.bridge, nats: pids.nats, ...Object.fromEntries(pids.functions) }),
+  postgres: postgresCpuSeconds(),
+});
 
 type BatchTotals = Map<string, { sum: number; count: number }>;
 
@@ -87,9 +82,9 @@ type BatchTotals = Map<string, { sum: number; count: number }>;
 function batchTotals(metrics: string): BatchTotals {
   const totals: BatchTotals = new Map();
   for (const m of metrics.matchAll(/^jetway_batch_size_(sum|count)\{route="([^"]+)"\} (\S+)$/gm)) {
-    const [, kind, route, value] = m as unknown as [string, "sum" | "count", string, string];
+    const [, kind, route = "", value] = m;
     const t = totals.get(route) ?? { sum: 0, count: 0 };
-    t[kind] = Number(value);
+    t[kind as "sum" | "count"] = Number(value);
     totals.set(route, t);
   }
   return totals;
@@ -188,11 +183,11 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
 
       const metricsUrl = `http://127.0.0.1:${ready.bridge.port}/metrics`;
       const batches0 = batchTotals(await (await fetch(metricsUrl)).text());
-      const cpu0 = cpuOf(pids);
+      const cpu0 = cpuOfSystem(pids);
       const t0 = nowNs();
       await placeOrders(pool, warmup, count, started);
       await allFinal(started, finals, 120_000);
-      const cpu1 = cpuOf(pids);
+      const cpu1 = cpuOfSystem(pids);
       const batches1 = batchTotals(await (await fetch(metricsUrl)).text());
       const latencies = [...started].map(([id, t]) => (finals.get(id) ?? t) - t);
       const last = Math.max(...[...started.keys()].map((id) => finals.get(id) ?? 0));

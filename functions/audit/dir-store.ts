@@ -14,7 +14,6 @@ interface Located {
 
 const SEGMENT = ".log";
 const newSegmentName = () => `${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}${SEGMENT}`;
-const encoder = new TextEncoder();
 
 /**
  * The audit log in a local directory (default `.jetway/audit`): for each key directory (a stream), append-
@@ -51,8 +50,7 @@ export class DirStore implements ObjectStore {
     }
     const written = await known;
     if (written.has(key)) return false;
-    const bytes = encoder.encode(body);
-    const record = Buffer.concat([Buffer.from(`${key} ${bytes.length}\n`), bytes, Buffer.from("\n")]);
+    const record = `${key} ${Buffer.byteLength(body)}\n${body}\n`;
     const path = join(this.root, dir, this.#segment);
     try {
       appendFileSync(path, record);
