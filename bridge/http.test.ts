@@ -20,6 +20,7 @@ let jsm: JetStreamManager;
 async function appWith(
   http: Record<string, unknown>,
   readiness: () => Readiness = () => ({ ready: true, reasons: [] }),
+  publishes = new TurnBatch(),
 ) {
   const config = parseConfig({ http }, "test", {});
   const events = new BridgeEvents();
@@ -33,7 +34,7 @@ async function appWith(
       connected: () => state.connected,
       logger,
       publishTimeoutMs: 2_000,
-      publishes: new TurnBatch(),
+      publishes,
     },
     metrics,
     readiness,
@@ -125,6 +126,182 @@ describe("POST /v1/publish/<subject>", () => {
   });
 });
 
+interface BatchResult {
+  stream?: string;
+  seq?: number;
+  duplicate?: boolean;
+  error?: { code: string; status: number; message: string };
+}
+interface BatchAnswer {
+  results: BatchResult[];
+  error?: { code: string; message: string };
+}
+
+const batch = (events: unknown[], headers: Record<string, string> = {}) =>
+  post(JSON.stringify({ events }), headers);
+const storedCount = async () => (await jsm.streams.info(`IN_${id}`)).state.messages;
+
+describe("POST /v1/publish (a batch of events)", () => {
+  it("stores every event with its data, id, content type and trace context, answering results in order", async () => {
+    const { app, metrics } = await appWith({});
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const own = "00-11111111111111111111111111111111-2222222222222222-01";
+    const res = await app.request(
+      "/v1/publish",
+      batch(
+        [
+          { subject: `in_${id}.batch.created`, data: { order: 1 }, id: `b1-${id}` },
+          { subject: `in_${id}.batch.created`, data: [2, "two"], headers: { traceparent: own, "x-k": "v" } },
+          { subject: `in_${id}.batch.empty` },
+        ],
+        { traceparent, tracestate: "k=v" },
+      ),
+    );
+    expect(res.status).toBe(202);
+    const { results } = (await res.json()) as BatchAnswer;
+    expect(results).toHaveLength(3);
+    for (const r of results)
+      expect(r).toEqual({ stream: `IN_${id}`, seq: expect.any(Number), duplicate: false });
+    const [first, second, third] = await Promise.all(
+      results.map((r) => jsm.streams.getMessage(`IN_${id}`, { seq: r.seq as number })),
+    );
+    expect(first?.subject).toBe(`in_${id}.batch.created`);
+    expect(first?.json()).toEqual({ order: 1 });
+    expect(first?.header.get("Content-Type")).toBe("application/json");
+    expect(first?.header.get("Nats-Msg-Id")).toBe(`b1-${id}`);
+    expect(first?.header.get("traceparent")).toBe(traceparent);
+    expect(first?.header.get("tracestate")).toBe("k=v");
+    expect(second?.json()).toEqual([2, "two"]);
+    expect(second?.header.get("traceparent")).toBe(own);
+    expect(second?.header.get("x-k")).toBe("v");
+    expect(second?.header.get("Nats-Msg-Id")).toBe("");
+    expect(third?.subject).toBe(`in_${id}.batch.empty`);
+    expect(third?.data.length).toBe(0);
+    expect(await metrics.metrics()).toMatch(/jetway_ingress_publish_total\{status="202"\} 1\n/);
+  });
+
+  it("starts all publishes of a request in one TurnBatch call", async () => {
+    let runs = 0;
+    class CountingBatch extends TurnBatch {
+      override run<T>(call: () => Promise<T>): Promise<T> {
+        runs++;
+        return super.run(call);
+      }
+    }
+    const { app } = await appWith({}, undefined, new CountingBatch());
+    const events = Array.from({ length: 5 }, (_, i) => ({ subject: `in_${id}.batch.turn`, data: i }));
+    const res = await app.request("/v1/publish", batch(events));
+    expect(res.status).toBe(202);
+    expect(runs).toBe(1);
+  });
+
+  it("reports an event whose id was already stored as duplicate", async () => {
+    const { app } = await appWith({});
+    const events = [
+      { subject: `in_${id}.batch.dup`, data: 1, id: `dup-a-${id}` },
+      { subject: `in_${id}.batch.dup`, data: 2, id: `dup-b-${id}` },
+    ];
+    const first = (await (await app.request("/v1/publish", batch(events))).json()) as BatchAnswer;
+    expect(first.results.map((r) => r.duplicate)).toEqual([false, false]);
+    const fresh = { subject: `in_${id}.batch.dup`, data: 3, id: `dup-c-${id}` };
+    const again = await app.request("/v1/publish", batch([events[1], fresh]));
+    expect(again.status).toBe(202);
+    const { results } = (await again.json()) as BatchAnswer;
+    expect(results[0]).toEqual({ stream: `IN_${id}`, seq: first.results[1]?.seq, duplicate: true });
+    expect(results[1]).toMatchObject({ duplicate: false });
+  });
+
+  it("answers 207 when one event has no stream: that entry is no_stream, the others are stored", async () => {
+    const { app, metrics } = await appWith({});
+    const res = await app.request(
+      "/v1/publish",
+      batch([
+        { subject: `in_${id}.batch.partial`, data: "a" },
+        { subject: `nowhere_${id}.x`, data: "b" },
+        { subject: `in_${id}.batch.partial`, data: "c" },
+      ]),
+    );
+    expect(res.status).toBe(207);
+    const { results, error } = (await res.json()) as BatchAnswer;
+    expect(error).toBeUndefined();
+    expect(results[1]).toEqual({ error: { code: "no_stream", status: 404, message: expect.any(String) } });
+    for (const [i, data] of [
+      [0, "a"],
+      [2, "c"],
+    ] as const) {
+      const stored = await jsm.streams.getMessage(`IN_${id}`, { seq: results[i]?.seq as number });
+      expect(stored?.json()).toBe(data);
+    }
+    expect(await metrics.metrics()).toMatch(/jetway_ingress_publish_total\{status="207"\} 1\n/);
+  });
+
+  it("answers 404 with the error body and the results when no event has a stream", async () => {
+    const { app } = await appWith({});
+    const res = await app.request(
+      "/v1/publish",
+      batch([
+        { subject: `nowhere_${id}.a`, data: 1 },
+        { subject: `nowhere_${id}.b`, data: 2 },
+      ]),
+    );
+    expect(res.status).toBe(404);
+    const body = (await res.json()) as BatchAnswer;
+    expect(body.error).toEqual({ code: "no_stream", message: expect.any(String) });
+    expect(body.results.map((r) => r.error?.code)).toEqual(["no_stream", "no_stream"]);
+  });
+
+  it("answers 400 and publishes nothing for invalid JSON, invalid events, reserved subjects, none or too many", async () => {
+    const { app } = await appWith({});
+    const before = await storedCount();
+    const ok = { subject: `in_${id}.batch.bad`, data: 1 };
+    const cases: [RequestInit, RegExp][] = [
+      [post('{"events": ['), /not valid JSON/],
+      [post('["not", "an", "object"]'), /JSON object/],
+      [batch([ok, { subject: `in_${id}.*`, data: 1 }]), /events\[1\]\.subject/],
+      [batch([ok, { subject: `in_${id}..x`, data: 1 }]), /events\[1\]\.subject/],
+      [batch([ok, { subject: `$JS.API.STREAM.DELETE.IN_${id}`, data: 1 }]), /events\[1\]\.subject/],
+      [batch([ok, { subject: "_INBOX.abc", data: 1 }]), /events\[1\]\.subject/],
+      [batch([ok, { ...ok, id: "" }]), /events\[1\]\.id/],
+      [batch([ok, { ...ok, headers: { "bad name": "v" } }]), /events\[1\]\.headers/],
+      [batch([]), /at least one event/],
+      [post("{}"), /at least one event/],
+      [batch(Array.from({ length: 1_001 }, () => ok)), /at most 1000 events/],
+    ];
+    for (const [init, message] of cases) {
+      const res = await app.request("/v1/publish", init);
+      expect(res.status, String(init.body).slice(0, 80)).toBe(400);
+      const { error } = (await res.json()) as BatchAnswer;
+      expect(error?.code).toBe("invalid_body");
+      expect(error?.message).toMatch(message);
+    }
+    expect(await storedCount()).toBe(before);
+    await expect(jsm.streams.info(`IN_${id}`)).resolves.toBeTruthy();
+  });
+
+  it("answers 413 over http.max_body, counting the whole batch", async () => {
+    const { app } = await appWith({ max_body: 100 });
+    const before = await storedCount();
+    const events = Array.from({ length: 3 }, () => ({ subject: `in_${id}.batch.big`, data: "x".repeat(30) }));
+    const res = await app.request("/v1/publish", batch(events));
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as BatchAnswer).error?.code).toBe("too_large");
+    expect(await storedCount()).toBe(before);
+    expect((await app.request("/v1/publish", batch(events.slice(0, 1)))).status).toBe(202);
+  });
+
+  it("answers 401 without and 403 with a wrong bearer token when a publish token is set", async () => {
+    const { app } = await appWith({ publish_token: "s3cret" });
+    const events = [{ subject: `in_${id}.batch.auth`, data: 1 }];
+    expect((await app.request("/v1/publish", batch(events))).status).toBe(401);
+    expect((await app.request("/v1/publish", batch(events, { authorization: "Bearer nope" }))).status).toBe(
+      403,
+    );
+    expect((await app.request("/v1/publish", batch(events, { authorization: "Bearer s3cret" }))).status).toBe(
+      202,
+    );
+  });
+});
+
 describe("POST /v1/publish/<subject> over a real HTTP server (Node's own request)", () => {
   const chunks = (...parts: string[]) =>
     new ReadableStream<Uint8Array>({
@@ -161,6 +338,39 @@ describe("POST /v1/publish/<subject> over a real HTTP server (Node's own request
         body: "{}",
       });
       expect(unauthorized.status).toBe(401);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("stores a batch sent in chunks to POST /v1/publish", async () => {
+    const { app } = await appWith({ publish_token: "s3cret" });
+    const running = await startHttpServer(app, 0, "127.0.0.1");
+    try {
+      const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      const res = await fetch(`http://127.0.0.1:${running.port}/v1/publish`, {
+        method: "POST",
+        body: chunks(
+          `{"events":[{"subject":"in_${id}.node.batch","data":{"n":1},"id":"nb-${id}"},`,
+          `{"subject":"in_${id}.node.batch","data":{"n":2}}]}`,
+        ),
+        duplex: "half",
+        headers: { "content-type": "application/json", authorization: "Bearer s3cret", traceparent },
+      } as RequestInit);
+      expect(res.status).toBe(202);
+      const { results } = (await res.json()) as BatchAnswer;
+      expect(results).toHaveLength(2);
+      for (const [i, r] of results.entries()) {
+        const stored = await jsm.streams.getMessage(`IN_${id}`, { seq: r.seq as number });
+        expect(stored?.json()).toEqual({ n: i + 1 });
+        expect(stored?.header.get("traceparent")).toBe(traceparent);
+      }
+      const invalid = await fetch(`http://127.0.0.1:${running.port}/v1/publish`, {
+        method: "POST",
+        body: "not json",
+        headers: { authorization: "Bearer s3cret" },
+      });
+      expect(invalid.status).toBe(400);
     } finally {
       await running.close();
     }
@@ -250,5 +460,28 @@ describe("when NATS is down", () => {
       if (s.done || s.value.type === "reconnect") break;
     }
     expect((await app.request(`/v1/publish/in_${id}.up`, post("{}"))).status).toBe(202);
+  });
+
+  it("answers 503 to a batch before publishing any of it", async () => {
+    const { app } = await appWith({});
+    const subject = `in_${id}.batch.down`;
+    const statuses = nc.status()[Symbol.asyncIterator]();
+    await server.stopProcess();
+    for (;;) {
+      const s = await statuses.next();
+      if (s.done || s.value.type === "disconnect") break;
+    }
+    const res = await app.request("/v1/publish", batch([{ subject, data: 1 }]));
+    expect(res.status).toBe(503);
+    // No `results`: refused before any event was published.
+    expect(await res.json()).toEqual({ error: { code: "nats_unavailable", message: expect.any(String) } });
+    await server.restart();
+    for (;;) {
+      const s = await statuses.next();
+      if (s.done || s.value.type === "reconnect") break;
+    }
+    await nc.flush();
+    await expect(jsm.streams.getMessage(`IN_${id}`, { last_by_subj: subject })).resolves.toBeNull();
+    expect((await app.request("/v1/publish", batch([{ subject, data: 2 }]))).status).toBe(202);
   });
 });

@@ -1,8 +1,8 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type pino from "pino";
-import { handlePublish, type IngressDeps, IngressError } from "./ingress.ts";
+import { handlePublish, handlePublishBatch, type IngressDeps, IngressError } from "./ingress.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 
 export interface Readiness {
@@ -24,9 +24,10 @@ const errorBody = (code: string, message: string) => ({ error: { code, message }
 export function createHttpApp(deps: HttpAppDeps): Hono {
   const app = new Hono();
 
-  app.post("/v1/publish/*", async (c) => {
+  // One ingress_publish_total count per HTTP request, by the status it answered.
+  const ingress = (handle: (c: Context, deps: IngressDeps) => Promise<Response>) => async (c: Context) => {
     try {
-      const response = await handlePublish(c, deps.ingress);
+      const response = await handle(c, deps.ingress);
       deps.metrics.ingress(response.status);
       return response;
     } catch (error) {
@@ -34,7 +35,10 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
       deps.metrics.ingress(status);
       throw error;
     }
-  });
+  };
+  // The exact path first: "/v1/publish/*" would match it too.
+  app.post("/v1/publish", ingress(handlePublishBatch));
+  app.post("/v1/publish/*", ingress(handlePublish));
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     const r = deps.readiness();

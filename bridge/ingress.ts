@@ -1,9 +1,10 @@
-import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
-import { errors, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
+import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import { Empty, errors, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import type { Context } from "hono";
 import type pino from "pino";
 import type { Config } from "./config.ts";
 import { type RequestView, requestView } from "./node-request.ts";
+import { type EmittedEvent, readEventList } from "./outcome.ts";
 import type { TurnBatch } from "./turn-batch.ts";
 
 /** A failed ingress request: the HTTP status and a stable code; the message is safe to show a caller. */
@@ -35,6 +36,13 @@ const RESERVED = /^(\$|_INBOX\.)/;
 const VALID_SUBJECT = /^[^\s*>]+$/;
 // JetStream error code for "message size exceeds maximum allowed".
 const MESSAGE_TOO_LARGE = 10054;
+/** Most events one `POST /v1/publish` may carry. */
+export const MAX_BATCH_EVENTS = 1_000;
+const TRACE_HEADERS = ["traceparent", "tracestate"] as const;
+
+/** A subject the ingress publishes to: concrete, not reserved, no empty tokens. */
+const isPublishable = (subject: string): boolean =>
+  VALID_SUBJECT.test(subject) && !RESERVED.test(subject) && !subject.split(".").includes("");
 
 function checkAuth(req: RequestView, token: string | undefined): void {
   if (!token) return;
@@ -53,6 +61,20 @@ function timingSafeEqual(a: string, b: string): boolean {
 function limitOf(deps: IngressDeps): number {
   const serverMax = deps.nc.info?.max_payload ?? 1_048_576;
   return Math.min(serverMax, deps.http.max_body ?? Number.POSITIVE_INFINITY);
+}
+
+/** The whole body, or 413 as soon as it passes the limit (by Content-Length, or while reading). */
+function readBody(req: RequestView, deps: IngressDeps): Promise<Uint8Array> {
+  const limit = limitOf(deps);
+  const tooLarge = () => new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
+  if (Number(req.header("content-length") ?? 0) > limit) throw tooLarge();
+  return req.body(limit, tooLarge);
+}
+
+function ensureConnected(deps: IngressDeps): void {
+  if (!deps.connected() || deps.nc.isClosed()) {
+    throw new IngressError(503, "nats_unavailable", "NATS is not reachable");
+  }
 }
 
 /** No stream listens on the subject: nats.js wraps the no-responders RequestError (JetStreamNotEnabled). */
@@ -102,20 +124,15 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
   const req = requestView(c);
   checkAuth(req, deps.http.publish_token);
   const subject = decodeSubject(c.req.path.slice("/v1/publish/".length));
-  if (!subject || !VALID_SUBJECT.test(subject) || RESERVED.test(subject) || subject.split(".").includes("")) {
+  if (!isPublishable(subject)) {
     throw new IngressError(400, "invalid_subject", "invalid subject (no wildcards, spaces, $ or _INBOX)");
   }
-  const limit = limitOf(deps);
-  const tooLarge = () => new IngressError(413, "too_large", `body exceeds ${limit} bytes`);
-  if (Number(req.header("content-length") ?? 0) > limit) throw tooLarge();
-  const body = await req.body(limit, tooLarge);
-  if (!deps.connected() || deps.nc.isClosed()) {
-    throw new IngressError(503, "nats_unavailable", "NATS is not reachable");
-  }
+  const body = await readBody(req, deps);
+  ensureConnected(deps);
   const h = natsHeaders();
   const contentType = req.header("content-type");
   if (contentType) h.set("Content-Type", contentType);
-  for (const name of ["traceparent", "tracestate"]) {
+  for (const name of TRACE_HEADERS) {
     const value = req.header(name);
     if (value) h.set(name, value);
   }
@@ -134,4 +151,123 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
     if (failure.status >= 500) deps.logger.warn({ err: error, subject }, "ingress publish failed");
     throw failure;
   }
+}
+
+/** One event of a batch, ready to publish. */
+interface EventMessage {
+  subject: string;
+  data: Uint8Array;
+  headers: MsgHdrs;
+  msgID: string | undefined;
+}
+
+/** One entry of a batch answer, in request order. */
+export type BatchResult =
+  | { stream: string; seq: number; duplicate: boolean }
+  | { error: { code: string; status: IngressError["status"]; message: string } };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const invalidBody = (message: string) => new IngressError(400, "invalid_body", message);
+
+/** The events of a `{ "events": [...] }` body: checked as a function's events, then by the subject rules. */
+function readBatch(body: Uint8Array): EmittedEvent[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(body));
+  } catch (error) {
+    throw invalidBody(`body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw invalidBody('body must be a JSON object { "events": [...] }');
+  }
+  const events = readEventList((parsed as { events?: unknown }).events);
+  if (typeof events === "string") throw invalidBody(events);
+  if (events.length === 0) throw invalidBody("events must list at least one event");
+  if (events.length > MAX_BATCH_EVENTS) {
+    throw invalidBody(`at most ${MAX_BATCH_EVENTS} events per request, got ${events.length}`);
+  }
+  const bad = events.findIndex((event) => !isPublishable(event.subject));
+  if (bad >= 0) {
+    throw invalidBody(`events[${bad}].subject is not publishable (no empty tokens, $ or _INBOX)`);
+  }
+  return events;
+}
+
+/**
+ * An event as the bridge publishes a function's events (publisher.ts): JSON data, Content-Type, the event's
+ * own headers, the caller's trace context unless the event sets its own; `id` becomes Nats-Msg-Id.
+ */
+function eventMessage(event: EmittedEvent, index: number, trace: [string, string][]): EventMessage {
+  const h = natsHeaders();
+  try {
+    h.set("Content-Type", "application/json");
+    if (event.headers) for (const [k, v] of Object.entries(event.headers)) h.set(k, v);
+  } catch (error) {
+    throw invalidBody(`events[${index}].headers: ${(error as Error).message}`);
+  }
+  for (const [name, value] of trace) if (!h.has(name)) h.set(name, value);
+  const data = event.data === undefined ? Empty : encoder.encode(JSON.stringify(event.data));
+  return { subject: event.subject, data, headers: h, msgID: event.id };
+}
+
+function resultOf(settled: PromiseSettledResult<PubAck>): BatchResult {
+  if (settled.status === "fulfilled") {
+    const { stream, seq, duplicate } = settled.value;
+    return { stream, seq, duplicate };
+  }
+  const { code, status, message } = classify(settled.reason);
+  return { error: { code, status, message } };
+}
+
+/**
+ * POST /v1/publish: `{ events: [{ subject, data, id?, headers? }] }` into JetStream, all started together.
+ * 202 `{ results }` when every event was stored; 207 when some failed (failed entries carry `error`); when
+ * all failed with one status, that status with the usual error body plus `results`.
+ */
+export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise<Response> {
+  const req = requestView(c);
+  checkAuth(req, deps.http.publish_token);
+  const events = readBatch(await readBody(req, deps));
+  const trace: [string, string][] = [];
+  for (const name of TRACE_HEADERS) {
+    const value = req.header(name);
+    if (value) trace.push([name, value]);
+  }
+  const messages = events.map((event, i) => eventMessage(event, i, trace));
+  ensureConnected(deps);
+  const timeout = deps.publishTimeoutMs ?? 5_000;
+  const publishAll = () =>
+    Promise.allSettled(
+      messages.map((m) =>
+        deps.js.publish(m.subject, m.data, {
+          headers: m.headers,
+          timeout,
+          ...(m.msgID ? { msgID: m.msgID } : {}),
+        }),
+      ),
+    );
+  const settled = await (deps.publishes ? deps.publishes.run(publishAll) : publishAll());
+  const results = settled.map(resultOf);
+  const failed = results.flatMap((r) => ("error" in r ? [r.error] : []));
+  const first = failed[0];
+  if (!first) return c.json({ results }, 202);
+
+  const unavailable = results.findIndex((r) => "error" in r && r.error.status >= 500);
+  const cause = settled[unavailable];
+  if (cause?.status === "rejected") {
+    deps.logger.warn(
+      {
+        err: cause.reason,
+        subject: messages[unavailable]?.subject,
+        failed: failed.length,
+        events: results.length,
+      },
+      "ingress batch publish failed",
+    );
+  }
+  if (failed.length === results.length && failed.every((f) => f.status === first.status)) {
+    return c.json({ error: { code: first.code, message: first.message }, results }, first.status);
+  }
+  return c.json({ results }, 207);
 }
