@@ -19,7 +19,7 @@ import {
   readText,
 } from "../sdk/index.ts";
 import { announceFinal, type RecordResult, recordOrderEvents, stateOf } from "./events.ts";
-import { PublishError, type PublishTarget, publishEvent } from "./publish.ts";
+import { coalescingPublisher, type EventPublisher, PublishError, type PublishTarget } from "./publish.ts";
 import { parseOrderRequest, requestHash } from "./request.ts";
 import type { OrderEvent } from "./status.ts";
 import { insertOrder, loadOrder, markPublished, type Order, unpublished } from "./store.ts";
@@ -38,16 +38,26 @@ function publishTarget(c: Context, deps: OrderDeps): PublishTarget {
   return {
     url: requireVar(v, "JETWAY_PUBLISH_URL"),
     token: v.JETWAY_PUBLISH_TOKEN,
-    traceparent: c.req.header("traceparent"),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   };
 }
 
 /** Sends the order's outbox event; on success the order leaves pending_publish. */
-async function publishOrder(c: Context, deps: OrderDeps, order: Order): Promise<void> {
+async function publishOrder(
+  c: Context,
+  deps: OrderDeps,
+  publish: EventPublisher,
+  order: Order,
+): Promise<void> {
+  const db = deps.db(c);
   const event = order.created_event as { message_id: string };
-  await publishEvent(publishTarget(c, deps), OrderCreated.subject, event.message_id, order.created_event);
-  await markPublished(deps.db(c), order.id);
+  await publish(db, publishTarget(c, deps), {
+    subject: OrderCreated.subject,
+    id: event.message_id,
+    data: order.created_event,
+    traceparent: c.req.header("traceparent"),
+  });
+  await markPublished(db, order.id);
 }
 
 export const orderView = (o: Order) => ({
@@ -71,6 +81,7 @@ export const orderView = (o: Order) => ({
  */
 export function createOrder(deps: OrderDeps): JetwayFunction {
   const fn = defineFunction({ name: "order" });
+  const publish = coalescingPublisher();
   /** Folds a batch of one event type into the orders (one transaction), announcing what became final. */
   const record =
     <T extends EventType>(toEvent: (data: EventData<T>) => OrderEvent): BatchHandler<T> =>
@@ -165,7 +176,7 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
     if (!created) c.header("Idempotent-Replayed", "true");
     if (order.status === "pending_publish") {
       try {
-        await publishOrder(c, deps, order);
+        await publishOrder(c, deps, publish, order);
       } catch (err) {
         if (!(err instanceof PublishError)) throw err;
         fn.log.warn({ order_id: order.id, err: err.message }, "order stored, event not yet published");
@@ -201,15 +212,12 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
     // Younger orders may still be mid-request: their own POST is about to publish them.
     const olderThanS = Number.isFinite(asked) && asked >= 0 ? asked : 10;
     const pending = await unpublished(deps.db(c), olderThanS, 100);
+    // One ingress request carries them all; an order whose event was refused stays for the next flush.
+    const settled = await Promise.allSettled(pending.map((order) => publishOrder(c, deps, publish, order)));
     let published = 0;
-    for (const order of pending) {
-      try {
-        await publishOrder(c, deps, order);
-        published++;
-      } catch (err) {
-        if (!(err instanceof PublishError)) throw err;
-        break; // The ingress is down: the rest would fail the same way.
-      }
+    for (const s of settled) {
+      if (s.status === "fulfilled") published++;
+      else if (!(s.reason instanceof PublishError)) throw s.reason;
     }
     return c.json({ pending: pending.length, published });
   });

@@ -174,6 +174,49 @@ describe("POST /orders", () => {
     expect(await published(order_id)).toHaveLength(1);
   });
 
+  it("orders placed together share ingress requests; an event the stream refuses leaves only its order pending", async () => {
+    const sizes: number[] = [];
+    const counting: typeof fetch = (input, init) => {
+      sizes.push((JSON.parse(String(init?.body)) as { events: unknown[] }).events.length);
+      return fetch(input, init);
+    };
+    const grouped = createOrder({ db: () => handle.db, fetch: counting });
+    // Past max_msg_size JetStream refuses that one event; the ingress answers 207 for its request.
+    await jsm.streams.update(STREAM, { subjects: ["orders.>"], max_msg_size: 2_000 });
+    try {
+      const items = Array.from({ length: 40 }, (_, i) => ({
+        sku: `sku-${i}`,
+        quantity: 1,
+        unit_price_minor: 10,
+      }));
+      const payloads = [body(), body(), body({ items }), body(), body(), body()];
+      const responses = await Promise.all(
+        payloads.map((p) =>
+          grouped.app.request(
+            "/orders",
+            { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(p) },
+            env,
+          ),
+        ),
+      );
+      expect(responses.map((r) => r.status)).toEqual([202, 202, 503, 202, 202, 202]);
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(6);
+      expect(sizes.length).toBeLessThan(6);
+      const ids = await Promise.all(
+        responses.map(async (r) => ((await r.json()) as { order_id: string }).order_id),
+      );
+      const refused = ids[2] as string;
+      expect(await getOrder(refused)).toMatchObject({ status: "pending_publish" });
+      expect(await published(refused)).toHaveLength(0);
+      for (const id of ids.filter((id) => id !== refused)) {
+        expect(await getOrder(id)).toMatchObject({ status: "placed" });
+        expect(await published(id)).toHaveLength(1);
+      }
+    } finally {
+      await jsm.streams.update(STREAM, { subjects: ["orders.>"], max_msg_size: -1 });
+    }
+  });
+
   it("the outbox flush publishes orders whose client never retried", async () => {
     const down = await post(body(), `key-${ulid()}`, DOWN);
     const { order_id } = (await down.json()) as { order_id: string };

@@ -13,7 +13,7 @@ afterAll(async () => {
   await handle?.close();
 });
 
-const newOrder = (key: string) =>
+const newOrder = (key: string | undefined) =>
   insertOrder(handle.db, {
     request: {
       customer_id: "cus_1",
@@ -56,5 +56,42 @@ it("builds the order INSERT once per database handle, not per order", async () =
     expect(a.order.status).toBe("pending_publish");
   } finally {
     insert.mockRestore();
+  }
+});
+
+it("orders placed at the same time share one INSERT; a key used twice in the group gets one order", async () => {
+  const run = Date.now();
+  const earlier = await newOrder(`g-0-${run}`);
+  const insert = vi.spyOn(handle.db, "insert");
+  const select = vi.spyOn(handle.db, "select");
+  try {
+    const keys = [`g-1-${run}`, `g-2-${run}`, `g-1-${run}`, undefined, `g-0-${run}`];
+    const placed = await Promise.all(keys.map((k) => newOrder(k)));
+    expect(insert).toHaveBeenCalledTimes(1);
+    // One lookup for the keys already taken, however many.
+    expect(select).toHaveBeenCalledTimes(1);
+    expect(placed.map((p) => p.created)).toEqual([true, true, false, true, false]);
+    expect(placed[2]?.order.id).toBe(placed[0]?.order.id);
+    expect(placed[4]?.order.id).toBe(earlier.order.id);
+    expect(new Set(placed.map((p) => p.order.id)).size).toBe(4);
+    const stored = await handle.db
+      .select()
+      .from(orders)
+      .where(
+        inArray(
+          orders.id,
+          placed.map((p) => p.order.id),
+        ),
+      );
+    expect(stored).toHaveLength(4);
+    for (const p of placed) {
+      const row = stored.find((o) => o.id === p.order.id);
+      expect(row?.status).toBe("pending_publish");
+      // The outbox event names the order it belongs to.
+      expect(row?.created_event).toEqual({ order_id: p.order.id });
+    }
+  } finally {
+    insert.mockRestore();
+    select.mockRestore();
   }
 });

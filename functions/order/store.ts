@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { orders } from "../db/schema.ts";
+import { Coalescer } from "../sdk/coalesce.ts";
 import type { OrderRequest } from "./request.ts";
 
 export type Order = typeof orders.$inferSelect;
@@ -14,6 +15,12 @@ export interface NewOrder {
   /** Builds the orders.created.v1 payload for the new order's id. */
   event: (orderId: string) => Record<string, unknown>;
 }
+
+/**
+ * INSERTs of new orders on their way at once, per database handle: two keep the pool busy while the next
+ * group fills; more would split the groups without adding throughput.
+ */
+const INSERTS_IN_FLIGHT = 2;
 
 const placeholder = (name: keyof typeof orders.$inferInsert) => sql.placeholder(name);
 
@@ -46,14 +53,12 @@ function insertStatement(db: Db): ReturnType<typeof prepareInsert> {
   return statement;
 }
 
-/**
- * Stores a new order as `pending_publish` with its orders.created event (the outbox entry), or returns the
- * order an earlier request with the same Idempotency-Key made. Concurrent requests with one key meet on
- * the unique index: one inserts, the others read its row.
- */
-export async function insertOrder(db: Db, input: NewOrder): Promise<{ order: Order; created: boolean }> {
+type Placed = { order: Order; created: boolean };
+
+/** The row a NewOrder becomes (its id chosen here, so the outbox event can name it). */
+function rowOf(input: NewOrder) {
   const id = newId("ord");
-  const [inserted] = await insertStatement(db).execute({
+  return {
     id,
     customer_id: input.request.customer_id,
     items: input.request.items,
@@ -62,13 +67,58 @@ export async function insertOrder(db: Db, input: NewOrder): Promise<{ order: Ord
     idempotency_key: input.idempotency_key ?? null,
     request_hash: input.request_hash,
     created_event: input.event(id),
+  };
+}
+
+/**
+ * One INSERT for a group of orders; an order whose Idempotency-Key is taken (by an earlier request or an
+ * earlier order of the same group) gets the row that holds the key.
+ */
+async function insertGroup(db: Db, inputs: NewOrder[]): Promise<(Placed | Error)[]> {
+  const rows = inputs.map(rowOf);
+  const inserted =
+    rows.length === 1
+      ? await insertStatement(db).execute(rows[0] as ReturnType<typeof rowOf>)
+      : await db
+          .insert(orders)
+          .values(rows.map((row) => ({ ...row, status: "pending_publish" as const })))
+          .onConflictDoNothing()
+          .returning();
+  const byId = new Map(inserted.map((o) => [o.id, o]));
+  const taken = rows.flatMap((r) =>
+    byId.has(r.id) || r.idempotency_key === null ? [] : [r.idempotency_key],
+  );
+  const holders =
+    taken.length === 0 ? [] : await db.select().from(orders).where(inArray(orders.idempotency_key, taken));
+  const byKey = new Map(holders.map((o) => [o.idempotency_key, o]));
+  return rows.map((row) => {
+    const mine = byId.get(row.id);
+    if (mine) return { order: mine, created: true };
+    const existing = row.idempotency_key === null ? undefined : byKey.get(row.idempotency_key);
+    return existing
+      ? { order: existing, created: false }
+      : new Error("order insert conflicted but no order holds the idempotency key");
   });
-  if (inserted) return { order: inserted, created: true };
-  const [existing] = input.idempotency_key
-    ? await db.select().from(orders).where(eq(orders.idempotency_key, input.idempotency_key))
-    : [];
-  if (!existing) throw new Error("order insert conflicted but no order holds the idempotency key");
-  return { order: existing, created: false };
+}
+
+/** Orders waiting for the next INSERT, per database handle (a Workers request has its own, so never shared). */
+const inserters = new WeakMap<Db, Coalescer<NewOrder, Placed>>();
+
+/**
+ * Stores a new order as `pending_publish` with its orders.created event (the outbox entry), or returns the
+ * order an earlier request with the same Idempotency-Key made. Concurrent requests with one key meet on
+ * the unique index: one inserts, the others read its row. Orders placed while an INSERT is on its way
+ * share the next one: under load one statement and one commit carry many POSTs.
+ */
+export function insertOrder(db: Db, input: NewOrder): Promise<Placed> {
+  let inserter = inserters.get(db);
+  if (!inserter) {
+    inserter = new Coalescer<NewOrder, Placed>((inputs) => insertGroup(db, inputs), {
+      maxInFlight: INSERTS_IN_FLIGHT,
+    });
+    inserters.set(db, inserter);
+  }
+  return inserter.add(input);
 }
 
 export async function loadOrder(db: Db, id: string): Promise<Order | undefined> {
@@ -76,32 +126,28 @@ export async function loadOrder(db: Db, id: string): Promise<Order | undefined> 
   return row;
 }
 
-/** Ids waiting for the next write, per database handle (a Workers request has its own, so never shared). */
-const toMark = new WeakMap<Db, { ids: string[]; written: Promise<void> }>();
-const soon: (run: () => void) => void = globalThis.setImmediate ?? ((run) => setTimeout(run, 0));
+/** Ids waiting for the next write, per database handle. */
+const markers = new WeakMap<Db, Coalescer<string, undefined>>();
+
+async function markGroup(db: Db, ids: string[]): Promise<undefined[]> {
+  await db
+    .update(orders)
+    .set({ status: "placed", updated_at: sql`now()` })
+    .where(and(inArray(orders.id, ids), eq(orders.status, "pending_publish")));
+  return ids.map(() => undefined);
+}
 
 /**
- * pending_publish → placed, unless an event already moved the order on. Orders published in the same
- * event-loop turn share one UPDATE: under load that is one statement for many POSTs instead of one each.
+ * pending_publish → placed, unless an event already moved the order on. Orders published together (in one
+ * event-loop turn, or while the previous UPDATE ran) share one UPDATE.
  */
 export function markPublished(db: Db, id: string): Promise<void> {
-  let pending = toMark.get(db);
-  if (!pending) {
-    const ids: string[] = [];
-    const written = new Promise<void>((resolve, reject) =>
-      soon(() => {
-        toMark.delete(db);
-        db.update(orders)
-          .set({ status: "placed", updated_at: sql`now()` })
-          .where(and(inArray(orders.id, ids), eq(orders.status, "pending_publish")))
-          .then(() => resolve(), reject);
-      }),
-    );
-    pending = { ids, written };
-    toMark.set(db, pending);
+  let marker = markers.get(db);
+  if (!marker) {
+    marker = new Coalescer<string, undefined>((ids) => markGroup(db, ids));
+    markers.set(db, marker);
   }
-  pending.ids.push(id);
-  return pending.written;
+  return marker.add(id);
 }
 
 /** Orders whose event has not gone out yet, oldest first (for the outbox flush). */

@@ -17,6 +17,7 @@
 export type { EventData, EventInput, EventType } from "../../schemas/define.ts";
 export { defineEvent } from "../../schemas/define.ts";
 export { DeliveryError } from "./cloudevent.ts";
+export { Coalescer, type CoalescerOptions } from "./coalesce.ts";
 export * from "./contract.ts";
 export { defineFunction, type FunctionOptions, type JetwayEnv, JetwayFunction } from "./define-function.ts";
 export { EmitValidationError, type ErrorBody, InvalidEventError, RetryableError } from "./errors.ts";
