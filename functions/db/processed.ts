@@ -1,4 +1,5 @@
 import { lt, sql } from "drizzle-orm";
+import { rowsOf } from "./arrays.ts";
 import type { Db } from "./client.ts";
 import { processedMessages } from "./schema.ts";
 
@@ -21,7 +22,13 @@ export async function markProcessedMany(
   const rows = await db
     .insert(processedMessages)
     // Sorted, so overlapping batches take the primary-key locks in one order.
-    .values([...new Set(messageIds)].sort().map((message_id) => ({ consumer, message_id })))
+    .select(
+      rowsOf(
+        processedMessages,
+        ["consumer", "message_id"],
+        [...new Set(messageIds)].sort().map((message_id) => ({ consumer, message_id })),
+      ),
+    )
     .onConflictDoNothing()
     .returning({ id: processedMessages.message_id });
   return new Set(rows.map((r) => r.id));

@@ -1,4 +1,5 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
+import { anyOf, rowsOf } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { type ReservedItem, reservations, stock } from "../db/schema.ts";
@@ -44,13 +45,17 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
     const claimed = await tx
       .insert(reservations)
       // Sorted, so two batches claiming overlapping orders take the unique-index locks in one order.
-      .values(
-        [...wanted.keys()].sort().map((order_id) => ({
-          id: newId("res"),
-          order_id,
-          items: wanted.get(order_id) as ReservedItem[],
-          status: "reserved" as const,
-        })),
+      .select(
+        rowsOf(
+          reservations,
+          ["id", "order_id", "items", "status"],
+          [...wanted.keys()].sort().map((order_id) => ({
+            id: newId("res"),
+            order_id,
+            items: wanted.get(order_id) as ReservedItem[],
+            status: "reserved",
+          })),
+        ),
       )
       .onConflictDoNothing()
       .returning();
@@ -61,7 +66,7 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
       const rows = await tx
         .select()
         .from(stock)
-        .where(inArray(stock.sku, skus))
+        .where(anyOf(stock.sku, skus))
         .orderBy(stock.sku)
         .for("update");
       for (const row of rows) levels.set(row.sku, row.available);
@@ -105,7 +110,7 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
     ]);
     const others = [...wanted.keys()].filter((id) => !result.has(id));
     if (others.length > 0) {
-      for (const row of await tx.select().from(reservations).where(inArray(reservations.order_id, others)))
+      for (const row of await tx.select().from(reservations).where(anyOf(reservations.order_id, others)))
         result.set(row.order_id, row);
     }
     return result;

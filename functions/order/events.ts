@@ -1,6 +1,6 @@
-import { inArray, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { OrderCancelled, OrderConfirmed } from "../../schemas/index.ts";
-import { caseByKey } from "../db/case-by-key.ts";
+import { anyOf, valueByKey } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { markProcessedMany } from "../db/processed.ts";
@@ -46,12 +46,7 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
   if (inputs.length === 0) return [];
   return db.transaction(async (tx) => {
     const ids = [...new Set(inputs.map((i) => i.order_id))].sort();
-    const rows = await tx
-      .select()
-      .from(orders)
-      .where(inArray(orders.id, ids))
-      .orderBy(orders.id)
-      .for("update");
+    const rows = await tx.select().from(orders).where(anyOf(orders.id, ids)).orderBy(orders.id).for("update");
     const current = new Map(rows.map((r) => [r.id, r]));
     const known = inputs.filter((i) => current.has(i.order_id)).map((i) => i.message_id);
     const fresh = await markProcessedMany(tx, CONSUMER, known);
@@ -74,8 +69,9 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
     const rowsToWrite = [...changed].map((id) => current.get(id) as Order);
     if (rowsToWrite.length > 0) {
       const each = (column: keyof OrderState) =>
-        caseByKey(
+        valueByKey(
           orders.id,
+          orders[column],
           rowsToWrite,
           (o) => o.id,
           (o) => o[column],
@@ -91,13 +87,10 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
           reservation_id: each("reservation_id"),
           cancel_reason: each("cancel_reason"),
           updated_at: sql`now()`,
-          ...(finals.length > 0
-            ? {
-                finalized_at: sql`case when ${inArray(orders.id, finals)} then now() else ${orders.finalized_at} end`,
-              }
-            : {}),
+          // Always present (an empty list matches nothing): one statement text for every batch.
+          finalized_at: sql`case when ${anyOf(orders.id, finals)} then now() else ${orders.finalized_at} end`,
         })
-        .where(inArray(orders.id, [...changed]))
+        .where(anyOf(orders.id, [...changed]))
         .returning();
       for (const row of updated) current.set(row.id, row);
     }

@@ -1,6 +1,8 @@
-import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, eq, lt, sql } from "drizzle-orm";
+import { anyOf, rowArrays, rowsOfPlaceholders } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
+import { perHandle } from "../db/prepared.ts";
 import { orders } from "../db/schema.ts";
 import { Coalescer } from "../sdk/coalesce.ts";
 import type { OrderRequest } from "./request.ts";
@@ -22,36 +24,27 @@ export interface NewOrder {
  */
 const INSERTS_IN_FLIGHT = 2;
 
-const placeholder = (name: keyof typeof orders.$inferInsert) => sql.placeholder(name);
+const ORDER_COLUMNS = [
+  "id",
+  "customer_id",
+  "items",
+  "total_minor",
+  "currency",
+  "status",
+  "idempotency_key",
+  "request_hash",
+  "created_event",
+] as const;
 
-/** The INSERT of POST /orders, built once per database handle: drizzle spends ~200 µs building it per call. */
-const insertStatements = new WeakMap<Db, ReturnType<typeof prepareInsert>>();
-const prepareInsert = (db: Db) =>
+/** The INSERT of POST /orders, one text for every group size. */
+const insertStatement = perHandle((db) =>
   db
     .insert(orders)
-    .values({
-      id: placeholder("id"),
-      customer_id: placeholder("customer_id"),
-      items: placeholder("items"),
-      total_minor: placeholder("total_minor"),
-      currency: placeholder("currency"),
-      status: "pending_publish",
-      idempotency_key: placeholder("idempotency_key"),
-      request_hash: placeholder("request_hash"),
-      created_event: placeholder("created_event"),
-    })
+    .select(rowsOfPlaceholders(orders, ORDER_COLUMNS))
     .onConflictDoNothing()
     .returning()
-    .prepare("insert_order");
-
-function insertStatement(db: Db): ReturnType<typeof prepareInsert> {
-  let statement = insertStatements.get(db);
-  if (!statement) {
-    statement = prepareInsert(db);
-    insertStatements.set(db, statement);
-  }
-  return statement;
-}
+    .prepare("insert_orders"),
+);
 
 type Placed = { order: Order; created: boolean };
 
@@ -76,20 +69,19 @@ function rowOf(input: NewOrder) {
  */
 async function insertGroup(db: Db, inputs: NewOrder[]): Promise<(Placed | Error)[]> {
   const rows = inputs.map(rowOf);
-  const inserted =
-    rows.length === 1
-      ? await insertStatement(db).execute(rows[0] as ReturnType<typeof rowOf>)
-      : await db
-          .insert(orders)
-          .values(rows.map((row) => ({ ...row, status: "pending_publish" as const })))
-          .onConflictDoNothing()
-          .returning();
+  const inserted = await insertStatement(db).execute(
+    rowArrays(
+      orders,
+      ORDER_COLUMNS,
+      rows.map((row) => ({ ...row, status: "pending_publish" })),
+    ),
+  );
   const byId = new Map(inserted.map((o) => [o.id, o]));
   const taken = rows.flatMap((r) =>
     byId.has(r.id) || r.idempotency_key === null ? [] : [r.idempotency_key],
   );
   const holders =
-    taken.length === 0 ? [] : await db.select().from(orders).where(inArray(orders.idempotency_key, taken));
+    taken.length === 0 ? [] : await db.select().from(orders).where(anyOf(orders.idempotency_key, taken));
   const byKey = new Map(holders.map((o) => [o.idempotency_key, o]));
   return rows.map((row) => {
     const mine = byId.get(row.id);
@@ -102,7 +94,10 @@ async function insertGroup(db: Db, inputs: NewOrder[]): Promise<(Placed | Error)
 }
 
 /** Orders waiting for the next INSERT, per database handle (a Workers request has its own, so never shared). */
-const inserters = new WeakMap<Db, Coalescer<NewOrder, Placed>>();
+const inserterOf = perHandle(
+  (db) =>
+    new Coalescer<NewOrder, Placed>((inputs) => insertGroup(db, inputs), { maxInFlight: INSERTS_IN_FLIGHT }),
+);
 
 /**
  * Stores a new order as `pending_publish` with its orders.created event (the outbox entry), or returns the
@@ -111,14 +106,7 @@ const inserters = new WeakMap<Db, Coalescer<NewOrder, Placed>>();
  * share the next one: under load one statement and one commit carry many POSTs.
  */
 export function insertOrder(db: Db, input: NewOrder): Promise<Placed> {
-  let inserter = inserters.get(db);
-  if (!inserter) {
-    inserter = new Coalescer<NewOrder, Placed>((inputs) => insertGroup(db, inputs), {
-      maxInFlight: INSERTS_IN_FLIGHT,
-    });
-    inserters.set(db, inserter);
-  }
-  return inserter.add(input);
+  return inserterOf(db).add(input);
 }
 
 export async function loadOrder(db: Db, id: string): Promise<Order | undefined> {
@@ -127,13 +115,13 @@ export async function loadOrder(db: Db, id: string): Promise<Order | undefined> 
 }
 
 /** Ids waiting for the next write, per database handle. */
-const markers = new WeakMap<Db, Coalescer<string, undefined>>();
+const markerOf = perHandle((db) => new Coalescer<string, undefined>((ids) => markGroup(db, ids)));
 
 async function markGroup(db: Db, ids: string[]): Promise<undefined[]> {
   await db
     .update(orders)
     .set({ status: "placed", updated_at: sql`now()` })
-    .where(and(inArray(orders.id, ids), eq(orders.status, "pending_publish")));
+    .where(and(anyOf(orders.id, ids), eq(orders.status, "pending_publish")));
   return ids.map(() => undefined);
 }
 
@@ -142,12 +130,7 @@ async function markGroup(db: Db, ids: string[]): Promise<undefined[]> {
  * event-loop turn, or while the previous UPDATE ran) share one UPDATE.
  */
 export function markPublished(db: Db, id: string): Promise<void> {
-  let marker = markers.get(db);
-  if (!marker) {
-    marker = new Coalescer<string, undefined>((ids) => markGroup(db, ids));
-    markers.set(db, marker);
-  }
-  return marker.add(id);
+  return markerOf(db).add(id);
 }
 
 /** Orders whose event has not gone out yet, oldest first (for the outbox flush). */

@@ -1,7 +1,9 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
-import { caseByKey } from "../db/case-by-key.ts";
+import { and, eq, sql } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
+import { anyOf, rowArrays, rowsOfPlaceholders, valueByKey } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
+import { perHandle } from "../db/prepared.ts";
 import { payments } from "../db/schema.ts";
 import { InvalidEventError, mapLimit, RetryableError } from "../sdk/index.ts";
 import type { ChargeInput, ChargeOutcome } from "./gateway.ts";
@@ -99,26 +101,40 @@ async function settleAll(db: Db, charged: readonly { row: Payment; outcome: Char
   const result = new Map<string, Payment>();
   if (charged.length === 0) return result;
   const ids = [...new Set(charged.map((c) => c.row.id))];
-  const pick = (value: (c: (typeof charged)[number]) => string | null) =>
-    caseByKey(payments.id, charged, (c) => c.row.id, value);
+  const pick = (column: PgColumn, value: (c: (typeof charged)[number]) => string | null) =>
+    valueByKey(payments.id, column, charged, (c) => c.row.id, value);
   const updated = await db
     .update(payments)
     .set({
-      status: pick((c) => c.outcome.status),
-      gateway_charge_id: pick((c) => c.outcome.chargeId ?? null),
-      failure_reason: pick((c) => (c.outcome.status === "declined" ? c.outcome.code : null)),
+      status: pick(payments.status, (c) => c.outcome.status),
+      gateway_charge_id: pick(payments.gateway_charge_id, (c) => c.outcome.chargeId ?? null),
+      failure_reason: pick(payments.failure_reason, (c) =>
+        c.outcome.status === "declined" ? c.outcome.code : null,
+      ),
       updated_at: sql`now()`,
       settled_at: sql`now()`,
     })
-    .where(and(inArray(payments.id, ids), eq(payments.status, "pending")))
+    .where(and(anyOf(payments.id, ids), eq(payments.status, "pending")))
     .returning();
   for (const row of updated) result.set(row.id, row);
   const others = ids.filter((id) => !result.has(id));
   if (others.length > 0)
-    for (const row of await db.select().from(payments).where(inArray(payments.id, others)))
+    for (const row of await db.select().from(payments).where(anyOf(payments.id, others)))
       result.set(row.id, row);
   return result;
 }
+
+const CLAIM_COLUMNS = ["id", "order_id", "message_id", "amount_minor", "currency"] as const;
+
+/** The claim INSERT, one text whatever the batch size. */
+const claimStatement = perHandle((db) =>
+  db
+    .insert(payments)
+    .select(rowsOfPlaceholders(payments, CLAIM_COLUMNS))
+    .onConflictDoNothing()
+    .returning()
+    .prepare("claim_payments"),
+);
 
 /** Claims a payment row per order in one statement; rows that were there already are read back. */
 async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<string, Payment>> {
@@ -126,9 +142,10 @@ async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<s
   for (const o of orders) if (!first.has(o.order_id)) first.set(o.order_id, o);
   // Sorted, so overlapping batches take the unique-index locks in one order.
   const unique = [...first.values()].sort((a, b) => (a.order_id < b.order_id ? -1 : 1));
-  const claimed = await db
-    .insert(payments)
-    .values(
+  const claimed = await claimStatement(db).execute(
+    rowArrays(
+      payments,
+      CLAIM_COLUMNS,
       unique.map((order) => ({
         id: newId("pay"),
         order_id: order.order_id,
@@ -136,13 +153,12 @@ async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<s
         amount_minor: order.total_minor,
         currency: order.currency,
       })),
-    )
-    .onConflictDoNothing()
-    .returning();
+    ),
+  );
   const rows = new Map(claimed.map((r) => [r.order_id, r]));
   const others = unique.filter((o) => !rows.has(o.order_id)).map((o) => o.order_id);
   if (others.length > 0) {
-    for (const row of await db.select().from(payments).where(inArray(payments.order_id, others)))
+    for (const row of await db.select().from(payments).where(anyOf(payments.order_id, others)))
       rows.set(row.order_id, row);
   }
   return rows;

@@ -1,0 +1,98 @@
+import { asc } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { anyOf, rowsOf, valueByKey } from "./arrays.ts";
+import type { DbHandle } from "./client.ts";
+import { migrate } from "./migrate.ts";
+import { openPglite } from "./pglite.ts";
+import { orders } from "./schema.ts";
+import { createTestDb } from "./testing.ts";
+
+const order = (id: string, extra: Partial<typeof orders.$inferInsert> = {}) => ({
+  id,
+  customer_id: `cus_${id}`,
+  items: [{ sku: "sku-1", quantity: 2, unit_price_minor: 1_250 }],
+  total_minor: 9_007_199_254_740_991,
+  currency: "EUR",
+  status: "pending_publish" as const,
+  idempotency_key: id === "b" ? null : `key-${id}`,
+  request_hash: `hash "${id}", {with} \\ quotes`,
+  created_event: { order_id: id, nested: { list: [1, "two", null] } },
+  ...extra,
+});
+
+const COLUMNS = Object.keys(order("x")) as (keyof typeof orders.$inferInsert)[];
+
+// The same statements on the server the tests use and on embedded PGlite: the drivers encode arrays apart.
+describe.each([
+  ["the test database", createTestDb],
+  [
+    "PGlite",
+    async () => {
+      const handle = await openPglite();
+      await migrate(handle);
+      return handle;
+    },
+  ],
+])("array parameters on %s", (_name, open) => {
+  let handle: DbHandle;
+  beforeAll(async () => {
+    handle = await open();
+  });
+  afterAll(async () => {
+    await handle?.close();
+  });
+
+  it("inserts rows from arrays with every value and default intact, and skips conflicts", async () => {
+    const { db } = handle;
+    const rows = [order("a"), order("b"), order("c", { idempotency_key: "key-a" })];
+    const inserted = await db
+      .insert(orders)
+      .select(rowsOf(orders, COLUMNS, rows))
+      .onConflictDoNothing()
+      .returning();
+    expect(inserted.map((o) => o.id).sort()).toEqual(["a", "b"]);
+    const [a] = await db
+      .select()
+      .from(orders)
+      .where(anyOf(orders.id, ["a"]));
+    expect(a).toMatchObject({ ...order("a"), payment_status: "pending", inventory_status: "pending" });
+    expect(a?.created_at).toBeInstanceOf(Date);
+    expect(a?.finalized_at).toBeNull();
+    const b = inserted.find((o) => o.id === "b");
+    expect(b?.idempotency_key).toBeNull();
+  });
+
+  it("selects and updates by array whatever the list's length, each row its own value", async () => {
+    const { db } = handle;
+    const rows = [order("d"), order("e"), order("f")];
+    await db.insert(orders).select(rowsOf(orders, COLUMNS, rows));
+    const changes = [
+      { id: "d", status: "placed", payment_id: "pay_d" },
+      { id: "f", status: "cancelled", payment_id: null },
+    ];
+    const byId = (c: (typeof changes)[number]) => c.id;
+    const updated = await db
+      .update(orders)
+      .set({
+        status: valueByKey(orders.id, orders.status, changes, byId, (c) => c.status),
+        payment_id: valueByKey(orders.id, orders.payment_id, changes, byId, (c) => c.payment_id),
+      })
+      .where(anyOf(orders.id, ["d", "f"]))
+      .returning();
+    expect(updated.map((o) => [o.id, o.status, o.payment_id]).sort()).toEqual([
+      ["d", "placed", "pay_d"],
+      ["f", "cancelled", null],
+    ]);
+    const all = await db
+      .select()
+      .from(orders)
+      .where(anyOf(orders.id, ["d", "e", "f", "nope"]))
+      .orderBy(asc(orders.id));
+    expect(all.map((o) => o.status)).toEqual(["placed", "pending_publish", "cancelled"]);
+    expect(await db.select().from(orders).where(anyOf(orders.id, []))).toEqual([]);
+  });
+
+  it("refuses a required column that is neither listed nor defaulted", () => {
+    expect(() => rowsOf(orders, ["id"], [{ id: "x" }])).toThrow(/customer_id has no default/);
+  });
+});

@@ -1,0 +1,105 @@
+import { getTableColumns, is, SQL, sql, type Table } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
+
+/*
+ * Batch statements whose text does not depend on the batch size. drizzle writes a list as `in ($1, …, $n)`
+ * and rows as `values (…), (…)`: a new statement for every size, which drizzle builds again each time and
+ * which PostgreSQL describes (one more round trip) and plans again on every connection. Lists passed as
+ * one array parameter each give one text per call site, built and prepared once.
+ * Arrays travel as text[] and are cast in SQL, so both drivers (postgres.js, PGlite) send them alike.
+ */
+
+const typeOf = (column: PgColumn) => sql.raw(column.getSQLType());
+
+/** A column's values as PostgreSQL text, through the column's own encoder (JSON, dates, numbers). */
+function asText(column: PgColumn, values: readonly unknown[]): (string | null)[] {
+  return values.map((v) => (v === null || v === undefined ? null : String(column.mapToDriverValue(v))));
+}
+
+/** One array parameter of `column`'s type. */
+export const arrayOf = (column: PgColumn, values: readonly unknown[]): SQL =>
+  sql`(${sql.param(asText(column, values))}::text[])::${typeOf(column)}[]`;
+
+/** `column = any(array)`: inArray's meaning with one statement text whatever the list's length. */
+export const anyOf = (column: PgColumn, values: readonly unknown[]): SQL =>
+  sql`${column} = any(${arrayOf(column, values)})`;
+
+/**
+ * Each row's own value of `column` in one UPDATE: the value at the position of the row's key in the key
+ * array (NULL for a row whose key is not listed, so pair it with a WHERE on the same keys).
+ */
+export function valueByKey<T>(
+  key: PgColumn,
+  column: PgColumn,
+  rows: readonly T[],
+  keyOf: (row: T) => string,
+  value: (row: T) => unknown,
+): SQL {
+  return sql`(${arrayOf(column, rows.map(value))})[array_position(${arrayOf(key, rows.map(keyOf))}, ${key})]`;
+}
+
+type Row = Record<string, unknown>;
+type ColumnsOf<T extends Table> = readonly (keyof T["$inferInsert"] & string)[];
+
+function columnsOf<T extends Table>(table: T, names: ColumnsOf<T>): [string, PgColumn][] {
+  const all = getTableColumns(table) as Record<string, PgColumn>;
+  return names.map((name) => {
+    const column = all[name];
+    if (!column) throw new TypeError(`${name} is not a column of the table`);
+    return [name, column];
+  });
+}
+
+/** The SELECT of rowsOf, each listed column's array given by `array(name)`. */
+function selectRows<T extends Table>(table: T, names: ColumnsOf<T>, array: (name: string) => SQL): SQL {
+  const given = new Set<string>(names);
+  const select = Object.entries(getTableColumns(table) as Record<string, PgColumn>).map(([name, column]) => {
+    if (given.has(name)) return sql`u.${sql.identifier(name)}::${typeOf(column)}`;
+    if (column.defaultFn || column.onUpdateFn)
+      throw new TypeError(`column ${name} is filled in JavaScript: list it`);
+    if (column.default !== undefined) {
+      return is(column.default, SQL) ? column.default : sql`${column.default}::${typeOf(column)}`;
+    }
+    if (column.notNull) throw new TypeError(`column ${name} has no default: list it`);
+    return sql`null`;
+  });
+  const arrays = names.map((name) => sql`${array(name)}::text[]`);
+  const aliases = names.map((name) => sql.identifier(name));
+  return sql`select ${sql.join(select, sql`, `)} from unnest(${sql.join(arrays, sql`, `)}) as u(${sql.join(aliases, sql`, `)})`;
+}
+
+/**
+ * The SELECT of an `INSERT … SELECT` giving every column of `table` (drizzle's insert-select lists them
+ * all): the listed columns from one array each, unnested side by side; every other column its default,
+ * else NULL. Use as `db.insert(table).select(rowsOf(table, columns, rows))`.
+ */
+export function rowsOf<T extends Table>(table: T, names: ColumnsOf<T>, rows: readonly Row[]): SQL {
+  const arrays = new Map(
+    columnsOf(table, names).map(([name, column]) => [name, arrayText(column, name, rows)]),
+  );
+  return selectRows(table, names, (name) => sql`${sql.param(arrays.get(name))}`);
+}
+
+const arrayText = (column: PgColumn, name: string, rows: readonly Row[]) =>
+  asText(
+    column,
+    rows.map((r) => r[name]),
+  );
+
+/**
+ * rowsOf for a statement prepared once (`.prepare(name)`): the arrays are placeholders named after the
+ * columns, filled at each execution with `rowArrays(table, names, rows)`.
+ */
+export const rowsOfPlaceholders = <T extends Table>(table: T, names: ColumnsOf<T>): SQL =>
+  selectRows(table, names, (name) => sql`${sql.placeholder(name)}`);
+
+/** The placeholder values of rowsOfPlaceholders for these rows. */
+export function rowArrays<T extends Table>(
+  table: T,
+  names: ColumnsOf<T>,
+  rows: readonly Row[],
+): Record<string, (string | null)[]> {
+  return Object.fromEntries(
+    columnsOf(table, names).map(([name, column]) => [name, arrayText(column, name, rows)]),
+  );
+}
