@@ -20,6 +20,9 @@ const order = (id: string, extra: Partial<typeof orders.$inferInsert> = {}) => (
   ...extra,
 });
 
+const byId = (c: { id: string }) => c.id;
+/** drizzle wraps the driver's error: the database's own message is the cause's. */
+const refusedAsTooLong = (error: unknown) => /too long/.test(String((error as Error).cause));
 const COLUMNS = Object.keys(order("x")) as (keyof typeof orders.$inferInsert)[];
 
 // The same statements on the server the tests use and on embedded PGlite: the drivers encode arrays apart.
@@ -70,7 +73,6 @@ describe.each([
       { id: "d", status: "placed", payment_id: "pay_d" },
       { id: "f", status: "cancelled", payment_id: null },
     ];
-    const byId = (c: (typeof changes)[number]) => c.id;
     const updated = await db
       .update(orders)
       .set({
@@ -90,6 +92,28 @@ describe.each([
       .orderBy(asc(orders.id));
     expect(all.map((o) => o.status)).toEqual(["placed", "pending_publish", "cancelled"]);
     expect(await db.select().from(orders).where(anyOf(orders.id, []))).toEqual([]);
+  });
+
+  it("refuses a value too long for its column instead of cutting it short", async () => {
+    const { db } = handle;
+    await expect(
+      db.insert(orders).select(rowsOf(orders, COLUMNS, [order("g", { currency: "EURO" })])),
+    ).rejects.toSatisfy(refusedAsTooLong);
+    await db.insert(orders).select(rowsOf(orders, COLUMNS, [order("h")]));
+    const set = valueByKey(orders.id, orders.currency, [{ id: "h" }], byId, () => "EURO");
+    await expect(
+      db
+        .update(orders)
+        .set({ currency: set })
+        .where(anyOf(orders.id, ["h"])),
+    ).rejects.toSatisfy(refusedAsTooLong);
+    // A longer value compared against the column matches nothing rather than its first three letters.
+    expect(
+      await db
+        .select()
+        .from(orders)
+        .where(anyOf(orders.currency, ["EURO"])),
+    ).toEqual([]);
   });
 
   it("refuses a required column that is neither listed nor defaulted", () => {

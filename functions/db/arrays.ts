@@ -9,7 +9,16 @@ import type { PgColumn } from "drizzle-orm/pg-core";
  * Arrays travel as text[] and are cast in SQL, so both drivers (postgres.js, PGlite) send them alike.
  */
 
-const typeOf = (column: PgColumn) => sql.raw(column.getSQLType());
+/**
+ * A column's type without its modifier (`varchar(3)` → `varchar`): an explicit cast to `varchar(3)` would cut
+ * a longer value short where an INSERT or UPDATE refuses it, so values are cast to the base type and the
+ * assignment to the column checks them as a plain VALUES list would.
+ */
+function typeOf(column: PgColumn): SQL {
+  const type = column.getSQLType();
+  if (type.endsWith("]")) throw new TypeError(`array column ${column.name} is not supported`);
+  return sql.raw(type.replace(/\s*\(.*\)\s*$/, ""));
+}
 
 /** A column's values as PostgreSQL text, through the column's own encoder (JSON, dates, numbers). */
 function asText(column: PgColumn, values: readonly unknown[]): (string | null)[] {

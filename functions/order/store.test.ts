@@ -95,3 +95,27 @@ it("orders placed at the same time share one INSERT; a key used twice in the gro
     select.mockRestore();
   }
 });
+
+it("an order the database refuses fails alone, not with the orders placed beside it", async () => {
+  const run = Date.now();
+  const refused = insertOrder(handle.db, {
+    request: {
+      customer_id: "cus_1",
+      items: [{ sku: "sku-1", quantity: 1, unit_price_minor: 100 }],
+      // Past the column's varchar(3): the whole group's statement fails on it.
+      currency: "EURO",
+      payment_token: "tok_visa",
+    },
+    total_minor: 100,
+    request_hash: "h",
+    idempotency_key: `r-0-${run}`,
+    event: (order_id) => ({ order_id }),
+  });
+  const [bad, ...good] = await Promise.allSettled([refused, newOrder(`r-1-${run}`), newOrder(`r-2-${run}`)]);
+  expect(bad?.status).toBe("rejected");
+  // The database's own refusal (drizzle wraps it as the cause).
+  expect(String(((bad as PromiseRejectedResult).reason as Error).cause)).toMatch(/too long/);
+  expect(good.map((g) => g.status)).toEqual(["fulfilled", "fulfilled"]);
+  const ids = good.map((g) => (g as PromiseFulfilledResult<{ order: { id: string } }>).value.order.id);
+  expect(await handle.db.select().from(orders).where(inArray(orders.id, ids))).toHaveLength(2);
+});

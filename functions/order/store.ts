@@ -63,12 +63,13 @@ function rowOf(input: NewOrder) {
   };
 }
 
+type OrderRow = ReturnType<typeof rowOf>;
+
 /**
  * One INSERT for a group of orders; an order whose Idempotency-Key is taken (by an earlier request or an
  * earlier order of the same group) gets the row that holds the key.
  */
-async function insertGroup(db: Db, inputs: NewOrder[]): Promise<(Placed | Error)[]> {
-  const rows = inputs.map(rowOf);
+async function insertRows(db: Db, rows: readonly OrderRow[]): Promise<(Placed | Error)[]> {
   const inserted = await insertStatement(db).execute(
     rowArrays(
       orders,
@@ -91,6 +92,27 @@ async function insertGroup(db: Db, inputs: NewOrder[]): Promise<(Placed | Error)
       ? { order: existing, created: false }
       : new Error("order insert conflicted but no order holds the idempotency key");
   });
+}
+
+/**
+ * insertRows for the group, or, when the database refuses the statement, for each order on its own: an
+ * order the database refuses fails alone, not with the orders it happened to arrive with.
+ */
+async function insertGroup(db: Db, inputs: NewOrder[]): Promise<(Placed | Error)[]> {
+  const rows = inputs.map(rowOf);
+  try {
+    return await insertRows(db, rows);
+  } catch (error) {
+    if (rows.length === 1) throw error;
+    return Promise.all(
+      rows.map((row) =>
+        insertRows(db, [row]).then(
+          ([placed]) => placed as Placed | Error,
+          (cause: unknown) => (cause instanceof Error ? cause : new Error(String(cause))),
+        ),
+      ),
+    );
+  }
 }
 
 /** Orders waiting for the next INSERT, per database handle (a Workers request has its own, so never shared). */
