@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { appendFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -118,6 +118,24 @@ describe("audit log in a directory", () => {
     expect(await store.list()).toEqual([key]);
     // A fresh writer (a restarted process) knows the key from the directory.
     expect(await new DirStore(store.root).putIfAbsent(key, "something else")).toBe(false);
+  });
+
+  it("entries put at once go out in one append; a key put twice at once is stored once", async () => {
+    const store = new DirStore(join(dir, "together"));
+    const [a, b] = [entryKey("S", 1), entryKey("S", 2)];
+    expect(
+      await Promise.all([
+        store.putIfAbsent(a, "one"),
+        store.putIfAbsent(b, "two"),
+        store.putIfAbsent(a, "uno"),
+      ]),
+    ).toEqual([true, true, false]);
+    const segments = (await readdir(join(store.root, "S"))).filter((n) => n.endsWith(".log"));
+    expect(segments).toHaveLength(1);
+    const text = await readFile(join(store.root, "S", segments[0] as string), "utf8");
+    expect(text).toBe(`${a} 3\none\n${b} 3\ntwo\n`);
+    expect(await store.get(a)).toBe("one");
+    expect(await store.putIfAbsent(a, "again")).toBe(false);
   });
 
   it("appends to one segment per writer and ignores a torn last entry (a crash mid-append)", async () => {

@@ -3,6 +3,7 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, posix } from "node:path";
+import { Coalescer } from "../sdk/coalesce.ts";
 import type { ObjectStore } from "./entry.ts";
 
 /** Where an entry sits: its segment file and the byte range of its body. */
@@ -13,6 +14,12 @@ interface Located {
 }
 
 const SEGMENT = ".log";
+
+interface Append {
+  dir: string;
+  key: string;
+  record: string;
+}
 const newSegmentName = () => `${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}${SEGMENT}`;
 
 /**
@@ -34,6 +41,8 @@ export class DirStore implements ObjectStore {
   #segment = newSegmentName();
   /** Per key directory: the keys this writer knows are stored there. */
   readonly #written = new Map<string, Promise<Set<string>>>();
+  /** Keys whose append is on its way. */
+  readonly #pending = new Map<string, Promise<boolean>>();
   /** Per key directory: the last index read, valid while its files and their sizes stay the same. */
   readonly #read = new Map<string, { signature: string; index: Map<string, Located> }>();
 
@@ -49,14 +58,44 @@ export class DirStore implements ObjectStore {
       this.#written.set(dir, known);
     }
     const written = await known;
+    const pending = this.#pending.get(key);
+    // The same key on its way already: stored once, and refused (to be retried) if that write fails.
+    if (pending) return pending.then(() => false);
     if (written.has(key)) return false;
     const record = `${key} ${Buffer.byteLength(body)}\n${body}\n`;
+    const appended = this.#appends.add({ dir, key, record });
+    this.#pending.set(key, appended);
+    try {
+      return await appended;
+    } finally {
+      this.#pending.delete(key);
+    }
+  }
+
+  /** Entries put in one event-loop turn: one append per key directory (one open, write and close). */
+  readonly #appends = new Coalescer<Append, true>(async (entries) => {
+    const byDir = new Map<string, Append[]>();
+    for (const e of entries) byDir.set(e.dir, [...(byDir.get(e.dir) ?? []), e]);
+    const failed = new Map<Append, Error>();
+    for (const [dir, group] of byDir) {
+      try {
+        await this.#append(dir, group);
+      } catch (err) {
+        for (const e of group) failed.set(e, err as Error);
+      }
+    }
+    return entries.map((e) => failed.get(e) ?? true);
+  });
+
+  async #append(dir: string, group: readonly Append[]): Promise<void> {
+    const written = (await this.#written.get(dir)) ?? new Set<string>();
+    const text = group.map((e) => e.record).join("");
     const path = join(this.root, dir, this.#segment);
     try {
-      appendFileSync(path, record);
+      appendFileSync(path, text);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        // Part of the entry may have reached the file (a full disk): readers stop at a torn entry, so
+        // Part of the entries may have reached the file (a full disk): readers stop at a torn entry, so
         // later ones go to a fresh segment.
         this.#segment = newSegmentName();
         throw err;
@@ -64,10 +103,9 @@ export class DirStore implements ObjectStore {
       // The directory is gone (removed behind our back, or new): what this writer knew went with it.
       mkdirSync(dirname(path), { recursive: true });
       written.clear();
-      appendFileSync(path, record);
+      appendFileSync(path, text);
     }
-    written.add(key);
-    return true;
+    for (const e of group) written.add(e.key);
   }
 
   async get(key: string): Promise<string | undefined> {
