@@ -85,6 +85,32 @@ describe("createNodeFetch", () => {
     expect(empty.body).toBeNull();
   });
 
+  it("reads a body the way fetch's Response does, with every reader, once", async () => {
+    // Each reader on both fetches: the same answers, and the same refusal of a second read.
+    const readers: ((r: Response) => Promise<unknown>)[] = [
+      (r) => r.text(),
+      (r) => r.json(),
+      async (r) => new Uint8Array(await r.arrayBuffer()),
+      (r) => (r as Response & { bytes(): Promise<Uint8Array> }).bytes(),
+      async (r) => (await r.blob()).text(),
+      (r) => new Response(r.body).text(),
+      async (r) => [await r.clone().text(), await r.text()],
+    ];
+    const post = { method: "POST", body: "x" };
+    for (const read of readers) {
+      const [ours, theirs] = [await nodeFetch(`${base}/json`, post), await fetch(`${base}/json`, post)];
+      expect(ours).toBeInstanceOf(Response);
+      expect(ours.bodyUsed).toBe(false);
+      expect(await read(ours)).toEqual(await read(theirs));
+      expect(ours.bodyUsed).toBe(theirs.bodyUsed);
+      await expect(ours.text()).rejects.toThrow(TypeError);
+    }
+    // Headers read after the body, and a body never read, cost nothing and still answer.
+    const late = await nodeFetch(`${base}/json`, post);
+    expect(await late.json()).toEqual({ ok: true, echo: "x" });
+    expect(late.headers.get("content-type")).toBe("application/json");
+  });
+
   it("reads error statuses with their headers, and follows a redirect as fetch does", async () => {
     const missing = await nodeFetch(`${base}/nowhere`);
     expect([missing.status, missing.ok, missing.headers.get("retry-after"), await missing.text()]).toEqual([
