@@ -75,7 +75,11 @@ export class DirStore implements ObjectStore {
   /** Entries put in one event-loop turn: one append per key directory (one open, write and close). */
   readonly #appends = new Coalescer<Append, true>(async (entries) => {
     const byDir = new Map<string, Append[]>();
-    for (const e of entries) byDir.set(e.dir, [...(byDir.get(e.dir) ?? []), e]);
+    for (const e of entries) {
+      const group = byDir.get(e.dir);
+      if (group) group.push(e);
+      else byDir.set(e.dir, [e]);
+    }
     const failed = new Map<Append, Error>();
     for (const [dir, group] of byDir) {
       try {
