@@ -47,6 +47,7 @@ if (system.db.driver !== "postgres") {
     natsPid: system.nats.pid,
     bridge: { configFile, env: system.bridgeEnv, port: system.ports.bridge },
     gatewayUrl: `http://127.0.0.1:${system.ports.functions["gateway-sim"]}`,
+    auditDir: system.auditDir,
     functions,
   });
 }

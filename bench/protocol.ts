@@ -12,6 +12,8 @@ export type ChildMessage =
       bridge?: { configFile: string; env: Record<string, string>; port: number };
       /** pipeline: the payment gateway simulator, whose /stats count the charges. */
       gatewayUrl?: string;
+      /** pipeline: the audit function's log directory, which must end up holding every event. */
+      auditDir?: string;
       /** pipeline: the functions for the driver to start, each from its Node entry. */
       functions?: FunctionProcess[];
     }

@@ -1,8 +1,11 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { Pool } from "undici";
 import { isListening } from "../../bridge/nats-server.ts";
 import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { waitFor } from "../../bridge/testing/http-function.ts";
+import { DirStore } from "../../functions/audit/dir-store.ts";
 import { Child, postgresCpuSeconds } from "../children.ts";
 import { type FunctionProcess, nowNs } from "../protocol.ts";
 import { summarize } from "../stats.ts";
@@ -54,6 +57,26 @@ async function placeOrders(
     }
   };
   await Promise.all(Array.from({ length: clients }, client));
+}
+
+/** The streams the audit routes record, every message of each (infra/bridge.dev.yaml). */
+const AUDITED_STREAMS = ["ORDERS", "PAYMENTS", "INVENTORY"];
+
+/**
+ * Waits for the audit log to hold an entry for every message of the audited streams, or `timeoutMs`;
+ * returns how many it holds and how many it should. Orders do not wait on audit, so a stalled audit route
+ * shows here, not in the rate.
+ */
+async function auditCaughtUp(dir: string, nc: NatsConnection, timeoutMs: number) {
+  const jsm = await jetstreamManager(nc);
+  let expected = 0;
+  for (const name of AUDITED_STREAMS) expected += (await jsm.streams.info(name)).state.messages;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const held = (await new DirStore(dir).list()).length;
+    if (held >= expected || performance.now() > deadline) return { held, expected };
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Resolves once every order in `started` has a final event, or rejects after `timeoutMs`. */
@@ -139,7 +162,14 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
   const functions = new Map<string, Child>();
   try {
     const ready = await system.waitFor("ready", 60_000);
-    if (!ready.natsUrl || !ready.port || !ready.bridge || !ready.gatewayUrl || !ready.functions)
+    if (
+      !ready.natsUrl ||
+      !ready.port ||
+      !ready.bridge ||
+      !ready.gatewayUrl ||
+      !ready.functions ||
+      !ready.auditDir
+    )
       throw new Error("pipeline child gave no ports");
     await startFunctions(ready.functions, ctx.execArgv, functions);
     bridge = Child.start(
@@ -210,21 +240,30 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       const placed = warm.size + started.size + paced.size;
       const charges = ((await (await fetch(`${ready.gatewayUrl}/stats`)).json()) as { charges: number })
         .charges;
+      const audit = await auditCaughtUp(ready.auditDir, nc, 30_000);
+      const problems = [
+        ...(charges === placed ? [] : [`${placed} orders placed, ${charges} charges made`]),
+        ...(audit.held === audit.expected
+          ? []
+          : [`audit log holds ${audit.held} of ${audit.expected} events`]),
+      ];
       const perOrder = (key: string) => round((((cpu1[key] ?? 0) - (cpu0[key] ?? 0)) * 1e6) / count, 1);
       const domain = [...pids.functions.keys()].filter((name) => name !== GATEWAY);
       const perFunction = domain.map((name) => [name, perOrder(name)] as const);
 
       return {
         name: "pipeline",
-        // A duplicate or missing charge fails the scenario whatever its speed.
-        status: charges === placed ? "ok" : "failed",
-        ...(charges === placed ? {} : { note: `${placed} orders placed, ${charges} charges made` }),
+        // A duplicate or missing charge, or an event missing from the audit log, fails the scenario
+        // whatever its speed.
+        status: problems.length === 0 ? "ok" : "failed",
+        ...(problems.length === 0 ? {} : { note: problems.join("; ") }),
         messages: count,
         msgs_per_s: Math.round(ordersPerS),
         extra: {
           orders: count,
           cancelled: statusCancelled,
           charges_per_order: round(charges / placed, 3),
+          audited_events: audit.held,
           flood_completion_p50_ms: summarize(latencies).p50_ms,
           flood_completion_p99_ms: summarize(latencies).p99_ms,
           paced_orders_per_s: round(pacedRate, 1),
