@@ -67,13 +67,14 @@ describe("formatReport", () => {
           nats_cpu_us_per_order: 300,
           postgres_cpu_us_per_order: 550,
           gateway_sim_cpu_us_per_order: 250,
+          driver_cpu_us_per_order: 120,
         },
       }),
       ok("ingress", { msgs_per_s: 15_000, extra: { clients: 32, post_p50_ms: 1.7, post_p99_ms: 6.7 } }),
     ];
     const text = formatReport(results, checkTargets(results));
     expect(text).toMatch(
-      /CPU us\/order fn 2300 \(order 1100, audit 300\) br 900 nats 300 pg 550 gateway-sim 250/,
+      /CPU us\/order fn 2300 \(order 1100, audit 300\) br 900 nats 300 pg 550 gateway-sim 250 driver 120/,
     );
     expect(text).toMatch(/^ingress\s+15000 .*32 clients; POST -> 202 p50\/p99 1.7\/6.7 ms/m);
   });

@@ -83,7 +83,8 @@ function scenarioNote(r: ScenarioResult, results: ScenarioResult[]): string {
       `completion p50/p99 ${x.completion_p50_ms}/${x.completion_p99_ms} ms at ${x.paced_orders_per_s} orders/s; ` +
       `CPU us/order fn ${x.functions_cpu_us_per_order}${each.length ? ` (${each.join(", ")})` : ""} ` +
       `br ${x.bridge_cpu_us_per_order} nats ${x.nats_cpu_us_per_order} pg ${x.postgres_cpu_us_per_order}` +
-      (x.gateway_sim_cpu_us_per_order === undefined ? "" : ` gateway-sim ${x.gateway_sim_cpu_us_per_order}`)
+      (x.gateway_sim_cpu_us_per_order === undefined ? "" : ` gateway-sim ${x.gateway_sim_cpu_us_per_order}`) +
+      (x.driver_cpu_us_per_order === undefined ? "" : ` driver ${x.driver_cpu_us_per_order}`)
     );
   }
   return "";

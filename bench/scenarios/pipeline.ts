@@ -218,10 +218,12 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       const metricsUrl = `http://127.0.0.1:${ready.bridge.port}/metrics`;
       const metrics0 = await (await fetch(metricsUrl)).text();
       const cpu0 = cpuOfSystem(pids);
+      const driver0 = process.cpuUsage();
       const t0 = nowNs();
       await placeOrders(pool, warmup, count, started);
       await allFinal(started, finals, 120_000);
       const cpu1 = cpuOfSystem(pids);
+      const driver = process.cpuUsage(driver0);
       const metrics1 = await (await fetch(metricsUrl)).text();
       const latencies = [...started].map(([id, t]) => (finals.get(id) ?? t) - t);
       const last = Math.max(...[...started.keys()].map((id) => finals.get(id) ?? 0));
@@ -275,6 +277,8 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
           ),
           ...Object.fromEntries(perFunction.map(([name, us]) => [`cpu_us_per_order_${name}`, us])),
           gateway_sim_cpu_us_per_order: perOrder(GATEWAY),
+          // The bench's own process (32 clients, the subscription to final events) shares the cores too.
+          driver_cpu_us_per_order: round((driver.user + driver.system) / count, 1),
           bridge_cpu_us_per_order: perOrder("bridge"),
           nats_cpu_us_per_order: perOrder("nats"),
           postgres_cpu_us_per_order: perOrder("postgres"),
