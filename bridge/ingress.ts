@@ -1,10 +1,11 @@
 import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
-import { Empty, errors, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
+import { errors, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import type { Context } from "hono";
 import type pino from "pino";
 import type { Config } from "./config.ts";
 import { type RequestView, requestView } from "./node-request.ts";
 import { type EmittedEvent, readEventList } from "./outcome.ts";
+import { type EventSource, eventData, eventHeaders } from "./publisher.ts";
 import type { TurnBatch } from "./turn-batch.ts";
 
 /** A failed ingress request: the HTTP status and a stable code; the message is safe to show a caller. */
@@ -153,6 +154,8 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
   }
 }
 
+type TraceContext = Pick<EventSource, "traceparent" | "tracestate">;
+
 /** One event of a batch, ready to publish. */
 interface EventMessage {
   subject: string;
@@ -166,7 +169,6 @@ export type BatchResult =
   | { stream: string; seq: number; duplicate: boolean }
   | { error: { code: string; status: IngressError["status"]; message: string } };
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const invalidBody = (message: string) => new IngressError(400, "invalid_body", message);
 
@@ -194,21 +196,15 @@ function readBatch(body: Uint8Array): EmittedEvent[] {
   return events;
 }
 
-/**
- * An event as the bridge publishes a function's events (publisher.ts): JSON data, Content-Type, the event's
- * own headers, the caller's trace context unless the event sets its own; `id` becomes Nats-Msg-Id.
- */
-function eventMessage(event: EmittedEvent, index: number, trace: [string, string][]): EventMessage {
-  const h = natsHeaders();
+/** An event as the bridge publishes a function's events (publisher.ts); `id` becomes Nats-Msg-Id. */
+function eventMessage(event: EmittedEvent, index: number, trace: TraceContext): EventMessage {
+  let headers: MsgHdrs;
   try {
-    h.set("Content-Type", "application/json");
-    if (event.headers) for (const [k, v] of Object.entries(event.headers)) h.set(k, v);
+    headers = eventHeaders(event, trace);
   } catch (error) {
     throw invalidBody(`events[${index}].headers: ${(error as Error).message}`);
   }
-  for (const [name, value] of trace) if (!h.has(name)) h.set(name, value);
-  const data = event.data === undefined ? Empty : encoder.encode(JSON.stringify(event.data));
-  return { subject: event.subject, data, headers: h, msgID: event.id };
+  return { subject: event.subject, data: eventData(event), headers, msgID: event.id };
 }
 
 function resultOf(settled: PromiseSettledResult<PubAck>): BatchResult {
@@ -229,11 +225,10 @@ export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise
   const req = requestView(c);
   checkAuth(req, deps.http.publish_token);
   const events = readBatch(await readBody(req, deps));
-  const trace: [string, string][] = [];
-  for (const name of TRACE_HEADERS) {
-    const value = req.header(name);
-    if (value) trace.push([name, value]);
-  }
+  const trace: TraceContext = {
+    traceparent: req.header("traceparent"),
+    tracestate: req.header("tracestate"),
+  };
   const messages = events.map((event, i) => eventMessage(event, i, trace));
   ensureConnected(deps);
   const timeout = deps.publishTimeoutMs ?? 5_000;

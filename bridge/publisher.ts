@@ -1,5 +1,5 @@
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
-import { Empty, headers as natsHeaders } from "@nats-io/nats-core";
+import { Empty, type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
 import type { EmittedEvent } from "./outcome.ts";
 
 /** Publishing a function's events failed; `unroutable` when the subject binds no stream at all. */
@@ -28,14 +28,31 @@ const encoder = new TextEncoder();
 export const eventMsgId = (source: EventSource, event: EmittedEvent, index: number): string =>
   event.id ?? `${source.id}:${index}`;
 
-function publishOne(js: JetStreamClient, source: EventSource, event: EmittedEvent, index: number) {
+/**
+ * An event's headers as the bridge publishes it: Content-Type JSON, the event's own headers, then the trace
+ * context it came with unless the event sets its own. Throws on a header NATS refuses.
+ */
+export function eventHeaders(
+  event: EmittedEvent,
+  trace: Pick<EventSource, "traceparent" | "tracestate">,
+): MsgHdrs {
   const h = natsHeaders();
   h.set("Content-Type", "application/json");
   if (event.headers) for (const [k, v] of Object.entries(event.headers)) h.set(k, v);
-  if (source.traceparent && !h.has("traceparent")) h.set("traceparent", source.traceparent);
-  if (source.tracestate && !h.has("tracestate")) h.set("tracestate", source.tracestate);
-  const data = event.data === undefined ? Empty : encoder.encode(JSON.stringify(event.data));
-  return js.publish(event.subject, data, { msgID: eventMsgId(source, event, index), headers: h });
+  if (trace.traceparent && !h.has("traceparent")) h.set("traceparent", trace.traceparent);
+  if (trace.tracestate && !h.has("tracestate")) h.set("tracestate", trace.tracestate);
+  return h;
+}
+
+/** An event's payload: its `data` as JSON, or empty. */
+export const eventData = (event: EmittedEvent): Uint8Array =>
+  event.data === undefined ? Empty : encoder.encode(JSON.stringify(event.data));
+
+function publishOne(js: JetStreamClient, source: EventSource, event: EmittedEvent, index: number) {
+  return js.publish(event.subject, eventData(event), {
+    msgID: eventMsgId(source, event, index),
+    headers: eventHeaders(event, source),
+  });
 }
 
 /** True only when the server says no stream matches; an unreachable server is not proof. */
