@@ -118,6 +118,26 @@ describe("events a function returns", () => {
     expect(f.outcomes[0]?.reason).toMatch(/"nowhere.at.all" failed: no stream binds the subject/);
     expect((await f.dlq()).length).toBe(1);
   });
+
+  it("dead-letters the input at once when an event is too large for its stream (a retry cannot help)", async () => {
+    const small = `SMALL_${Math.random().toString(36).slice(2, 8)}`;
+    await h.jsm.streams.add({ name: small, subjects: [`${small}.>`], max_msg_size: 64 });
+    cleanups.push(async () => void (await h.jsm.streams.delete(small)));
+    const fn = await HttpFunction.start(() => ({
+      status: 200,
+      body: { events: [{ subject: `${small}.big`, data: "x".repeat(100) }] },
+    }));
+    const f = await setup(fn, { max_deliver: 5 });
+    await h.js.publish(f.subject, "{}");
+    await settled(f);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "dead_letter" });
+    expect(f.outcomes[0]?.reason).toMatch(
+      new RegExp(`"${small}.big" failed: the event is too large to store`),
+    );
+    expect(fn.requests).toHaveLength(1);
+    const [letter] = await f.dlq();
+    expect(letter?.header.get("Jetway-Dlq-Reason")).toMatch(/too large to store/);
+  });
 });
 
 describe("in-flight management", () => {

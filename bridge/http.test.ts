@@ -114,6 +114,13 @@ describe("POST /v1/publish/<subject>", () => {
     const res = await wide.request(`/v1/publish/in_${id}.big`, post(big));
     expect(res.status).toBe(413);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("too_large");
+    // A body that fits, but not with the message's headers: NATS refuses it before sending, still a 413.
+    const fitsAlone = new Uint8Array(nc.info?.max_payload ?? 1_048_576);
+    const withHeaders = await wide.request(`/v1/publish/in_${id}.big`, post(fitsAlone));
+    expect(withHeaders.status).toBe(413);
+    expect(await withHeaders.json()).toEqual({
+      error: { code: "too_large", message: "message with its headers exceeds the server's max_payload" },
+    });
   });
 
   it("answers 401 without and 403 with a wrong bearer token when a publish token is set", async () => {
@@ -235,6 +242,29 @@ describe("POST /v1/publish (a batch of events)", () => {
     expect(await metrics.metrics()).toMatch(/jetway_ingress_publish_total\{status="207"\} 1\n/);
   });
 
+  it("answers 207 with a 413 entry for an event over its stream's max_msg_size", async () => {
+    await jsm.streams.add({ name: `SMALL_${id}`, subjects: [`small_${id}.>`], max_msg_size: 64 });
+    const { app } = await appWith({});
+    const res = await app.request(
+      "/v1/publish",
+      batch([
+        { subject: `small_${id}.a`, data: "fits" },
+        { subject: `small_${id}.b`, data: "x".repeat(100) },
+      ]),
+    );
+    expect(res.status).toBe(207);
+    const { results } = (await res.json()) as BatchAnswer;
+    expect(results[0]).toMatchObject({ stream: `SMALL_${id}`, duplicate: false });
+    expect(results[1]).toEqual({
+      error: {
+        code: "too_large",
+        status: 413,
+        message: "message with its headers exceeds the stream's max_msg_size",
+      },
+    });
+    expect((await jsm.streams.info(`SMALL_${id}`)).state.messages).toBe(1);
+  });
+
   it("answers 404 with the error body and the results when no event has a stream", async () => {
     const { app } = await appWith({});
     const res = await app.request(
@@ -254,24 +284,31 @@ describe("POST /v1/publish (a batch of events)", () => {
     const { app } = await appWith({});
     const before = await storedCount();
     const ok = { subject: `in_${id}.batch.bad`, data: 1 };
-    const cases: [RequestInit, RegExp][] = [
-      [post('{"events": ['), /not valid JSON/],
-      [post('["not", "an", "object"]'), /JSON object/],
-      [batch([ok, { subject: `in_${id}.*`, data: 1 }]), /events\[1\]\.subject/],
-      [batch([ok, { subject: `in_${id}..x`, data: 1 }]), /events\[1\]\.subject/],
-      [batch([ok, { subject: `$JS.API.STREAM.DELETE.IN_${id}`, data: 1 }]), /events\[1\]\.subject/],
-      [batch([ok, { subject: "_INBOX.abc", data: 1 }]), /events\[1\]\.subject/],
-      [batch([ok, { ...ok, id: "" }]), /events\[1\]\.id/],
-      [batch([ok, { ...ok, headers: { "bad name": "v" } }]), /events\[1\]\.headers/],
-      [batch([]), /at least one event/],
-      [post("{}"), /at least one event/],
-      [batch(Array.from({ length: 1_001 }, () => ok)), /at most 1000 events/],
+    const cases: [RequestInit, string, RegExp][] = [
+      [post('{"events": ['), "invalid_body", /not valid JSON/],
+      [post('["not", "an", "object"]'), "invalid_body", /JSON object/],
+      [batch([ok, { subject: `in_${id}.*`, data: 1 }]), "invalid_subject", /events\[1\]\.subject/],
+      [batch([ok, { subject: `in_${id}..x`, data: 1 }]), "invalid_subject", /events\[1\]\.subject/],
+      [
+        batch([ok, { subject: `$JS.API.STREAM.DELETE.IN_${id}`, data: 1 }]),
+        "invalid_subject",
+        /events\[1\]\.subject/,
+      ],
+      [batch([ok, { subject: "_INBOX.abc", data: 1 }]), "invalid_subject", /events\[1\]\.subject/],
+      [batch([ok, { data: 1 }]), "invalid_subject", /events\[1\]\.subject/],
+      [batch([ok, { ...ok, id: "" }]), "invalid_body", /events\[1\]\.id/],
+      [batch([ok, { ...ok, headers: { "bad name": "v" } }]), "invalid_body", /events\[1\]\.headers/],
+      [batch([ok, { ...ok, headers: { "x-a:b": "v" } }]), "invalid_body", /events\[1\]\.headers/],
+      [batch([ok, { ...ok, headers: { "x-ok": "a\r\nb" } }]), "invalid_body", /events\[1\]\.headers/],
+      [batch([]), "invalid_body", /at least one event/],
+      [post("{}"), "invalid_body", /at least one event/],
+      [batch(Array.from({ length: 1_001 }, () => ok)), "invalid_body", /at most 1000 events/],
     ];
-    for (const [init, message] of cases) {
+    for (const [init, code, message] of cases) {
       const res = await app.request("/v1/publish", init);
       expect(res.status, String(init.body).slice(0, 80)).toBe(400);
       const { error } = (await res.json()) as BatchAnswer;
-      expect(error?.code).toBe("invalid_body");
+      expect(error?.code, String(init.body).slice(0, 80)).toBe(code);
       expect(error?.message).toMatch(message);
     }
     expect(await storedCount()).toBe(before);

@@ -5,7 +5,7 @@ import type pino from "pino";
 import type { Config } from "./config.ts";
 import { type RequestView, requestView } from "./node-request.ts";
 import { type EmittedEvent, readEventList } from "./outcome.ts";
-import { type EventSource, eventData, eventHeaders } from "./publisher.ts";
+import { type EventSource, eventData, eventHeaders, isTooLarge } from "./publisher.ts";
 import type { TurnBatch } from "./turn-batch.ts";
 
 /** A failed ingress request: the HTTP status and a stable code; the message is safe to show a caller. */
@@ -35,8 +35,6 @@ export interface IngressDeps {
 // JetStream API, system and inbox subjects are never a publish target from the outside.
 const RESERVED = /^(\$|_INBOX\.)/;
 const VALID_SUBJECT = /^[^\s*>]+$/;
-// JetStream error code for "message size exceeds maximum allowed".
-const MESSAGE_TOO_LARGE = 10054;
 /** Most events one `POST /v1/publish` may carry. */
 export const MAX_BATCH_EVENTS = 1_000;
 const TRACE_HEADERS = ["traceparent", "tracestate"] as const;
@@ -92,11 +90,12 @@ function classify(error: unknown): IngressError {
   if (isNoResponders(error)) {
     return new IngressError(404, "no_stream", "no stream is bound to this subject", { cause: error });
   }
+  if (isTooLarge(error)) {
+    const limit =
+      error instanceof JetStreamApiError ? "the stream's max_msg_size" : "the server's max_payload";
+    return new IngressError(413, "too_large", `message with its headers exceeds ${limit}`, { cause: error });
+  }
   if (error instanceof JetStreamApiError) {
-    if (error.code === MESSAGE_TOO_LARGE)
-      return new IngressError(413, "too_large", "message exceeds the stream's max_msg_size", {
-        cause: error,
-      });
     if (error.status === 503)
       return new IngressError(404, "no_stream", "no stream is bound to this subject", { cause: error });
     return new IngressError(502, "jetstream_error", "JetStream rejected the message", { cause: error });
@@ -172,7 +171,12 @@ export type BatchResult =
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const invalidBody = (message: string) => new IngressError(400, "invalid_body", message);
 
-/** The events of a `{ "events": [...] }` body: checked as a function's events, then by the subject rules. */
+const subjectOf = (event: unknown): string => {
+  const subject = event !== null && typeof event === "object" ? (event as { subject?: unknown }).subject : "";
+  return typeof subject === "string" ? subject : "";
+};
+
+/** The events of a `{ "events": [...] }` body: subjects by the ingress rules, then as a function's events. */
 function readBatch(body: Uint8Array): EmittedEvent[] {
   let parsed: unknown;
   try {
@@ -183,28 +187,32 @@ function readBatch(body: Uint8Array): EmittedEvent[] {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw invalidBody('body must be a JSON object { "events": [...] }');
   }
-  const events = readEventList((parsed as { events?: unknown }).events);
+  const list = (parsed as { events?: unknown }).events;
+  const bad = Array.isArray(list) ? list.findIndex((event) => !isPublishable(subjectOf(event))) : -1;
+  if (bad >= 0) {
+    throw new IngressError(
+      400,
+      "invalid_subject",
+      `events[${bad}].subject is not publishable (a string without wildcards, spaces, empty tokens, $ or _INBOX)`,
+    );
+  }
+  const events = readEventList(list);
   if (typeof events === "string") throw invalidBody(events);
   if (events.length === 0) throw invalidBody("events must list at least one event");
   if (events.length > MAX_BATCH_EVENTS) {
     throw invalidBody(`at most ${MAX_BATCH_EVENTS} events per request, got ${events.length}`);
   }
-  const bad = events.findIndex((event) => !isPublishable(event.subject));
-  if (bad >= 0) {
-    throw invalidBody(`events[${bad}].subject is not publishable (no empty tokens, $ or _INBOX)`);
-  }
   return events;
 }
 
 /** An event as the bridge publishes a function's events (publisher.ts); `id` becomes Nats-Msg-Id. */
-function eventMessage(event: EmittedEvent, index: number, trace: TraceContext): EventMessage {
-  let headers: MsgHdrs;
-  try {
-    headers = eventHeaders(event, trace);
-  } catch (error) {
-    throw invalidBody(`events[${index}].headers: ${(error as Error).message}`);
-  }
-  return { subject: event.subject, data: eventData(event), headers, msgID: event.id };
+function eventMessage(event: EmittedEvent, trace: TraceContext): EventMessage {
+  return {
+    subject: event.subject,
+    data: eventData(event),
+    headers: eventHeaders(event, trace),
+    msgID: event.id,
+  };
 }
 
 function resultOf(settled: PromiseSettledResult<PubAck>): BatchResult {
@@ -229,7 +237,7 @@ export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise
     traceparent: req.header("traceparent"),
     tracestate: req.header("tracestate"),
   };
-  const messages = events.map((event, i) => eventMessage(event, i, trace));
+  const messages = events.map((event) => eventMessage(event, trace));
   ensureConnected(deps);
   const timeout = deps.publishTimeoutMs ?? 5_000;
   const publishAll = () =>

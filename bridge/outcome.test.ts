@@ -46,6 +46,24 @@ const rows: Row[] = [
     { kind: "dead_letter", reason: "invalid response: events[0].subject must be a concrete subject" },
   ],
   [
+    "an event header NATS refuses → dead letter, not a retry that fails the same way",
+    { status: 200, body: { events: [event, { ...event, headers: { "x-a:b": "v" } }] } },
+    1,
+    {
+      kind: "dead_letter",
+      reason: "invalid response: events[1].headers: 'header' ':' is not a valid character in a header name",
+    },
+  ],
+  [
+    "an event header value with a line break → dead letter",
+    { status: 200, body: { events: [{ ...event, headers: { "x-a": "1\r\nx-b: 2" } }] } },
+    1,
+    {
+      kind: "dead_letter",
+      reason: "invalid response: events[0].headers: 'header' values cannot contain \\r or \\n",
+    },
+  ],
+  [
     "events not an array",
     { status: 200, body: { events: {} } },
     1,

@@ -1,3 +1,4 @@
+import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { RouteConfig } from "./config.ts";
 
 /**
@@ -102,6 +103,23 @@ function readEvents(body: unknown): EmittedEvent[] | string {
   return readEventList(field(body, "events"));
 }
 
+/**
+ * Why NATS would refuse these headers (a name with ':' or outside printable ASCII, a value with a line
+ * break), checked by NATS's own header builder so an event is refused here, not at publish time.
+ */
+function refusedHeader(headers: Record<string, string>): string | undefined {
+  try {
+    const h = natsHeaders();
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.length === 0) return "a header name must not be empty";
+      h.set(name, value);
+    }
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** Validates a list of emitted events (a single body's `events`, or one id's list in a batch answer). */
 export function readEventList(events: unknown): EmittedEvent[] | string {
   if (events === undefined || events === null) return NO_EVENTS;
@@ -124,6 +142,8 @@ export function readEventList(events: unknown): EmittedEvent[] | string {
       if (!Object.values(headers).every((v) => typeof v === "string")) {
         return `events[${i}].headers values must be strings`;
       }
+      const refused = refusedHeader(headers as Record<string, string>);
+      if (refused) return `events[${i}].headers: ${refused}`;
     }
   }
   return events as EmittedEvent[];

@@ -1,17 +1,41 @@
-import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
-import { Empty, type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
+import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import { Empty, errors, type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
 import type { EmittedEvent } from "./outcome.ts";
 
-/** Publishing a function's events failed; `unroutable` when the subject binds no stream at all. */
+// JetStream error code for "message size exceeds maximum allowed" (the stream's max_msg_size).
+const MESSAGE_TOO_LARGE = 10054;
+
+/**
+ * The message can never be stored as it is: over the stream's max_msg_size, or (headers included) over
+ * the server's max_payload, which nats.js refuses before sending.
+ */
+export function isTooLarge(error: unknown): boolean {
+  if (error instanceof JetStreamApiError) return error.code === MESSAGE_TOO_LARGE;
+  return error instanceof errors.InvalidArgumentError && /max_payload/.test(error.message);
+}
+
+/** Why publishing an event failed: only a `failed` publish can succeed when tried again. */
+export type EventPublishFailure = "unroutable" | "too_large" | "failed";
+
+/** Publishing a function's events failed; `permanent` when trying again cannot help. */
 export class EventPublishError extends Error {
   override name = "EventPublishError";
   readonly subject: string;
-  readonly unroutable: boolean;
-  constructor(subject: string, unroutable: boolean, options: { cause: unknown }) {
-    const why = unroutable ? "no stream binds the subject" : String((options.cause as Error)?.message);
+  readonly failure: EventPublishFailure;
+  constructor(subject: string, failure: EventPublishFailure, options: { cause: unknown }) {
+    const why =
+      failure === "unroutable"
+        ? "no stream binds the subject"
+        : failure === "too_large"
+          ? `the event is too large to store (${String((options.cause as Error)?.message)})`
+          : String((options.cause as Error)?.message);
     super(`publishing event to "${subject}" failed: ${why}`, options);
     this.subject = subject;
-    this.unroutable = unroutable;
+    this.failure = failure;
+  }
+
+  get permanent(): boolean {
+    return this.failure !== "failed";
   }
 }
 
@@ -84,7 +108,13 @@ export async function publishEvents(
       continue;
     }
     const subject = events[i]?.subject ?? "";
-    throw new EventPublishError(subject, await isUnroutable(js, subject), { cause: result?.reason });
+    const cause = result?.reason;
+    const failure = isTooLarge(cause)
+      ? "too_large"
+      : (await isUnroutable(js, subject))
+        ? "unroutable"
+        : "failed";
+    throw new EventPublishError(subject, failure, { cause });
   }
   return acks;
 }

@@ -97,7 +97,7 @@ export class Settler {
     } catch (error) {
       if (entry.abandoned) return undefined;
       const reason = (error as Error).message;
-      if (error instanceof EventPublishError && error.unroutable) {
+      if (error instanceof EventPublishError && error.permanent) {
         return this.settle(entry, d, { kind: "dead_letter", reason }, inv);
       }
       if (d.delivery >= route.max_deliver) {
