@@ -7,10 +7,15 @@ export interface BenchRouteOptions {
   concurrency: number;
   /** Batch delivery (route `batch`), when the scenario measures it. */
   batch?: { size: number; max_wait: number };
+  /** Deliver `bench.emit.v1` (the function answers one event per message, stored in the same stream). */
+  events?: boolean;
   logLevel: string;
 }
 
 export const BENCH_SUBJECT = "bench.ping.v1";
+/** A ping whose handler returns one `bench.out.v1` event per message for the bridge to store. */
+export const BENCH_EMIT_SUBJECT = "bench.emit.v1";
+export const BENCH_OUT_SUBJECT = "bench.out.v1";
 export const ROUTE = "bench";
 
 /**
@@ -22,7 +27,9 @@ export function benchConfig(o: BenchRouteOptions): Config {
     {
       nats: { servers: [o.natsUrl], name: "jetway-bench" },
       http: { port: 0, host: "127.0.0.1" },
-      streams: [{ name: o.stream, subjects: [BENCH_SUBJECT] }],
+      streams: [
+        { name: o.stream, subjects: o.events ? [BENCH_EMIT_SUBJECT, BENCH_OUT_SUBJECT] : [BENCH_SUBJECT] },
+      ],
       routes: [
         {
           name: ROUTE,
@@ -30,6 +37,7 @@ export function benchConfig(o: BenchRouteOptions): Config {
           url: o.functionUrl,
           concurrency: o.concurrency,
           ...(o.batch ? { batch: o.batch } : {}),
+          ...(o.events ? { filter_subject: BENCH_EMIT_SUBJECT } : {}),
         },
       ],
       log: { level: o.logLevel },

@@ -1,6 +1,6 @@
 /**
  * The null function: a real SDK function (defineFunction + serveNode, the entry every Node function uses)
- * that answers 200 with no events. It records publish→receive latency from the `t` in each body and hands
+ * that answers 200 with no events — or, for `bench.emit.v1`, one `bench.out.v1` event per message. It records publish→receive latency from the `t` in each body and hands
  * the samples over at GET /bench/samples (which also resets them). Run as a child process of run.ts.
  */
 import { z } from "zod";
@@ -8,6 +8,7 @@ import { defineFunction } from "../functions/sdk/define-function.ts";
 import { createFunctionLogger } from "../functions/sdk/logger.ts";
 import { serveNode } from "../functions/sdk/node.ts";
 import { defineEvent } from "../schemas/define.ts";
+import { BENCH_EMIT_SUBJECT, BENCH_OUT_SUBJECT } from "./config.ts";
 import { nowNs, send } from "./protocol.ts";
 
 /** The bench's event: `t` is the sender's process.hrtime in ns, `pad` brings it to a realistic size. */
@@ -15,6 +16,10 @@ export const BenchPing = defineEvent(
   "bench.ping.v1",
   z.object({ t: z.number(), pad: z.string().optional() }),
 );
+
+/** The same ping, answered with one event each (the `bridge-events` scenario). */
+export const BenchEmit = defineEvent(BENCH_EMIT_SUBJECT, BenchPing.schema);
+export const BenchOut = defineEvent(BENCH_OUT_SUBJECT, z.object({ t: z.number() }));
 
 const latencies: number[] = [];
 let received = 0;
@@ -33,6 +38,14 @@ const fn = defineFunction({
     batches++;
     const at = nowNs();
     for (const event of events) record(event.data.t, at);
+  })
+  .handleBatch(BenchEmit, (events, ctx) => {
+    batches++;
+    const at = nowNs();
+    for (const event of events) {
+      record(event.data.t, at);
+      ctx.emitFor(event.id, BenchOut, { t: event.data.t });
+    }
   });
 
 fn.app.get("/bench/samples", (c) => {

@@ -14,6 +14,7 @@ export function publishBurst(
   n: number,
   times?: PublishTimes,
   window = 1_024,
+  subject = BENCH_SUBJECT,
 ): Promise<void> {
   if (n <= 0) return Promise.resolve();
   let sent = 0;
@@ -23,7 +24,7 @@ export function publishBurst(
       while (sent - acked < window && sent < n) {
         sent++;
         const t = nowNs();
-        js.publish(BENCH_SUBJECT, pingBody(t)).then((ack) => {
+        js.publish(subject, pingBody(t)).then((ack) => {
           times?.set(ack.seq, t);
           if (++acked === n) resolve();
           else pump();

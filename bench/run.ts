@@ -32,6 +32,7 @@ const { values } = parseArgs({
     repeat: { type: "string", default: "1" },
     "log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "boolean", default: false },
+    "pipeline-clients": { type: "string", default: "32" },
   },
 });
 const quick = values.quick ?? false;
@@ -45,6 +46,7 @@ const SCENARIOS: Record<string, (ctx: RunContext) => Promise<ScenarioResult>> = 
   "ceiling-http": ceilingHttp,
   bridge: (ctx) => backlogScenario(ctx, "bridge"),
   "bridge-batch": (ctx) => backlogScenario(ctx, "bridge-batch"),
+  "bridge-events": (ctx) => backlogScenario(ctx, "bridge-events"),
   "latency-floor": (ctx) => latencyScenario(ctx, quick ? 3 : 10, int(values.rate, 1_000), "floor"),
   latency: (ctx) => latencyScenario(ctx, quick ? 3 : 10, int(values.rate, 1_000)),
   ingress: ingressScenario,
@@ -61,6 +63,7 @@ const REPEATED = new Set([
   "ceiling-http",
   "bridge",
   "bridge-batch",
+  "bridge-events",
   "latency-floor",
   "latency",
   "ingress",
@@ -85,6 +88,7 @@ const ctx: RunContext = {
   backlog: int(values.backlog, quick ? 50_000 : 1_000_000),
   concurrency: int(values.concurrency, 64),
   logLevel: values["log-level"] ?? "info",
+  pipelineClients: int(values["pipeline-clients"], 32),
   quick,
   tmp,
   execArgv,

@@ -8,12 +8,15 @@ import type { BridgeEvents } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
 import { type Invocation, Invoker } from "./invoker.ts";
+import type { MessageStore } from "./js-publisher.ts";
 import { backoffDelay, beyondMaxDeliver, decideOutcome } from "./outcome.ts";
 import type { ServerFeatures } from "./server-features.ts";
 import { deliveryOf, Settler } from "./settle.ts";
 
 export interface RouteConsumerOptions {
   js: JetStreamClient;
+  /** Where events and dead letters are stored (the bridge's JetStreamPublisher); `js` when absent. */
+  store?: MessageStore;
   route: RouteConfig;
   deadLetter: Config["dead_letter"];
   events: BridgeEvents;
@@ -74,7 +77,7 @@ export class RouteConsumer {
     );
     const { js, events, features, deadLetter } = options;
     this.settler = new Settler({
-      js,
+      store: options.store ?? js,
       route: this.route,
       deadLetter,
       events,

@@ -1,6 +1,7 @@
-import type { JetStreamClient, JsMsg, PubAck } from "@nats-io/jetstream";
+import type { JsMsg, PubAck } from "@nats-io/jetstream";
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
 import { DLQ_HEADERS, deadLetterMsgId, deadLetterSubject } from "./dead-letter-headers.ts";
+import type { MessageStore } from "./js-publisher.ts";
 
 /** Longest response excerpt a dead letter carries. */
 export const MAX_EXCERPT_BYTES = 1024;
@@ -66,7 +67,7 @@ export function deadLetterHeaders(letter: DeadLetter, now = new Date()): MsgHdrs
  * Publishes the original payload to `<prefix>.<route>` in the DLQ stream and waits for the PubAck.
  * The msg id is per original message, so a retried dead-lettering is deduplicated.
  */
-export async function publishDeadLetter(js: JetStreamClient, letter: DeadLetter): Promise<PubAck> {
+export async function publishDeadLetter(js: MessageStore, letter: DeadLetter): Promise<PubAck> {
   const { msg } = letter;
   try {
     return await js.publish(deadLetterSubject(letter.prefix, letter.route), msg.data, {

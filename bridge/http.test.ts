@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
 import { BridgeEvents } from "./events.ts";
 import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
+import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
@@ -29,7 +30,7 @@ async function appWith(
   const app = createHttpApp({
     ingress: {
       nc,
-      js: jetstream(nc),
+      js: new JetStreamPublisher(nc, jetstream(nc)),
       http: config.http,
       connected: () => state.connected,
       logger,

@@ -1,8 +1,9 @@
-import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
 import { errors, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import type { Context } from "hono";
 import type pino from "pino";
 import type { Config } from "./config.ts";
+import type { MessageStore } from "./js-publisher.ts";
 import { type RequestView, requestView } from "./node-request.ts";
 import { type EmittedEvent, readEventList } from "./outcome.ts";
 import { type EventSource, eventData, eventHeaders, isTooLarge } from "./publisher.ts";
@@ -22,7 +23,8 @@ export class IngressError extends Error {
 
 export interface IngressDeps {
   nc: NatsConnection;
-  js: JetStreamClient;
+  /** Where publishes go (the bridge's JetStreamPublisher, or a JetStreamClient). */
+  js: MessageStore;
   http: Config["http"];
   /** Live connection flag (watchStatus): fail fast with 503 instead of waiting for a timeout. */
   connected: () => boolean;

@@ -5,6 +5,7 @@ import { type Config, durableName } from "./config.ts";
 import { RouteConsumer } from "./consumer.ts";
 import { BridgeEvents } from "./events.ts";
 import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
+import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { connectNats, watchStatus } from "./nats.ts";
@@ -50,13 +51,15 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   logger.info({ server: nc.getServer(), version }, "connected to nats");
   const connection = watchStatus(nc, logger);
   const js = jetstream(nc);
+  const store = new JetStreamPublisher(nc, js);
   const jsm = await jetstreamManager(nc);
   await provision(jsm, config, version, logger);
 
   const features = serverFeatures(version);
   let shuttingDown = false;
   const consumers = config.routes.map(
-    (route) => new RouteConsumer({ js, route, deadLetter: config.dead_letter, events, logger, features }),
+    (route) =>
+      new RouteConsumer({ js, store, route, deadLetter: config.dead_letter, events, logger, features }),
   );
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
   events.on("consumer:bound", ({ route }) => logger.info({ route }, "consumer bound"));
@@ -99,7 +102,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   const app = createHttpApp({
     ingress: {
       nc,
-      js,
+      js: store,
       http: config.http,
       connected: () => connection.connected,
       logger,

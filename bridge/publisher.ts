@@ -1,5 +1,6 @@
-import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
 import { Empty, errors, type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
+import type { MessageStore } from "./js-publisher.ts";
 import type { EmittedEvent } from "./outcome.ts";
 
 // JetStream error code for "message size exceeds maximum allowed" (the stream's max_msg_size).
@@ -72,7 +73,7 @@ export function eventHeaders(
 export const eventData = (event: EmittedEvent): Uint8Array =>
   event.data === undefined ? Empty : encoder.encode(JSON.stringify(event.data));
 
-function publishOne(js: JetStreamClient, source: EventSource, event: EmittedEvent, index: number) {
+function publishOne(js: MessageStore, source: EventSource, event: EmittedEvent, index: number) {
   return js.publish(event.subject, eventData(event), {
     msgID: eventMsgId(source, event, index),
     headers: eventHeaders(event, source),
@@ -80,7 +81,7 @@ function publishOne(js: JetStreamClient, source: EventSource, event: EmittedEven
 }
 
 /** True only when the server says no stream matches; an unreachable server is not proof. */
-async function isUnroutable(js: JetStreamClient, subject: string): Promise<boolean> {
+async function isUnroutable(js: MessageStore, subject: string): Promise<boolean> {
   try {
     const jsm = await js.jetstreamManager(false);
     await jsm.streams.find(subject);
@@ -95,7 +96,7 @@ async function isUnroutable(js: JetStreamClient, subject: string): Promise<boole
  * Callers ack the input only after this resolves, so an event is never lost behind an ack.
  */
 export async function publishEvents(
-  js: JetStreamClient,
+  js: MessageStore,
   source: EventSource,
   events: readonly EmittedEvent[],
 ): Promise<PubAck[]> {

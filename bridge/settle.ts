@@ -1,9 +1,10 @@
-import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import type pino from "pino";
 import type { AckBatcher } from "./ack-batcher.ts";
 import type { Config, RouteConfig } from "./config.ts";
 import { publishDeadLetter } from "./dead-letter.ts";
 import type { BridgeEvents, Delivery, OutcomeKind } from "./events.ts";
+import type { MessageStore } from "./js-publisher.ts";
 import { backoffDelay, type InvocationResult, type Outcome } from "./outcome.ts";
 import { logOutcome, messageLogger } from "./outcome-log.ts";
 import { EventPublishError, publishEvents } from "./publisher.ts";
@@ -37,7 +38,8 @@ export interface SettleContext extends InvocationResult {
 }
 
 export interface SettlerOptions {
-  js: JetStreamClient;
+  /** Where events and dead letters are stored. */
+  store: MessageStore;
   route: RouteConfig;
   deadLetter: Config["dead_letter"];
   events: BridgeEvents;
@@ -93,7 +95,7 @@ export class Settler {
     const { route } = this.o;
     try {
       const source = { id: d.id, traceparent: d.traceparent, tracestate: msg.headers?.get("tracestate") };
-      await publishEvents(this.o.js, source, outcome.events);
+      await publishEvents(this.o.store, source, outcome.events);
     } catch (error) {
       if (entry.abandoned) return undefined;
       const reason = (error as Error).message;
@@ -121,7 +123,7 @@ export class Settler {
     const { msg } = entry;
     const { route } = this.o;
     try {
-      await publishDeadLetter(this.o.js, {
+      await publishDeadLetter(this.o.store, {
         msg,
         route: route.name,
         url: route.url,

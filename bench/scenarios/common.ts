@@ -36,6 +36,8 @@ export interface RunContext {
   concurrency: number;
   /** The bridge's log level: "info" (the shipped configs) writes one line per settled message. */
   logLevel: string;
+  /** Concurrent clients POSTing orders in the pipeline scenario (each waits for its answer). */
+  pipelineClients: number;
   quick: boolean;
   tmp: string;
   /** Extra node flags for the consumer child (e.g. --cpu-prof). */

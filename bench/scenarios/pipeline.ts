@@ -12,7 +12,6 @@ import { summarize } from "../stats.ts";
 import { cpuOf, type RunContext, round, type ScenarioResult } from "./common.ts";
 
 const FINAL_SUBJECTS = ["orders.confirmed.v1", "orders.cancelled.v1"];
-const CLIENTS = 32;
 /** The payment gateway's simulator: a stand-in for a third party, so its CPU is not the functions'. */
 const GATEWAY = "gateway-sim";
 /** Orders placed one by one at half the measured capacity, for completion latency. */
@@ -36,7 +35,7 @@ async function placeOrders(
   from: number,
   count: number,
   started: Map<string, number>,
-  clients = CLIENTS,
+  clients: number,
 ): Promise<void> {
   let next = from;
   const end = from + count;
@@ -207,10 +206,10 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       });
     }
     await nc.flush();
-    const pool = new Pool(`http://127.0.0.1:${ready.port}`, { connections: CLIENTS });
+    const pool = new Pool(`http://127.0.0.1:${ready.port}`, { connections: ctx.pipelineClients });
     try {
       const warm = new Map<string, number>();
-      await placeOrders(pool, 0, warmup, warm);
+      await placeOrders(pool, 0, warmup, warm, ctx.pipelineClients);
       await allFinal(warm, finals, 60_000);
       statusCancelled = 0;
       const started = new Map<string, number>();
@@ -220,7 +219,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
       const cpu0 = cpuOfSystem(pids);
       const driver0 = process.cpuUsage();
       const t0 = nowNs();
-      await placeOrders(pool, warmup, count, started);
+      await placeOrders(pool, warmup, count, started, ctx.pipelineClients);
       await allFinal(started, finals, 120_000);
       const cpu1 = cpuOfSystem(pids);
       const driver = process.cpuUsage(driver0);
@@ -277,12 +276,12 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
           ),
           ...Object.fromEntries(perFunction.map(([name, us]) => [`cpu_us_per_order_${name}`, us])),
           gateway_sim_cpu_us_per_order: perOrder(GATEWAY),
-          // The bench's own process (32 clients, the subscription to final events) shares the cores too.
+          // The bench's own process (the clients, the subscription to final events) shares the cores too.
           driver_cpu_us_per_order: round((driver.user + driver.system) / count, 1),
           bridge_cpu_us_per_order: perOrder("bridge"),
           nats_cpu_us_per_order: perOrder("nats"),
           postgres_cpu_us_per_order: perOrder("postgres"),
-          clients: CLIENTS,
+          clients: ctx.pipelineClients,
           // How many POSTs shared an INSERT and an ingress request (the order function coalesces them).
           orders_per_ingress_request: round(
             count / Math.max(1, ingressRequests(metrics1) - ingressRequests(metrics0)),

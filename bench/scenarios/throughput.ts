@@ -1,5 +1,6 @@
 import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { Child } from "../children.ts";
+import { BENCH_EMIT_SUBJECT, BENCH_OUT_SUBJECT, BENCH_SUBJECT } from "../config.ts";
 import { type PublishTimes, publishBurst } from "../publish.ts";
 import { joinBySeq } from "../stats.ts";
 import {
@@ -16,12 +17,13 @@ import {
 /** Messages taken before the measured window opens: JIT, pools and connections warm up first. */
 export const warmupFor = (n: number): number => Math.max(5_000, Math.round(n / 5));
 
-export type BacklogKind = "ceiling-js" | "bridge" | "bridge-batch";
+export type BacklogKind = "ceiling-js" | "bridge" | "bridge-batch" | "bridge-events";
 
 const SCRIPT: Record<BacklogKind, string> = {
   "ceiling-js": "ceiling-js.ts",
   bridge: "bridge-entry.ts",
   "bridge-batch": "bridge-entry.ts",
+  "bridge-events": "bridge-entry.ts",
 };
 
 export const BATCH = { size: 100, max_wait: 5 };
@@ -31,7 +33,12 @@ export const BATCH = { size: 100, max_wait: 5 };
  * 4× the messages, so every window lasts seconds, not one: a 1 s window read 0.85–0.9× the rate of a 4 s
  * one for the same code (one GC or a stalled virtual CPU weighs on a short window far more).
  */
-export const WINDOW_SCALE: Record<BacklogKind, number> = { "ceiling-js": 4, bridge: 1, "bridge-batch": 4 };
+export const WINDOW_SCALE: Record<BacklogKind, number> = {
+  "ceiling-js": 4,
+  bridge: 1,
+  "bridge-batch": 4,
+  "bridge-events": 2,
+};
 
 /**
  * Drains a backlog: warm-up + n messages are stored first, then the consumer child starts and takes
@@ -41,14 +48,16 @@ export const WINDOW_SCALE: Record<BacklogKind, number> = { "ceiling-js": 4, brid
 export async function backlogScenario(ctx: RunContext, kind: BacklogKind): Promise<ScenarioResult> {
   return withNats(async (env) => {
     const stream = streamName(kind);
+    const events = kind === "bridge-events";
     const { file } = await prepareRoute(ctx, env, {
       stream,
-      ...(kind === "bridge-batch" ? { batch: BATCH } : {}),
+      ...(kind === "bridge-batch" || events ? { batch: BATCH } : {}),
+      ...(events ? { events } : {}),
     });
     const n = ctx.n * WINDOW_SCALE[kind];
     const warmup = warmupFor(n);
     const published: PublishTimes = new Map();
-    await publishBurst(env.js, warmup + n, published);
+    await publishBurst(env.js, warmup + n, published, undefined, events ? BENCH_EMIT_SUBJECT : BENCH_SUBJECT);
     await functionSamples(ctx);
     const child = Child.start(
       kind,
@@ -75,6 +84,16 @@ export async function backlogScenario(ctx: RunContext, kind: BacklogKind): Promi
         publish_to_ack: latency(joinBySeq(published, acks.seqs, acks.ns)),
         extra: { function_requests: samples.received, function_batches: samples.batches },
       };
+      if (events) {
+        // Every settled message's event must be in the stream: its ack waited for the PubAck.
+        const stored = (await env.jsm.streams.info(stream, { subjects_filter: BENCH_OUT_SUBJECT })).state
+          .subjects?.[BENCH_OUT_SUBJECT];
+        if (result.extra) result.extra.events_stored = stored ?? 0;
+        if ((stored ?? 0) < warmup + n) {
+          result.status = "failed";
+          result.note = `${stored ?? 0} events stored for ${warmup + n} messages settled`;
+        }
+      }
       if (kind === "bridge-batch" && samples.batches === 0) {
         result.status = "pending";
         result.note =

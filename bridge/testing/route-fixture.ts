@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll } from "vitest";
 import { type Config, parseConfig, type RouteConfig } from "../config.ts";
 import { RouteConsumer } from "../consumer.ts";
 import { BridgeEvents, type OutcomeEvent } from "../events.ts";
+import { JetStreamPublisher } from "../js-publisher.ts";
 import { NatsServer } from "../nats-server.ts";
 import { provision } from "../provision.ts";
 import { serverFeatures } from "../server-features.ts";
@@ -23,6 +24,8 @@ export interface Harness {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** How the bridge stores events and dead letters (main.ts wires the same). */
+  store: JetStreamPublisher;
   close(): Promise<void>;
 }
 
@@ -51,11 +54,13 @@ export async function startHarness(): Promise<Harness> {
     reconnectTimeWait: 100,
     noAsyncTraces: true,
   });
+  const js = jetstream(nc);
   return {
     server,
     nc,
-    js: jetstream(nc),
+    js,
     jsm: await jetstreamManager(nc),
+    store: new JetStreamPublisher(nc, js),
     async close() {
       await nc.close();
       await server.stop();
@@ -114,6 +119,7 @@ export async function routeFixture(
   const newConsumer = () =>
     new RouteConsumer({
       js: h.js,
+      store: h.store,
       route: routeConfig,
       deadLetter: config.dead_letter,
       events,
