@@ -10,6 +10,8 @@ export interface BenchRouteOptions {
   /** Deliver `bench.emit.v1` (the function answers one event per message, stored in the same stream). */
   events?: boolean;
   logLevel: string;
+  /** `log.acks`: the level of each ack's line (the bridge's default is debug). */
+  logAcks?: string;
 }
 
 export const BENCH_SUBJECT = "bench.ping.v1";
@@ -40,7 +42,7 @@ export function benchConfig(o: BenchRouteOptions): Config {
           ...(o.events ? { filter_subject: BENCH_EMIT_SUBJECT } : {}),
         },
       ],
-      log: { level: o.logLevel },
+      log: { level: o.logLevel, ...(o.logAcks ? { acks: o.logAcks } : {}) },
     },
     "bench",
     {},

@@ -4,7 +4,7 @@
  * bench/results/<timestamp>.json and bench/results/latest.json. See bench/README.md.
  *
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
- *                     [--concurrency 64] [--rate 1000] [--log-level info] [--cpu-prof] [--repeat 3]
+ *                     [--concurrency 64] [--rate 1000] [--log-level info] [--log-acks debug] [--cpu-prof] [--repeat 3]
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     rate: { type: "string", default: "1000" },
     repeat: { type: "string", default: "1" },
     "log-level": { type: "string", default: "info" },
+    "log-acks": { type: "string", default: "debug" },
     "cpu-prof": { type: "boolean", default: false },
     "pipeline-clients": { type: "string", default: "32" },
   },
@@ -88,6 +89,7 @@ const ctx: RunContext = {
   backlog: int(values.backlog, quick ? 50_000 : 1_000_000),
   concurrency: int(values.concurrency, 64),
   logLevel: values["log-level"] ?? "info",
+  logAcks: values["log-acks"] ?? "debug",
   pipelineClients: int(values["pipeline-clients"], 32),
   quick,
   tmp,
@@ -138,6 +140,7 @@ const report = {
     backlog: ctx.backlog,
     concurrency: ctx.concurrency,
     log_level: ctx.logLevel,
+    log_acks: ctx.logAcks,
     quick,
     repeat,
   },

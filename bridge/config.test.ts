@@ -34,6 +34,13 @@ describe("config", () => {
     expect(config.dead_letter).toMatchObject({ stream: "DLQ", subject_prefix: "dlq" });
   });
 
+  it("logs acks at debug unless log.acks says info, and names log.acks when it is neither", () => {
+    expect(parseConfig(minimal, "t", {}).log).toEqual({ level: "info", acks: "debug" });
+    expect(parseConfig({ ...minimal, log: { acks: "info" } }, "t", {}).log.acks).toBe("info");
+    const issues = issuesOf({ ...minimal, log: { acks: "warn" } });
+    expect(issues.some((i) => i.startsWith("log.acks:"))).toBe(true);
+  });
+
   it("sizes max_ack_pending to what a route can have out, batches capped at 16", () => {
     const route = (extra: Record<string, unknown>) => {
       const r = parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], ...extra }] }, "t", {}).routes[0];

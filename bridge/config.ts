@@ -126,9 +126,15 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+        /**
+         * The level of the line an acked message writes. Retries (warn) and dead letters (error) always
+         * log; a line per success at info is ~13% of the bridge's CPU in single delivery and, at 10k msgs/s,
+         * gigabytes of log an hour. Batch routes log one info line per batch either way.
+         */
+        acks: z.enum(["debug", "info"]).default("debug"),
       })
       .strict()
-      .default({ level: "info" }),
+      .default({ level: "info", acks: "debug" }),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -1,8 +1,12 @@
+import { Writable } from "node:stream";
 import { headers } from "@nats-io/nats-core";
+import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { verifySignature } from "../functions/sdk/contract.ts";
+import { RouteConsumer } from "./consumer.ts";
 import { DLQ_HEADERS } from "./dead-letter-headers.ts";
 import { freePort } from "./nats-server.ts";
+import { serverFeatures } from "./server-features.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
 import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
@@ -25,6 +29,51 @@ async function consumerIdle(f: RouteFixture): Promise<void> {
     return info.num_ack_pending === 0 && info.num_pending === 0;
   });
 }
+
+describe("RouteConsumer: log lines", () => {
+  /** A consumer on the fixture's route whose info-level log lines are collected. */
+  async function logged(ackLogLevel: "debug" | "info" | undefined, status: number) {
+    const fn = await HttpFunction.start(() => ({ status }));
+    cleanups.push(() => fn.close());
+    const f = await routeFixture(h, fn.url, { backoff: ["5s"], max_deliver: 2 });
+    const lines: { msg: string; seq?: number; outcome?: string }[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split("\n")) if (line) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const consumer = new RouteConsumer({
+      js: h.js,
+      store: h.store,
+      route: f.route,
+      deadLetter: f.config.dead_letter,
+      events: f.events,
+      logger: pino({ level: "info" }, sink),
+      features: serverFeatures(h.nc.info?.version ?? "2.9.0"),
+      ...(ackLogLevel ? { ackLogLevel } : {}),
+    });
+    cleanups.push(() => consumer.stop(1_000));
+    await consumer.start();
+    const pub = await h.js.publish(f.subject, "{}");
+    await settled(f);
+    return { lines: lines.filter((l) => l.seq === pub.seq), outcome: f.outcomes[0]?.outcome };
+  }
+
+  it("writes no info line for an ack by default, one with log.acks info", async () => {
+    const quiet = await logged(undefined, 200);
+    expect(quiet.outcome).toBe("ack");
+    expect(quiet.lines).toEqual([]);
+    const loud = await logged("info", 200);
+    expect(loud.lines).toMatchObject([{ msg: "message acked", outcome: "ack" }]);
+  });
+
+  it("always logs a retry, whatever log.acks says", async () => {
+    const { lines, outcome } = await logged(undefined, 503);
+    expect(outcome).toBe("retry");
+    expect(lines).toMatchObject([{ msg: "message will be retried", outcome: "retry" }]);
+  });
+});
 
 describe("RouteConsumer: invocation contract", () => {
   it("POSTs the message with CloudEvents and jetway headers, then acks on 2xx", async () => {

@@ -22,6 +22,8 @@ export interface RouteConsumerOptions {
   events: BridgeEvents;
   logger: pino.Logger;
   features: ServerFeatures;
+  /** `log.acks`: the level of the line an acked message writes on a single-delivery route. */
+  ackLogLevel?: "debug" | "info";
 }
 
 /** Delay of the nak that hands unfinished messages back at shutdown (never 0: 2.9 would resend at once). */
@@ -84,7 +86,7 @@ export class RouteConsumer {
       log: this.log,
       features,
       acks: this.acks,
-      quietAcks: options.route.batch !== undefined,
+      ackLevel: options.route.batch ? "debug" : (options.ackLogLevel ?? "debug"),
     });
     const { batch } = options.route;
     if (batch) {

@@ -59,7 +59,16 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   let shuttingDown = false;
   const consumers = config.routes.map(
     (route) =>
-      new RouteConsumer({ js, store, route, deadLetter: config.dead_letter, events, logger, features }),
+      new RouteConsumer({
+        js,
+        store,
+        route,
+        deadLetter: config.dead_letter,
+        events,
+        logger,
+        features,
+        ackLogLevel: config.log.acks,
+      }),
   );
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
   events.on("consumer:bound", ({ route }) => logger.info({ route }, "consumer bound"));

@@ -36,7 +36,7 @@ function messageFields(d: Delivery) {
 
 /**
  * One line per settled message: info for ack, warn for retry, error for dead-letter. `level` overrides it
- * (a batch route logs acks at debug: its batch line says how many were acked).
+ * (acks log at `log.acks`, debug by default; a batch route's at debug: its batch line says how many).
  */
 export function logOutcome(
   logger: pino.Logger,

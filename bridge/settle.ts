@@ -47,8 +47,8 @@ export interface SettlerOptions {
   log: pino.Logger;
   features: ServerFeatures;
   acks: AckBatcher;
-  /** Log acks at debug (batch routes log one info line per batch instead). */
-  quietAcks?: boolean;
+  /** The level of an ack's line (batch routes: debug, their batch line says how many were acked). */
+  ackLevel: "debug" | "info";
 }
 
 /**
@@ -165,7 +165,7 @@ export class Settler {
       emitted,
     };
     this.o.events.emit("invoke:outcome", event);
-    if (kind === "ack" && this.o.quietAcks) logOutcome(this.o.log, event, "debug");
+    if (kind === "ack") logOutcome(this.o.log, event, this.o.ackLevel);
     else logOutcome(this.o.log, event);
     return kind;
   }

@@ -36,6 +36,8 @@ export interface RunContext {
   concurrency: number;
   /** The bridge's log level: "info" (the shipped configs) writes one line per settled message. */
   logLevel: string;
+  /** The bridge's `log.acks` (debug by default: no line per ack). */
+  logAcks: string;
   /** Concurrent clients POSTing orders in the pipeline scenario (each waits for its answer). */
   pipelineClients: number;
   quick: boolean;
@@ -74,6 +76,7 @@ export async function prepareRoute(
     functionUrl: ctx.fnUrl,
     concurrency: ctx.concurrency,
     logLevel: ctx.logLevel,
+    logAcks: ctx.logAcks,
     ...options,
   });
   const file = join(ctx.tmp, `${options.stream}.json`);
