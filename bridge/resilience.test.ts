@@ -102,4 +102,41 @@ describe("no message is lost", () => {
       20_000,
     );
   });
+
+  it("a NATS restart while every message yields an event: each input's event is stored exactly once", async () => {
+    let f: RouteFixture | undefined;
+    const fn = await HttpFunction.start((req) => ({
+      status: 200,
+      delayMs: 5,
+      body: { events: [{ subject: `${f?.outPrefix}.done`, data: { input: String(req.headers["ce-id"]) } }] },
+    }));
+    f = await setup(fn, { backoff: ["50ms"], ack_wait: "2s", concurrency: 4, max_deliver: 100 });
+    const fixture = f;
+    const ids = await publishMany(fixture, 400);
+    await waitFor("some events stored", async () => {
+      return (await h.jsm.streams.info(fixture.outStream)).state.messages >= 50;
+    });
+    await h.server.restart();
+    // A JetStream API call made while the client is still reconnecting times out: not an answer yet.
+    const stored = () =>
+      h.jsm.streams.info(fixture.outStream).then(
+        (info) => info.state.messages,
+        () => 0,
+      );
+    await waitFor("an event for every input", async () => (await stored()) >= ids.length, 40_000);
+    await waitFor(
+      "consumer drained",
+      async () => {
+        const info = await h.jsm.consumers.info(fixture.route.stream, fixture.route.name);
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      20_000,
+    );
+    // Redelivered inputs publish their event again under the same Nats-Msg-Id: deduplicated, not doubled.
+    const out = await fixture.stored(fixture.outStream);
+    expect(out.map((m) => (m.json() as { input: string }).input).sort()).toEqual([...ids].sort());
+    expect(new Set(out.map((m) => m.header.get("Nats-Msg-Id"))).size).toBe(ids.length);
+    expect(await fixture.dlq()).toHaveLength(0);
+    expect(h.store.inFlight).toBe(0);
+  });
 });
