@@ -26,6 +26,18 @@ async function publishMany(f: RouteFixture, count: number): Promise<string[]> {
   return ids;
 }
 
+/** Waits until the route's consumer has nothing pending or unacknowledged. */
+async function drained(f: RouteFixture): Promise<void> {
+  await waitFor(
+    "consumer drained",
+    async () => {
+      const info = await h.jsm.consumers.info(f.route.stream, f.route.name);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    },
+    20_000,
+  );
+}
+
 /** Successful (2xx) requests per ce-id, from the function's point of view. */
 function successes(fn: HttpFunction, ok: Set<number>): Map<string, number> {
   const counts = new Map<string, number>();
@@ -93,14 +105,7 @@ describe("no message is lost", () => {
     expect(successes(fn, ok).size - atRestart).toBeGreaterThan(0);
     expect(f.consumer.bound).toBe(true);
     // Redeliveries of messages whose ack was lost in the restart are allowed (at-least-once); losses are not.
-    await waitFor(
-      "consumer drained",
-      async () => {
-        const info = await h.jsm.consumers.info(f.route.stream, f.route.name);
-        return info.num_pending === 0 && info.num_ack_pending === 0;
-      },
-      20_000,
-    );
+    await drained(f);
   });
 
   it("a NATS restart while every message yields an event: each input's event is stored exactly once", async () => {
@@ -124,14 +129,7 @@ describe("no message is lost", () => {
         () => 0,
       );
     await waitFor("an event for every input", async () => (await stored()) >= ids.length, 40_000);
-    await waitFor(
-      "consumer drained",
-      async () => {
-        const info = await h.jsm.consumers.info(fixture.route.stream, fixture.route.name);
-        return info.num_pending === 0 && info.num_ack_pending === 0;
-      },
-      20_000,
-    );
+    await drained(fixture);
     // Redelivered inputs publish their event again under the same Nats-Msg-Id: deduplicated, not doubled.
     const out = await fixture.stored(fixture.outStream);
     expect(out.map((m) => (m.json() as { input: string }).input).sort()).toEqual([...ids].sort());
