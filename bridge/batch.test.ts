@@ -75,6 +75,32 @@ describe("encodeBatch", () => {
       data_base64: Buffer.from("{oops").toString("base64"),
     });
   });
+
+  it("sends a payload declared JSON as data_base64 when it is not one JSON text in UTF-8, keeping the body valid", () => {
+    const raw = (seq: number, bytes: number[]) => {
+      const m = message(seq, "");
+      return { ...m, data: Uint8Array.from(bytes) } as unknown as JsMsg;
+    };
+    const ascii = (text: string) => [...new TextEncoder().encode(text)];
+    const payloads = [
+      [0xef, 0xbb, 0xbf, ...ascii('{"bom":1}')], // a byte-order mark: TextDecoder would have dropped it
+      [0x22, 0xc3, 0x28, 0x22], // invalid UTF-8 inside a string
+      ascii("[1,2"),
+      ascii("   "),
+      ascii('{"ok":true}'),
+    ];
+    const messages = payloads.map((bytes, i) => raw(20 + i, bytes));
+    const body = encodeBatch(
+      messages.map((msg) => ({ msg, d: deliveryOf(msg, route.name, 0) })),
+      route,
+    );
+    const events = JSON.parse(body.toString()) as { data?: unknown; data_base64?: string }[];
+    for (const [i, bytes] of payloads.slice(0, 4).entries()) {
+      expect(events[i]?.data).toBeUndefined();
+      expect(Buffer.from(events[i]?.data_base64 ?? "", "base64")).toEqual(Buffer.from(bytes));
+    }
+    expect(events[4]?.data).toEqual({ ok: true });
+  });
 });
 
 describe("encodeBatch sizes", () => {

@@ -38,7 +38,11 @@ export interface BatchAnswer {
 
 type RouteAttrs = Pick<RouteConfig, "name" | "stream" | "max_deliver">;
 
-const decoder = new TextDecoder();
+/**
+ * Payloads are checked as the bytes that get spliced: invalid UTF-8 throws instead of becoming U+FFFD, and
+ * a byte-order mark stays in the text (JSON.parse refuses it) instead of being dropped by the decoder.
+ */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A JSON string literal (quotes and escapes included). */
 const quote = (text: string): string => JSON.stringify(text);
@@ -58,8 +62,8 @@ function membersOf(route: RouteAttrs): string {
 
 /**
  * One message's structured-mode CloudEvent in up to two pieces: the JSON text up to `data`, and the payload
- * bytes to follow it as they are. JSON payloads become `data` (spliced in unchanged once they parse:
- * stringifying the parsed value again would only copy them, and would round numbers beyond 2^53), anything
+ * bytes to follow it as they are. JSON payloads become `data` (spliced in unchanged once checked:
+ * stringifying a parsed value again would only copy them, and would round numbers beyond 2^53), anything
  * else `data_base64` inside the text. Written member by member rather than through an object and
  * JSON.stringify: this runs for every message of every batch.
  */
@@ -75,10 +79,11 @@ function cloudEventParts(m: BatchMessage, route: RouteAttrs): [text: string, pay
   if (tracestate) head += `,"tracestate":${quote(tracestate)}`;
   if (contentType.includes("json") && msg.data.length > 0) {
     try {
-      JSON.parse(decoder.decode(msg.data));
+      JSON.parse(strictUtf8.decode(msg.data));
       return [`${head},"data":`, msg.data];
     } catch {
-      // Declared JSON but is not: deliver the bytes as they are and let the function refuse them.
+      // Declared JSON but not one JSON text in UTF-8: the bytes go as data_base64, exactly as they are,
+      // and the function may refuse them; spliced in, they would spoil the whole body.
     }
   }
   const base64 = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.length).toString("base64");
