@@ -15,8 +15,8 @@ import { deliveryOf, Settler } from "./settle.ts";
 
 export interface RouteConsumerOptions {
   js: JetStreamClient;
-  /** Where events and dead letters are stored (the bridge's JetStreamPublisher); `js` when absent. */
-  store?: MessageStore;
+  /** Where events and dead letters are stored: the bridge's one JetStreamPublisher. */
+  store: MessageStore;
   route: RouteConfig;
   deadLetter: Config["dead_letter"];
   events: BridgeEvents;
@@ -77,9 +77,9 @@ export class RouteConsumer {
     this.acks = new AckBatcher(1, (err, unsent) =>
       this.log.warn({ err, unsent }, "acks not sent: the server redelivers after ack_wait"),
     );
-    const { js, events, features, deadLetter } = options;
+    const { store, events, features, deadLetter } = options;
     this.settler = new Settler({
-      store: options.store ?? js,
+      store,
       route: this.route,
       deadLetter,
       events,

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Config, parseConfig, type RouteConfig } from "../bridge/config.ts";
 import { RouteConsumer } from "../bridge/consumer.ts";
 import { BridgeEvents } from "../bridge/events.ts";
+import { JetStreamPublisher } from "../bridge/js-publisher.ts";
 import { connectionOptions } from "../bridge/nats.ts";
 import { provision } from "../bridge/provision.ts";
 import { serverFeatures } from "../bridge/server-features.ts";
@@ -108,8 +109,10 @@ describe("3-node JetStream cluster", () => {
     const servers = [firstUrl, ...cluster.urls.filter((u) => u !== firstUrl)];
     const bridgeNc = await connect({ ...opts, servers, noRandomize: true, reconnectTimeWait: 250 });
     cleanups.push(() => bridgeNc.close());
+    const bridgeJs = jetstream(bridgeNc);
     const consumer = new RouteConsumer({
-      js: jetstream(bridgeNc),
+      js: bridgeJs,
+      store: new JetStreamPublisher(bridgeNc, bridgeJs),
       route: config.routes[0] as RouteConfig,
       deadLetter: config.dead_letter,
       events: new BridgeEvents(),

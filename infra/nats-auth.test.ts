@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Config, parseConfig, type RouteConfig } from "../bridge/config.ts";
 import { RouteConsumer } from "../bridge/consumer.ts";
 import { BridgeEvents } from "../bridge/events.ts";
+import { JetStreamPublisher } from "../bridge/js-publisher.ts";
 import { connectionOptions } from "../bridge/nats.ts";
 import { NatsServer } from "../bridge/nats-server.ts";
 import { provision } from "../bridge/provision.ts";
@@ -64,6 +65,8 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
     const { batch: _batch, ...route } = config.routes.find((r) => r.name === "payment") as RouteConfig;
     const consumer = new RouteConsumer({
       js: jetstream(nc),
+      // As main.ts wires it: events and dead letters through the bridge's own publisher.
+      store: new JetStreamPublisher(nc, jetstream(nc)),
       route: { ...route, url: fn.url },
       deadLetter: config.dead_letter,
       events: new BridgeEvents(),
