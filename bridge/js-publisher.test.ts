@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { errors, headers, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JetStreamPublisher } from "./js-publisher.ts";
 import { NatsServer } from "./nats-server.ts";
 import { useHarness } from "./testing/route-fixture.ts";
@@ -110,16 +110,43 @@ describe("JetStreamPublisher", () => {
   });
 });
 
-describe("JetStreamPublisher and publish permissions", () => {
-  it("fails a publish the server refuses at once, not after the timeout", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "jetway-perm-"));
+describe("JetStreamPublisher and permissions", () => {
+  let dir: string;
+  let server: NatsServer;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "jetway-perm-"));
     const conf = join(dir, "auth.conf");
     await writeFile(
       conf,
-      `authorization { users = [ { user: bridge, password: s3cret, permissions: {
-        publish: { allow: ["allowed.>", "$JS.API.>", "_INBOX.>"] }, subscribe: { allow: ["_INBOX.>"] } } } ] }\n`,
+      `authorization { users = [
+        { user: bridge, password: s3cret, permissions: {
+          publish: { allow: ["allowed.>", "$JS.API.>", "_INBOX.>"] }, subscribe: { allow: ["_INBOX.>"] } } },
+        { user: noinbox, password: s3cret, permissions: {
+          publish: { allow: ["allowed.>", "$JS.API.>"] }, subscribe: { allow: ["other.>"] } } } ] }\n`,
     );
-    const server = await NatsServer.start({ args: ["-c", conf] });
+    server = await NatsServer.start({ args: ["-c", conf] });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("fails a publish whose reply subscription the server refused, with the server's reason", async () => {
+    const nc = await connect({ servers: server.url, user: "noinbox", pass: "s3cret" });
+    try {
+      const store = new JetStreamPublisher(nc, jetstream(nc));
+      await nc.flush();
+      const started = performance.now();
+      const error = await store.publish("allowed.x", "no", { timeout: 5_000 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(errors.PermissionViolationError);
+      expect(String(error)).toMatch(/subscription/i);
+      expect(performance.now() - started).toBeLessThan(2_000);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("fails a publish the server refuses at once, not after the timeout", async () => {
     let nc: NatsConnection | undefined;
     try {
       nc = await connect({ servers: server.url, user: "bridge", pass: "s3cret" });
@@ -135,8 +162,6 @@ describe("JetStreamPublisher and publish permissions", () => {
       expect(store.inFlight).toBe(0);
     } finally {
       await nc?.close();
-      await server.stop();
-      await rm(dir, { recursive: true, force: true });
     }
   });
 });

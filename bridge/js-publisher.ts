@@ -37,7 +37,8 @@ interface Pending {
  * discards a `RequestError("cancelled")` with its stack trace, besides a timer and a `Promise.race`: with
  * one event per message that was ~15% of the bridge's CPU (bench/README). The answers are nats.js's: the
  * PubAck; a `JetStreamApiError` for the server's refusal; a `RequestError` caused by `NoRespondersError`
- * when no stream binds the subject; a `TimeoutError`; a publish permission violation for that subject.
+ * when no stream binds the subject; a `TimeoutError`; a publish permission violation for that subject; and
+ * once the reply subscription has ended, why (the connection closed, or the server refused it).
  * Options other than msgID, headers and timeout are passed to `js.publish` as they are.
  */
 export class JetStreamPublisher implements MessageStore {
@@ -48,6 +49,8 @@ export class JetStreamPublisher implements MessageStore {
   private readonly pending = new Map<string, Pending>();
   private next = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  /** Why the reply subscription ended (the connection closed, or the server refused the subscription). */
+  private closedWith: Error | undefined;
 
   constructor(nc: NatsConnection, js: JetStreamClient) {
     this.nc = nc;
@@ -57,7 +60,10 @@ export class JetStreamPublisher implements MessageStore {
     this.prefix = `${inbox}.`;
     this.sub = nc.subscribe(`${inbox}.*`, { callback: (error, msg) => this.onReply(error, msg) });
     void this.watchPermissions();
-    void nc.closed().then(() => this.failAll(new errors.ClosedConnectionError()));
+    void this.sub.closed.then((reason) => {
+      this.closedWith = reason instanceof Error ? reason : new errors.ClosedConnectionError();
+      this.failAll(this.closedWith);
+    });
   }
 
   publish(subject: string, payload?: Payload, options?: Partial<JetStreamPublishOptions>): Promise<PubAck> {
@@ -72,8 +78,8 @@ export class JetStreamPublisher implements MessageStore {
     const token = (this.next++).toString(36);
     const timeout = options?.timeout ?? 5_000;
     return new Promise<PubAck>((resolve, reject) => {
-      if (this.sub.isClosed()) {
-        reject(new errors.ClosedConnectionError());
+      if (this.closedWith) {
+        reject(this.closedWith);
         return;
       }
       this.pending.set(token, { subject, deadline: performance.now() + timeout, resolve, reject });
