@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { BridgeEvents } from "./events.ts";
+import { OutcomeTally } from "./outcome-tally.ts";
 
 /** Live numbers the metrics read at scrape time instead of being pushed from the core loop. */
 export interface MetricSources {
@@ -30,19 +31,9 @@ export class BridgeMetrics {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
-    const invocations = new Counter({
-      name: "jetway_invocations_total",
-      help: "Function invocations by route, outcome and HTTP status (none for transport errors).",
-      labelNames: ["route", "outcome", "status"] as const,
-      registers,
-    });
-    const duration = new Histogram({
-      name: "jetway_invocation_duration_seconds",
-      help: "Time from taking a message to settling it.",
-      labelNames: ["route", "outcome"] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
+    // jetway_invocations_total and jetway_invocation_duration_seconds: one of each per settled message.
+    const outcomes = new OutcomeTally();
+    outcomes.register(this.registry);
     const deadLetters = new Counter({
       name: "jetway_dead_letters_total",
       help: "Messages moved to the dead-letter stream.",
@@ -77,15 +68,9 @@ export class BridgeMetrics {
       },
     });
 
-    events.on("invoke:outcome", (e) => {
-      const route = e.delivery.route;
-      invocations.inc({
-        route,
-        outcome: e.outcome,
-        status: e.status === undefined ? "none" : String(e.status),
-      });
-      duration.observe({ route, outcome: e.outcome }, e.durationMs / 1_000);
-    });
+    events.on("invoke:outcome", (e) =>
+      outcomes.add(e.delivery.route, e.outcome, e.status, e.durationMs / 1_000),
+    );
     events.on("dead_letter:published", (delivery) => deadLetters.inc({ route: delivery.route }));
 
     const batchSize = new Histogram({
