@@ -36,10 +36,10 @@ interface Pending {
  * nats.js's `js.publish` makes every publish a request, and each request it resolves also builds and
  * discards a `RequestError("cancelled")` with its stack trace, besides a timer and a `Promise.race`: with
  * one event per message the bridge spent 1.4–1.7× the CPU it does with this (bench/README finding 13).
- * The answers are nats.js's: the
- * PubAck; a `JetStreamApiError` for the server's refusal; a `RequestError` caused by `NoRespondersError`
- * when no stream binds the subject; a `TimeoutError`; a publish permission violation for that subject; and
- * once the reply subscription has ended, why (the connection closed, or the server refused it).
+ * The answers are nats.js's: the PubAck; a `JetStreamApiError` for the server's refusal; a `RequestError`
+ * caused by `NoRespondersError` when no stream binds the subject; a `TimeoutError`; a publish permission
+ * violation for that subject; and once the reply subscription has ended, why (the connection closed, or the
+ * server refused it).
  * Options other than msgID, headers and timeout are passed to `js.publish` as they are.
  */
 export class JetStreamPublisher implements MessageStore {
