@@ -1,0 +1,63 @@
+import { fileURLToPath } from "node:url";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "./config.ts";
+import { JetStreamPublisher } from "./js-publisher.ts";
+import { connectNats, NatsConnectError } from "./nats.ts";
+import { NatsServer } from "./nats-server.ts";
+
+const tls = (name: string) => fileURLToPath(new URL(`./testing/tls/${name}`, import.meta.url));
+let server: NatsServer;
+
+/** The bridge's `nats` section for this server, TLS options as given. */
+const natsConfig = (tlsOptions: Record<string, unknown>) =>
+  parseConfig({ nats: { servers: [server.url], tls: tlsOptions } }, "test", {}).nats;
+
+beforeAll(async () => {
+  // Mutual TLS: the server presents its certificate and requires one from the client, both from the test CA.
+  server = await NatsServer.start({
+    args: [
+      "--tlsverify",
+      "--tlscert",
+      tls("server.pem"),
+      "--tlskey",
+      tls("server-key.pem"),
+      "--tlscacert",
+      tls("ca.pem"),
+    ],
+  });
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe("the bridge's NATS connection over TLS", () => {
+  it("connects with nats.tls (CA, client certificate and key) and stores through JetStream", async () => {
+    let nc: NatsConnection | undefined;
+    try {
+      ({ nc } = await connectNats(
+        natsConfig({ ca_file: tls("ca.pem"), cert_file: tls("client.pem"), key_file: tls("client-key.pem") }),
+      ));
+      expect(nc.info?.tls_required ?? nc.info?.tls_verify).toBe(true);
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: "TLS", subjects: ["tls.>"] });
+      const ack = await new JetStreamPublisher(nc, jetstream(nc)).publish("tls.x", "over tls");
+      expect(ack).toMatchObject({ stream: "TLS", seq: 1 });
+      expect((await jsm.streams.getMessage("TLS", { seq: 1 }))?.string()).toBe("over tls");
+    } finally {
+      await nc?.close();
+    }
+  });
+
+  it("fails to start when the server's certificate is not from a trusted CA", async () => {
+    // No ca_file: the system's CAs, which never signed the test CA.
+    const error = await connectNats(
+      natsConfig({ cert_file: tls("client.pem"), key_file: tls("client-key.pem") }),
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NatsConnectError);
+    expect((error as Error).message).toContain(server.url);
+    expect(String((error as Error).cause)).toMatch(/certificate/i);
+  });
+});
