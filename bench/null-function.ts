@@ -1,7 +1,8 @@
 /**
  * The null function: a real SDK function (defineFunction + serveNode, the entry every Node function uses)
- * that answers 200 with no events — or, for `bench.emit.v1`, one `bench.out.v1` event per message. It records publish→receive latency from the `t` in each body and hands
- * the samples over at GET /bench/samples (which also resets them). Run as a child process of run.ts.
+ * that answers 200 with no events — or, for `bench.emit.v1`, one `bench.out.v1` event per message. It
+ * records publish→receive latency from the `t` in each body and hands the samples over at
+ * GET /bench/samples (which also resets them). Run as a child process of run.ts.
  */
 import { z } from "zod";
 import { defineFunction } from "../functions/sdk/define-function.ts";

@@ -4,7 +4,8 @@
  * bench/results/<timestamp>.json and bench/results/latest.json. See bench/README.md.
  *
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
- *                     [--concurrency 64] [--rate 1000] [--log-level info] [--log-acks debug] [--cpu-prof] [--repeat 3]
+ *                     [--concurrency 64] [--rate 1000] [--log-level info] [--log-acks debug]
+ *                     [--pipeline-clients 32] [--cpu-prof] [--repeat 3]
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";

@@ -30,7 +30,7 @@ async function appWith(
   const app = createHttpApp({
     ingress: {
       nc,
-      js: new JetStreamPublisher(nc, jetstream(nc)),
+      store: new JetStreamPublisher(nc, jetstream(nc)),
       http: config.http,
       connected: () => state.connected,
       logger,

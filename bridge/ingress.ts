@@ -5,7 +5,7 @@ import type pino from "pino";
 import type { Config } from "./config.ts";
 import type { MessageStore } from "./js-publisher.ts";
 import { type RequestView, requestView } from "./node-request.ts";
-import { type EmittedEvent, readEventList } from "./outcome.ts";
+import { type EmittedEvent, field, readEventList } from "./outcome.ts";
 import { type EventSource, eventData, eventHeaders, isTooLarge } from "./publisher.ts";
 import type { TurnBatch } from "./turn-batch.ts";
 
@@ -23,8 +23,8 @@ export class IngressError extends Error {
 
 export interface IngressDeps {
   nc: NatsConnection;
-  /** Where publishes go (the bridge's JetStreamPublisher, or a JetStreamClient). */
-  js: MessageStore;
+  /** Where publishes go: the bridge's JetStreamPublisher. */
+  store: MessageStore;
   http: Config["http"];
   /** Live connection flag (watchStatus): fail fast with 503 instead of waiting for a timeout. */
   connected: () => boolean;
@@ -141,7 +141,7 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
   const msgID = req.header("idempotency-key");
   try {
     const publish = () =>
-      deps.js.publish(subject, body, {
+      deps.store.publish(subject, body, {
         headers: h,
         timeout: deps.publishTimeoutMs ?? 5_000,
         ...(msgID ? { msgID } : {}),
@@ -173,11 +173,6 @@ export type BatchResult =
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const invalidBody = (message: string) => new IngressError(400, "invalid_body", message);
 
-const subjectOf = (event: unknown): string => {
-  const subject = event !== null && typeof event === "object" ? (event as { subject?: unknown }).subject : "";
-  return typeof subject === "string" ? subject : "";
-};
-
 /** The events of a `{ "events": [...] }` body: subjects by the ingress rules, then as a function's events. */
 function readBatch(body: Uint8Array): EmittedEvent[] {
   let parsed: unknown;
@@ -189,8 +184,12 @@ function readBatch(body: Uint8Array): EmittedEvent[] {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw invalidBody('body must be a JSON object { "events": [...] }');
   }
-  const list = (parsed as { events?: unknown }).events;
-  const bad = Array.isArray(list) ? list.findIndex((event) => !isPublishable(subjectOf(event))) : -1;
+  const list = field(parsed, "events");
+  const publishable = (event: unknown) => {
+    const subject = field(event, "subject");
+    return typeof subject === "string" && isPublishable(subject);
+  };
+  const bad = Array.isArray(list) ? list.findIndex((event) => !publishable(event)) : -1;
   if (bad >= 0) {
     throw new IngressError(
       400,
@@ -245,7 +244,7 @@ export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise
   const publishAll = () =>
     Promise.allSettled(
       messages.map((m) =>
-        deps.js.publish(m.subject, m.data, {
+        deps.store.publish(m.subject, m.data, {
           headers: m.headers,
           timeout,
           ...(m.msgID ? { msgID: m.msgID } : {}),

@@ -68,8 +68,8 @@ export class JetStreamPublisher implements MessageStore {
   }
 
   publish(subject: string, payload?: Payload, options?: Partial<JetStreamPublishOptions>): Promise<PubAck> {
-    if (options && Object.keys(options).some((key) => !FAST_OPTIONS.has(key))) {
-      return this.js.publish(subject, payload, options);
+    for (const key in options) {
+      if (!FAST_OPTIONS.has(key)) return this.js.publish(subject, payload, options);
     }
     let headers = options?.headers;
     if (options?.msgID) {

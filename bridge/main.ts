@@ -111,7 +111,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   const app = createHttpApp({
     ingress: {
       nc,
-      js: store,
+      store,
       http: config.http,
       connected: () => connection.connected,
       logger,

@@ -82,7 +82,8 @@ export function beyondMaxDeliver(delivery: number, policy: OutcomePolicy): Outco
   };
 }
 
-function field(body: unknown, key: string): unknown {
+/** `body[key]` when body is an object, else undefined. */
+export function field(body: unknown, key: string): unknown {
   return body !== null && typeof body === "object" ? (body as Record<string, unknown>)[key] : undefined;
 }
 

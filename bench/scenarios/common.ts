@@ -34,7 +34,7 @@ export interface RunContext {
   n: number;
   backlog: number;
   concurrency: number;
-  /** The bridge's log level: "info" (the shipped configs) writes one line per settled message. */
+  /** The bridge's log level ("info" in the shipped configs). */
   logLevel: string;
   /** The bridge's `log.acks` (debug by default: no line per ack). */
   logAcks: string;

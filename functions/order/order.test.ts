@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../bridge/config.ts";
 import { BridgeEvents } from "../../bridge/events.ts";
 import { createHttpApp, type RunningHttpServer, startHttpServer } from "../../bridge/http.ts";
+import { JetStreamPublisher } from "../../bridge/js-publisher.ts";
 import { createLogger } from "../../bridge/logger.ts";
 import { BridgeMetrics } from "../../bridge/metrics.ts";
 import { NatsServer } from "../../bridge/nats-server.ts";
@@ -44,7 +45,7 @@ beforeAll(async () => {
   const app = createHttpApp({
     ingress: {
       nc,
-      js: jetstream(nc),
+      store: new JetStreamPublisher(nc, jetstream(nc)),
       http: config.http,
       connected: () => true,
       logger,
