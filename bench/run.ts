@@ -5,7 +5,8 @@
  *
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
  *                     [--concurrency 64] [--rate 1000] [--log-level info] [--log-acks debug]
- *                     [--pipeline-clients 32] [--cpu-prof] [--repeat 3]
+ *                     [--pipeline-clients 32] [--pipeline-orders 10000]
+ *                     [--pipeline-warmup 5000] [--cpu-prof] [--repeat 3]
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -35,6 +36,8 @@ const { values } = parseArgs({
     "log-acks": { type: "string", default: "debug" },
     "cpu-prof": { type: "boolean", default: false },
     "pipeline-clients": { type: "string", default: "32" },
+    "pipeline-orders": { type: "string" },
+    "pipeline-warmup": { type: "string" },
   },
 });
 const quick = values.quick ?? false;
@@ -92,6 +95,8 @@ const ctx: RunContext = {
   logLevel: values["log-level"] ?? "info",
   logAcks: values["log-acks"] ?? "debug",
   pipelineClients: int(values["pipeline-clients"], 32),
+  pipelineOrders: int(values["pipeline-orders"], quick ? 500 : 10_000),
+  pipelineWarmup: int(values["pipeline-warmup"], quick ? 100 : 5_000),
   quick,
   tmp,
   execArgv,

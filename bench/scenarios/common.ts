@@ -40,6 +40,13 @@ export interface RunContext {
   logAcks: string;
   /** Concurrent clients POSTing orders in the pipeline scenario (each waits for its answer). */
   pipelineClients: number;
+  /** Orders in the pipeline's measured window. */
+  pipelineOrders: number;
+  /**
+   * Orders placed before the window opens. Each function handles a batch route's 50 orders in one call, so
+   * a few hundred orders leave its batch code cold (interpreted, not yet optimised by V8).
+   */
+  pipelineWarmup: number;
   quick: boolean;
   tmp: string;
   /** Extra node flags for the consumer child (e.g. --cpu-prof). */

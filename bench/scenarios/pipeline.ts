@@ -154,8 +154,8 @@ async function startFunctions(
  * equal the orders placed (every order charged exactly once).
  */
 export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
-  const count = ctx.quick ? 200 : 3_000;
-  const warmup = ctx.quick ? 50 : 200;
+  const count = ctx.pipelineOrders;
+  const warmup = ctx.pipelineWarmup;
   const system = Child.start("pipeline", "pipeline-entry.ts", [], {}, ctx.execArgv);
   let bridge: Child | undefined;
   const functions = new Map<string, Child>();
