@@ -168,6 +168,26 @@ describe("audit log in a directory", () => {
     expect(await one.get(entryKey("S", 2))).toBe("second\n");
   });
 
+  it("remembers the last rememberedKeys keys per directory; an older redelivery is appended again and read once", async () => {
+    const store = new DirStore(join(dir, "bounded"), { rememberedKeys: 2 });
+    const [k1, k2, k3] = [1, 2, 3].map((seq) => entryKey("S", seq)) as [string, string, string];
+    for (const key of [k1, k2, k3]) expect(await store.putIfAbsent(key, `${key} first\n`)).toBe(true);
+    // k1 was forgotten when k3 came in; k2 and k3 are still known.
+    expect(await store.putIfAbsent(k3, "again\n")).toBe(false);
+    expect(await store.putIfAbsent(k2, "again\n")).toBe(false);
+    expect(await store.putIfAbsent(k1, "again\n")).toBe(true);
+    const readers = [store, new DirStore(store.root)];
+    for (const reader of readers) {
+      expect(await reader.list("S/")).toEqual([k1, k2, k3]);
+      expect(await reader.get(k1)).toBe(`${k1} first\n`);
+    }
+    // A restarted writer reads the directory and keeps only the last keys read.
+    const restarted = new DirStore(store.root, { rememberedKeys: 1 });
+    expect(await restarted.putIfAbsent(entryKey("S", 4), "four\n")).toBe(true);
+    expect(await restarted.putIfAbsent(entryKey("S", 4), "four again\n")).toBe(false);
+    expect(() => new DirStore(store.root, { rememberedKeys: -1 })).toThrow(/rememberedKeys/);
+  });
+
   it("reads entries stored one file each (the layout before segments) and never writes them again", async () => {
     const store = new DirStore(join(dir, "legacy"));
     await mkdir(join(store.root, "S"), { recursive: true });

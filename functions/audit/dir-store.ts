@@ -23,14 +23,70 @@ interface Append {
 const newSegmentName = () => `${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}${SEGMENT}`;
 
 /**
+ * Keys a writer remembers per key directory by default: ~18 MB of heap each when full (~90 bytes a key),
+ * and at 1,000 messages/s on a stream, the last 200 s — past any redelivery of the reference routes.
+ * Remembering every key grew the heap without end: ~4 MB/s at the case study's peak (43k events/s).
+ */
+export const REMEMBERED_KEYS = 200_000;
+
+/**
+ * The last `capacity` keys added, oldest forgotten first: a ring of keys for the order, a Set for lookup.
+ * A Set alone would have to iterate past its deleted entries to find the oldest live one.
+ */
+class RecentKeys {
+  readonly capacity: number;
+  readonly #keys = new Set<string>();
+  /** Keys in the order added; grows to `capacity`, then the oldest slot is reused. */
+  readonly #ring: string[] = [];
+  #next = 0;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
+  add(key: string): void {
+    if (this.capacity === 0 || this.#keys.has(key)) return;
+    this.#keys.add(key);
+    if (this.#ring.length < this.capacity) {
+      this.#ring.push(key);
+      return;
+    }
+    this.#keys.delete(this.#ring[this.#next] as string);
+    this.#ring[this.#next] = key;
+    this.#next = (this.#next + 1) % this.capacity;
+  }
+
+  clear(): void {
+    this.#keys.clear();
+    this.#ring.length = 0;
+    this.#next = 0;
+  }
+}
+
+export interface DirStoreOptions {
+  /**
+   * Keys remembered per key directory (default REMEMBERED_KEYS), so a long-running writer's memory stays
+   * bounded. A redelivery of a key older than that (later than the last that many appends to its stream)
+   * is appended again, and readers keep the first copy.
+   */
+  rememberedKeys?: number;
+}
+
+/**
  * The audit log in a local directory (default `.jetway/audit`): for each key directory (a stream), append-
  * only segment files, one per writing process, each entry a header line `<key> <bytes>` and then the body.
  * An append is a few microseconds; a file per entry cost a new inode each — 40–650 µs of kernel time per
  * event on the benchmark machine, most of the audit function's CPU.
  *
  * - Once per key: a writer skips keys already in the directory (every segment, read when it first writes
- *   there) or appended by itself since. Two writers sharing the directory can both append a message that
- *   was redelivered from one to the other; readers keep the first copy (the bodies are identical).
+ *   there) or appended by itself since, as far as it remembers them (the last `rememberedKeys` per
+ *   directory). Two writers sharing the directory can both append a message that was redelivered from one
+ *   to the other, and a redelivery older than what a writer remembers is appended again; readers keep the
+ *   first copy (the bodies are identical).
  * - Crash-safe: an entry is one append; a torn last entry (a crash mid-write) is ignored by readers, and
  *   its message, never acknowledged, is delivered and written again.
  * - Entries written as one file each (`<stream>/<seq>.json`, the layout before segments) are read too.
@@ -39,22 +95,31 @@ export class DirStore implements ObjectStore {
   readonly root: string;
   /** This writer's segment name: a file of its own, so no two writers append to one file. */
   #segment = newSegmentName();
-  /** Per key directory: the keys this writer knows are stored there. */
-  readonly #written = new Map<string, Promise<Set<string>>>();
+  /** Per key directory: the keys this writer knows are stored there (the most recent ones). */
+  readonly #written = new Map<string, Promise<RecentKeys>>();
+  readonly #remembered: number;
   /** Keys whose append is on its way. */
   readonly #pending = new Map<string, Promise<boolean>>();
   /** Per key directory: the last index read, valid while its files and their sizes stay the same. */
   readonly #read = new Map<string, { signature: string; index: Map<string, Located> }>();
 
-  constructor(root: string) {
+  constructor(root: string, options: DirStoreOptions = {}) {
     this.root = root;
+    const remembered = options.rememberedKeys ?? REMEMBERED_KEYS;
+    if (!Number.isInteger(remembered) || remembered < 0)
+      throw new RangeError(`rememberedKeys must be a whole number >= 0, got ${remembered}`);
+    this.#remembered = remembered;
   }
 
   async putIfAbsent(key: string, body: string): Promise<boolean> {
     const dir = dirname(key);
     let known = this.#written.get(dir);
     if (!known) {
-      known = this.#index(dir, false).then((index) => new Set(index.keys()));
+      known = this.#index(dir, false).then((index) => {
+        const keys = new RecentKeys(this.#remembered);
+        for (const key of index.keys()) keys.add(key);
+        return keys;
+      });
       this.#written.set(dir, known);
     }
     const written = await known;
@@ -92,7 +157,7 @@ export class DirStore implements ObjectStore {
   });
 
   async #append(dir: string, group: readonly Append[]): Promise<void> {
-    const written = (await this.#written.get(dir)) ?? new Set<string>();
+    const written = (await this.#written.get(dir)) ?? new RecentKeys(this.#remembered);
     const text = group.map((e) => e.record).join("");
     const path = join(this.root, dir, this.#segment);
     try {
