@@ -34,6 +34,32 @@ export interface PostgresOptions {
    * cannot keep them across transactions (PgBouncer in transaction mode before 1.21): DATABASE_PREPARE=false.
    */
   prepare?: boolean;
+  /**
+   * PostgreSQL's `plan_cache_mode` for the connections, sent at start-up; "auto" sends nothing (the
+   * server's default). See planCacheModeOf for the default of long-lived pools.
+   */
+  planCacheMode?: PlanCacheMode;
+}
+
+export const PLAN_CACHE_MODES = ["auto", "force_custom_plan", "force_generic_plan"] as const;
+export type PlanCacheMode = (typeof PLAN_CACHE_MODES)[number];
+
+/**
+ * DATABASE_PLAN_CACHE_MODE for a long-lived pool: force_custom_plan unless set, and only with named
+ * statements. A named statement's generic plan is made once, from the statistics of that moment, and kept
+ * until the table is analysed: the batch UPDATEs planned while a fresh table was a few rows went on scanning
+ * it whole as it grew (PostgreSQL 0.73-0.78x the CPU per order in the pipeline bench with custom plans, which
+ * cost ~30 µs more planning per statement). "auto" is for a pooler that refuses unknown start-up parameters
+ * (PgBouncer without `ignore_startup_parameters = plan_cache_mode`).
+ */
+export function planCacheModeOf(value: string | undefined, prepare: boolean): PlanCacheMode {
+  if (value === undefined || value === "") return prepare ? "force_custom_plan" : "auto";
+  if (!(PLAN_CACHE_MODES as readonly string[]).includes(value)) {
+    throw new TypeError(
+      `DATABASE_PLAN_CACHE_MODE must be one of ${PLAN_CACHE_MODES.join(", ")}, got "${value}"`,
+    );
+  }
+  return value as PlanCacheMode;
 }
 
 /** A schema name safe to splice into DDL. */
@@ -45,17 +71,13 @@ export function assertSchemaName(name: string): string {
 export function connectPostgres(url: string, options: PostgresOptions = {}): DbHandle {
   const schemaName = options.schema === undefined ? undefined : assertSchemaName(options.schema);
   const prepared = options.prepare !== false;
+  const mode = options.planCacheMode ?? "auto";
   const client = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
     connection: {
       ...(schemaName ? { search_path: schemaName } : {}),
-      // A named statement's generic plan is made once, from the statistics of that moment, and kept: the
-      // batch UPDATEs planned while a fresh table was tiny went on scanning it whole as it grew (PostgreSQL
-      // 0.73-0.78x the CPU per order in the pipeline bench with custom plans). Every statement here is a
-      // batch or a single-row one, so planning each execution costs little against a wrong plan.
-      // Unnamed statements (prepare: false, for poolers that may refuse the parameter) always plan anew.
-      ...(prepared ? { plan_cache_mode: "force_custom_plan" } : {}),
+      ...(mode !== "auto" ? { plan_cache_mode: mode } : {}),
     },
   });
   const db = drizzle({ client: prepared ? preparedByDefault(client) : client, schema });

@@ -117,18 +117,42 @@ describe("postgres.js connections", () => {
     });
   });
 
-  it("plan every execution of a named statement, so a plan made while a table was small is not kept", async () => {
-    await eachPrepareMode(async (handle, prepare) => {
-      const marker = `jetway_plans_${prepare}`;
-      // PostgreSQL tries a generic plan from the sixth execution on; ten leave no doubt.
-      for (let i = 0; i < 10; i++)
-        await handle.db.execute(sql`select ${i}::int as ${sql.raw(marker)} from orders where id = ${"x"}`);
-      const rows = await handle.client.unsafe<{ statement: string; generic_plans: string }[]>(
-        "select statement, generic_plans from pg_prepared_statements",
+  it("plan every execution of a named statement on a long-lived pool unless DATABASE_PLAN_CACHE_MODE says otherwise", async () => {
+    const base = await createTestDb();
+    const served = await serveTestDb(base);
+    const env = { DATABASE_URL: served.url, DATABASE_SCHEMA: served.schema };
+    /** Generic plans PostgreSQL made for one statement run ten times on one connection (a transaction). */
+    const genericPlans = async (extra: Record<string, string>) => {
+      const handle = await createDb({ ...env, ...extra });
+      try {
+        return await handle.db.transaction(async (tx) => {
+          const marker = sql.raw(`jetway_plans_${Object.values(extra).join("_") || "default"}`);
+          // PostgreSQL tries a generic plan from the sixth execution on; ten leave no doubt.
+          for (let i = 0; i < 10; i++)
+            await tx.execute(sql`select ${i}::int as ${marker} from orders where id = ${"x"}`);
+          // postgres.js answers a row array.
+          const rows = (await tx.execute(
+            sql`select statement, generic_plans from pg_prepared_statements`,
+          )) as unknown as { statement: string; generic_plans: string }[];
+          const ours = rows.filter((r) => r.statement.includes(`jetway_plans_`));
+          return ours.map((r) => Number(r.generic_plans));
+        });
+      } finally {
+        await handle.close();
+      }
+    };
+    try {
+      expect(await genericPlans({})).toEqual([0]);
+      const [auto] = await genericPlans({ DATABASE_PLAN_CACHE_MODE: "auto" });
+      expect(auto).toBeGreaterThan(0);
+      expect(await genericPlans({ DATABASE_PREPARE: "false" })).toEqual([]);
+      await expect(createDb({ ...env, DATABASE_PLAN_CACHE_MODE: "always" })).rejects.toThrow(
+        /DATABASE_PLAN_CACHE_MODE must be one of auto, force_custom_plan, force_generic_plan/,
       );
-      const ours = rows.filter((r) => r.statement.includes(marker));
-      expect(ours.map((r) => Number(r.generic_plans))).toEqual(prepare ? [0] : []);
-    });
+    } finally {
+      await served.close();
+      await base.close();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { connectPostgres, type DbHandle } from "./client.ts";
+import { connectPostgres, type DbHandle, planCacheModeOf } from "./client.ts";
 import { openPglite } from "./pglite.ts";
 
 export type { Db, DbHandle, DbProvider } from "./client.ts";
@@ -13,6 +13,8 @@ export interface DbEnv {
   DATABASE_SCHEMA?: string | undefined;
   /** "false": no named (prepared) statements, for a pooler that cannot keep them (see connectPostgres). */
   DATABASE_PREPARE?: string | undefined;
+  /** auto | force_custom_plan (default with named statements) | force_generic_plan: see planCacheModeOf. */
+  DATABASE_PLAN_CACHE_MODE?: string | undefined;
   /** PGlite data directory, or "memory". Default `.jetway/pglite/<name>`. */
   PGLITE_DIR?: string | undefined;
 }
@@ -22,11 +24,14 @@ export interface DbEnv {
  * process, so each function defaults to its own directory — they share no tables, so nothing is lost.
  */
 export async function createDb(env: DbEnv, { name = "default" }: { name?: string } = {}): Promise<DbHandle> {
-  if (env.DATABASE_URL)
+  if (env.DATABASE_URL) {
+    const prepare = env.DATABASE_PREPARE !== "false";
     return connectPostgres(env.DATABASE_URL, {
       schema: env.DATABASE_SCHEMA,
-      prepare: env.DATABASE_PREPARE !== "false",
+      prepare,
+      planCacheMode: planCacheModeOf(env.DATABASE_PLAN_CACHE_MODE, prepare),
     });
+  }
   if (env.PGLITE_DIR === "memory") return openPglite();
   return openPglite(env.PGLITE_DIR ?? join(".jetway", "pglite", name));
 }

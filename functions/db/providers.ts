@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { env } from "hono/adapter";
-import { connectPostgres, type DbHandle, type DbProvider } from "./client.ts";
+import { connectPostgres, type DbHandle, type DbProvider, planCacheModeOf } from "./client.ts";
 import { MissingConfigError } from "./env.ts";
 
 /*
@@ -8,14 +8,23 @@ import { MissingConfigError } from "./env.ts";
  * per request from the runtime's env, never from process.env at module load.
  */
 
-function connectionString(c: Context): { url: string; schema: string | undefined; prepare: boolean } {
+interface Connection {
+  url: string;
+  schema: string | undefined;
+  prepare: boolean;
+  planCacheMode: string | undefined;
+}
+
+function connectionString(c: Context): Connection {
   const vars = env<Record<string, unknown>>(c);
   const hyperdrive = vars.HYPERDRIVE as { connectionString?: string } | undefined;
   const url =
     hyperdrive?.connectionString ?? (typeof vars.DATABASE_URL === "string" ? vars.DATABASE_URL : "");
   if (!url) throw new MissingConfigError("DATABASE_URL (or a HYPERDRIVE binding)");
   const schema = typeof vars.DATABASE_SCHEMA === "string" ? vars.DATABASE_SCHEMA : undefined;
-  return { url, schema, prepare: vars.DATABASE_PREPARE !== "false" };
+  const planCacheMode =
+    typeof vars.DATABASE_PLAN_CACHE_MODE === "string" ? vars.DATABASE_PLAN_CACHE_MODE : undefined;
+  return { url, schema, prepare: vars.DATABASE_PREPARE !== "false", planCacheMode };
 }
 
 /** Lambda and long-lived hosts: one pool, opened on first use and kept for the container's life. */
@@ -23,8 +32,13 @@ export function lazyPostgres(): DbProvider {
   let handle: DbHandle | undefined;
   return (c) => {
     if (!handle) {
-      const { url, schema, prepare } = connectionString(c);
-      handle = connectPostgres(url, { schema, max: 2, prepare });
+      const { url, schema, prepare, planCacheMode } = connectionString(c);
+      handle = connectPostgres(url, {
+        schema,
+        max: 2,
+        prepare,
+        planCacheMode: planCacheModeOf(planCacheMode, prepare),
+      });
     }
     return handle.db;
   };
@@ -48,8 +62,15 @@ export function perRequestPostgres() {
   const db: DbProvider = (c) => {
     let handle = open.get(c.req.raw);
     if (!handle) {
-      const { url, schema, prepare } = connectionString(c);
-      handle = connectPostgres(url, { schema, max: 1, prepare });
+      const { url, schema, prepare, planCacheMode } = connectionString(c);
+      // A connection lives for one request, too short for a generic plan (from a statement's sixth run):
+      // nothing is sent unless asked for, which also suits Hyperdrive.
+      handle = connectPostgres(url, {
+        schema,
+        max: 1,
+        prepare,
+        planCacheMode: planCacheMode === undefined ? "auto" : planCacheModeOf(planCacheMode, prepare),
+      });
       open.set(c.req.raw, handle);
     }
     return handle.db;
