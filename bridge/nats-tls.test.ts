@@ -1,11 +1,10 @@
 import { fileURLToPath } from "node:url";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
-import { JetStreamPublisher } from "./js-publisher.ts";
 import { connectNats, NatsConnectError } from "./nats.ts";
 import { NatsServer } from "./nats-server.ts";
+import { expectStoresThroughJetStream } from "./testing/stores.ts";
 
 const tls = (name: string) => fileURLToPath(new URL(`./testing/tls/${name}`, import.meta.url));
 let server: NatsServer;
@@ -41,11 +40,7 @@ describe("the bridge's NATS connection over TLS", () => {
         natsConfig({ ca_file: tls("ca.pem"), cert_file: tls("client.pem"), key_file: tls("client-key.pem") }),
       ));
       expect(nc.info?.tls_required ?? nc.info?.tls_verify).toBe(true);
-      const jsm = await jetstreamManager(nc);
-      await jsm.streams.add({ name: "TLS", subjects: ["tls.>"] });
-      const ack = await new JetStreamPublisher(nc, jetstream(nc)).publish("tls.x", "over tls");
-      expect(ack).toMatchObject({ stream: "TLS", seq: 1 });
-      expect((await jsm.streams.getMessage("TLS", { seq: 1 }))?.string()).toBe("over tls");
+      await expectStoresThroughJetStream(nc, "TLS", "over tls");
     } finally {
       await nc?.close();
     }
