@@ -24,7 +24,11 @@ async function exercise(handle: DbHandle) {
   expect(await markProcessed(db, "c", "m1")).toBe(false);
   expect(await markProcessed(db, "other", "m1")).toBe(true);
   expect(await pruneProcessed(db, 3600)).toBe(0);
-  expect(await pruneProcessed(db, 0)).toBe(2);
+  expect(await markProcessed(db, "c", "m2")).toBe(true);
+  // At most `limit` rows a call: the caller repeats until fewer come back.
+  expect(await pruneProcessed(db, 0, 2)).toBe(2);
+  expect(await pruneProcessed(db, 0, 2)).toBe(1);
+  expect(await pruneProcessed(db, 0, 2)).toBe(0);
   expect(await markProcessed(db, "c", "m1")).toBe(true);
 }
 
@@ -126,7 +130,8 @@ describe("postgres.js connections", () => {
       const handle = await createDb({ ...env, ...extra });
       try {
         return await handle.db.transaction(async (tx) => {
-          const marker = sql.raw(`jetway_plans_${Object.values(extra).join("_") || "default"}`);
+          const name = `jetway_plans_${Object.values(extra).join("_") || "default"}`;
+          const marker = sql.raw(name);
           // PostgreSQL tries a generic plan from the sixth execution on; ten leave no doubt.
           for (let i = 0; i < 10; i++)
             await tx.execute(sql`select ${i}::int as ${marker} from orders where id = ${"x"}`);
@@ -134,7 +139,7 @@ describe("postgres.js connections", () => {
           const rows = (await tx.execute(
             sql`select statement, generic_plans from pg_prepared_statements`,
           )) as unknown as { statement: string; generic_plans: string }[];
-          const ours = rows.filter((r) => r.statement.includes(`jetway_plans_`));
+          const ours = rows.filter((r) => r.statement.includes(name));
           return ours.map((r) => Number(r.generic_plans));
         });
       } finally {
@@ -142,9 +147,11 @@ describe("postgres.js connections", () => {
       }
     };
     try {
-      expect(await genericPlans({})).toEqual([0]);
       const [auto] = await genericPlans({ DATABASE_PLAN_CACHE_MODE: "auto" });
       expect(auto).toBeGreaterThan(0);
+      // PGlite served over TCP is one session for every connection and ignores start-up parameters, so
+      // only a PostgreSQL server can show the setting at work (CI always has one).
+      if (base.driver === "postgres") expect(await genericPlans({})).toEqual([0]);
       expect(await genericPlans({ DATABASE_PREPARE: "false" })).toEqual([]);
       await expect(createDb({ ...env, DATABASE_PLAN_CACHE_MODE: "always" })).rejects.toThrow(
         /DATABASE_PLAN_CACHE_MODE must be one of auto, force_custom_plan, force_generic_plan/,

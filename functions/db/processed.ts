@@ -1,4 +1,4 @@
-import { lt, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { rowsOf } from "./arrays.ts";
 import type { Db } from "./client.ts";
 import { processedMessages } from "./schema.ts";
@@ -35,13 +35,17 @@ export async function markProcessedMany(
 }
 
 /**
- * Forgets messages applied more than `olderThanS` seconds ago; returns how many. Safe once redeliveries
- * of them can no longer arrive (beyond the streams' max_age or the consumers' max_deliver × back-off).
+ * Forgets messages applied more than `olderThanS` seconds ago, at most `limit` rows (one statement, so it
+ * never holds many locks for long); returns how many. Call again while it returns `limit`. Safe once the
+ * messages can no longer arrive again: past their routes' redeliveries (max_deliver × back-off and
+ * ack_wait) and past any replay of their stream an operator may start.
  */
-export async function pruneProcessed(db: Db, olderThanS: number): Promise<number> {
+export async function pruneProcessed(db: Db, olderThanS: number, limit = 5_000): Promise<number> {
+  const expired = sql`select ctid from ${processedMessages}
+    where ${processedMessages.processed_at} < now() - make_interval(secs => ${olderThanS}) limit ${limit}`;
   const rows = await db
     .delete(processedMessages)
-    .where(lt(processedMessages.processed_at, sql`now() - make_interval(secs => ${olderThanS})`))
+    .where(sql`ctid = any(array(${expired}))`)
     .returning({ id: processedMessages.message_id });
   return rows.length;
 }

@@ -18,6 +18,7 @@ import {
   type JetwayFunction,
   readText,
 } from "../sdk/index.ts";
+import { pruneApplied, refuseWithoutAdmin } from "./admin.ts";
 import { announceFinal, type RecordResult, recordOrderEvents, stateOf } from "./events.ts";
 import { coalescingPublisher, type EventPublisher, PublishError, type PublishTarget } from "./publish.ts";
 import { parseOrderRequest, requestHash } from "./request.ts";
@@ -76,8 +77,9 @@ export const orderView = (o: Order) => ({
  * one row (an outbox), then publishes through the bridge's ingress. If the ingress is down the order
  * stays `pending_publish` and the client gets 503 + Retry-After: retrying with the same Idempotency-Key
  * finds the stored order and publishes the very same event (same message id, so JetStream drops a copy
- * that did get through). POST /orders/outbox/flush republishes orders a client never retried.
- * Env: JETWAY_PUBLISH_URL (required), JETWAY_PUBLISH_TOKEN, JETWAY_ADMIN_TOKEN (guards the flush).
+ * that did get through). POST /orders/outbox/flush republishes orders a client never retried;
+ * POST /orders/processed/prune forgets old idempotency records (admin.ts).
+ * Env: JETWAY_PUBLISH_URL (required), JETWAY_PUBLISH_TOKEN, JETWAY_ADMIN_TOKEN (guards both).
  */
 export function createOrder(deps: OrderDeps): JetwayFunction {
   const fn = defineFunction({ name: "order" });
@@ -204,10 +206,8 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
   });
 
   app.post("/orders/outbox/flush", async (c) => {
-    const admin = requestVars(c).JETWAY_ADMIN_TOKEN;
-    if (admin && c.req.header("authorization") !== `Bearer ${admin}`) {
-      return c.json({ error: { code: "unauthorized", message: "admin token required" } }, 401);
-    }
+    const refused = refuseWithoutAdmin(c);
+    if (refused) return refused;
     const asked = Number(c.req.query("older_than_s") ?? 10);
     // Younger orders may still be mid-request: their own POST is about to publish them.
     const olderThanS = Number.isFinite(asked) && asked >= 0 ? asked : 10;
@@ -221,6 +221,8 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
     }
     return c.json({ pending: pending.length, published });
   });
+
+  app.post("/orders/processed/prune", (c) => refuseWithoutAdmin(c) ?? pruneApplied(c, deps.db(c)));
 
   return fn;
 }

@@ -1,7 +1,7 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { inArray } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../bridge/config.ts";
@@ -19,7 +19,7 @@ import {
   PaymentFailed,
 } from "../../schemas/index.ts";
 import type { DbHandle } from "../db/client.ts";
-import { orders } from "../db/schema.ts";
+import { orders, processedMessages } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
 import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createOrder } from "./app.ts";
@@ -400,6 +400,44 @@ describe("status from events", () => {
     expect(at.get(d)).toBeInstanceOf(Date);
     expect(byId.get(d)).toEqual({ id: d, at: at.get(d), inventory: "reserved" });
     expect(byId.get(c)?.at).toBeInstanceOf(Date);
+  });
+
+  it("the processed-message prune forgets only records older than asked, behind the admin token", async () => {
+    const order_id = await place();
+    const message_id = ulid();
+    const payment = {
+      order_id,
+      payment_id: "pay_p",
+      amount_minor: 3000,
+      currency: "EUR",
+      gateway_charge_id: "ch_p",
+    };
+    const paid = await invoke(
+      order.app,
+      PaymentCompleted,
+      { message_id, occurred_at: now(), ...payment } as never,
+      { env },
+    );
+    expect(paid.status).toBe(200);
+    const ours = inArray(processedMessages.message_id, [message_id]);
+    const prune = (query: string, headers: Record<string, string> = {}, extra: Record<string, string> = {}) =>
+      order.app.request(`/orders/processed/prune${query}`, { method: "POST", headers }, { ...env, ...extra });
+    // A day old: kept by the 7-day default, forgotten when asked for older than an hour.
+    await handle.db
+      .update(processedMessages)
+      .set({ processed_at: sql`now() - interval '1 day'` })
+      .where(ours);
+    expect(await (await prune("")).json()).toMatchObject({ more: false });
+    expect(await handle.db.select().from(processedMessages).where(ours)).toHaveLength(1);
+    const tooYoung = await prune("?older_than_s=60");
+    expect(tooYoung.status).toBe(400);
+    expect(await tooYoung.text()).toContain("older_than_s");
+    const admin = { JETWAY_ADMIN_TOKEN: "adm" };
+    expect((await prune("?older_than_s=3600", {}, admin)).status).toBe(401);
+    const pruned = await prune("?older_than_s=3600", { authorization: "Bearer adm" }, admin);
+    expect(pruned.status).toBe(200);
+    expect(((await pruned.json()) as { deleted: number }).deleted).toBeGreaterThanOrEqual(1);
+    expect(await handle.db.select().from(processedMessages).where(ours)).toEqual([]);
   });
 
   it("GET of an unknown order is 404", async () => {

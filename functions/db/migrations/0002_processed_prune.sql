@@ -1,0 +1,1 @@
+CREATE INDEX "processed_messages_processed_at_brin" ON "processed_messages" USING brin ("processed_at");
