@@ -1,7 +1,11 @@
-import { readdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { durableName, parseConfig } from "../../bridge/config.ts";
+import { MIN_RETENTION_S } from "../../functions/order/admin.ts";
 import {
   asList,
   asNode,
@@ -44,10 +48,13 @@ describe("infra/k8s manifests", () => {
     expect(objects.map((o) => o.kind).sort()).toEqual(
       [
         "ConfigMap",
+        "CronJob",
+        "CronJob",
         "Deployment",
         "Namespace",
         "PodDisruptionBudget",
         "ScaledObject",
+        "Secret",
         "Secret",
         "Secret",
         "Service",
@@ -121,6 +128,74 @@ describe("infra/k8s manifests", () => {
       expect(String(at(t, "metadata.natsServerMonitoringEndpoint"))).toMatch(
         /^nats-headless\.jetway\.svc\.cluster\.local:8222$/,
       );
+    }
+  });
+});
+
+describe("infra/k8s/order-housekeeping.yaml", () => {
+  const job = (name: string) => {
+    const found = objects.find((o) => o.kind === "CronJob" && at(o, "metadata.name") === name);
+    return asNode(
+      asList(at(found, "spec.jobTemplate.spec.template.spec.containers"), `${name} containers`)[0],
+      name,
+    );
+  };
+  const envOf = (c: Node) =>
+    Object.fromEntries(asList(c.env, "env").map((e) => [String(at(e, "name")), asNode(e, "env var")]));
+  const script = (c: Node) => String(asList(c.args, "args")[0]);
+
+  it("calls the order function where the bridge's order-status routes do, with the admin token's Secret", () => {
+    const orderUrls = new Set(
+      bridgeConfig()
+        .routes.filter((r) => r.name.startsWith("order-status"))
+        .map((r) => r.url.replace(/\/events$/, "")),
+    );
+    expect(orderUrls.size).toBe(1);
+    const adminSecret = objects.find((o) => o.kind === "Secret" && at(o, "metadata.name") === "jetway-admin");
+    for (const [name, path] of [
+      ["order-outbox-flush", "/orders/outbox/flush"],
+      ["order-processed-prune", "/orders/processed/prune"],
+    ] as const) {
+      const env = envOf(job(name));
+      expect(orderUrls).toContain(env.ORDER_URL?.value);
+      expect(at(env.JETWAY_ADMIN_TOKEN, "valueFrom.secretKeyRef")).toEqual({
+        name: "jetway-admin",
+        key: "JETWAY_ADMIN_TOKEN",
+      });
+      expect(asNode(at(adminSecret, "stringData"), "jetway-admin")).toHaveProperty("JETWAY_ADMIN_TOKEN");
+      expect(script(job(name))).toContain(`$ORDER_URL${path}`);
+    }
+    expect(Number(envOf(job("order-processed-prune")).RETENTION_S?.value)).toBeGreaterThanOrEqual(
+      MIN_RETENTION_S,
+    );
+  });
+
+  it("the prune job calls again while the answer says more, and fails when a call fails", () => {
+    const dir = mkdtempSync(join(tmpdir(), "jetway-cron-"));
+    try {
+      // A curl that answers "more" twice, then not; or fails like `curl -f` on a 5xx.
+      writeFileSync(
+        join(dir, "curl"),
+        `#!/bin/sh\necho x >> "${dir}/calls"\n[ "$FAIL" = 1 ] && exit 22\n` +
+          `[ $(wc -l < "${dir}/calls") -lt 3 ] && echo '{"deleted":100000,"more":true}' || echo '{"deleted":5,"more":false}'\n`,
+        { mode: 0o755 },
+      );
+      const run = (fail: string) =>
+        spawnSync("sh", ["-c", script(job("order-processed-prune"))], {
+          env: {
+            PATH: `${dir}:${process.env.PATH}`,
+            ORDER_URL: "http://x",
+            RETENTION_S: "604800",
+            FAIL: fail,
+          },
+          encoding: "utf8",
+        });
+      expect(run("0").status).toBe(0);
+      expect(readFileSync(join(dir, "calls"), "utf8").trim().split("\n")).toHaveLength(3);
+      rmSync(join(dir, "calls"));
+      expect(run("1").status).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
