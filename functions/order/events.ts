@@ -12,7 +12,7 @@ import type { Order } from "./store.ts";
 const CONSUMER = "order";
 
 /** The status fields of an order: what events change, and what GET /orders/:id shows. */
-export const stateOf = (o: Order): OrderState => ({
+export const stateOf = (o: OrderState): OrderState => ({
   status: o.status,
   payment_status: o.payment_status,
   inventory_status: o.inventory_status,
@@ -31,8 +31,28 @@ export interface OrderEventInput {
   event: OrderEvent;
 }
 
+/**
+ * The columns the fold and its announcement read: not the order's items or its stored created event, two
+ * JSON documents that would be sent, parsed and dropped twice per event (the SELECT and the RETURNING).
+ */
+const STATUS_COLUMNS = {
+  id: orders.id,
+  customer_id: orders.customer_id,
+  status: orders.status,
+  payment_status: orders.payment_status,
+  inventory_status: orders.inventory_status,
+  payment_id: orders.payment_id,
+  reservation_id: orders.reservation_id,
+  cancel_reason: orders.cancel_reason,
+  finalized_at: orders.finalized_at,
+  updated_at: orders.updated_at,
+};
+
+/** An order as the status fold sees it. */
+export type OrderStatusRow = Pick<Order, keyof typeof STATUS_COLUMNS>;
+
 export type RecordResult =
-  | { ok: true; order: Order; announce: boolean }
+  | { ok: true; order: OrderStatusRow; announce: boolean }
   | { ok: false; error: InvalidEventError };
 
 /**
@@ -46,7 +66,12 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
   if (inputs.length === 0) return [];
   return db.transaction(async (tx) => {
     const ids = [...new Set(inputs.map((i) => i.order_id))].sort();
-    const rows = await tx.select().from(orders).where(anyOf(orders.id, ids)).orderBy(orders.id).for("update");
+    const rows = await tx
+      .select(STATUS_COLUMNS)
+      .from(orders)
+      .where(anyOf(orders.id, ids))
+      .orderBy(orders.id)
+      .for("update");
     const current = new Map(rows.map((r) => [r.id, r]));
     const known = inputs.filter((i) => current.has(i.order_id)).map((i) => i.message_id);
     const fresh = await markProcessedMany(tx, CONSUMER, known);
@@ -66,7 +91,7 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
       return final || (!fresh.has(input.message_id) && isFinal(next.status));
     });
     // Every changed order in one statement: a batch is one UPDATE, not one per order.
-    const rowsToWrite = [...changed].map((id) => current.get(id) as Order);
+    const rowsToWrite = [...changed].map((id) => current.get(id) as OrderStatusRow);
     if (rowsToWrite.length > 0) {
       const each = (column: keyof OrderState) =>
         valueByKey(
@@ -91,7 +116,7 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
           finalized_at: sql`case when ${anyOf(orders.id, finals)} then now() else ${orders.finalized_at} end`,
         })
         .where(anyOf(orders.id, [...changed]))
-        .returning();
+        .returning(STATUS_COLUMNS);
       for (const row of updated) current.set(row.id, row);
     }
     return inputs.map((input, i): RecordResult => {
@@ -103,7 +128,7 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
 }
 
 /** orders.confirmed.v1 / orders.cancelled.v1 for a final order; identical every time it is announced. */
-export async function announceFinal(order: Order, emit: Emit): Promise<void> {
+export async function announceFinal(order: OrderStatusRow, emit: Emit): Promise<void> {
   const base = {
     message_id: await uuidFrom(`orders.final:${order.id}`),
     occurred_at: (order.finalized_at ?? order.updated_at).toISOString(),
