@@ -6,7 +6,7 @@ import { isListening } from "../../bridge/nats-server.ts";
 import { BRIDGE_NODE_FLAGS } from "../../bridge/node-flags.ts";
 import { waitFor } from "../../bridge/testing/http-function.ts";
 import { DirStore } from "../../functions/audit/dir-store.ts";
-import { Child, postgresCpuSeconds } from "../children.ts";
+import { Child, memoryBytes, postgresCpuSeconds } from "../children.ts";
 import { type FunctionProcess, nowNs } from "../protocol.ts";
 import { summarize } from "../stats.ts";
 import { cpuOf, type RunContext, round, type ScenarioResult } from "./common.ts";
@@ -97,6 +97,15 @@ const cpuOfSystem = (pids: Pids): Record<string, number> => ({
   ...cpuOf({ bridge: pids.bridge, nats: pids.nats, ...Object.fromEntries(pids.functions) }),
   postgres: postgresCpuSeconds(),
 });
+
+/** RSS in MB of the bridge and each function process (nats-server and PostgreSQL size their own caches). */
+const rssOfSystem = (pids: Pids): Record<string, number> =>
+  Object.fromEntries(
+    [["bridge", pids.bridge] as const, ...pids.functions].map(([name, pid]) => [
+      name,
+      round(memoryBytes(pid, "VmRSS") / 2 ** 20, 1),
+    ]),
+  );
 
 type BatchTotals = Map<string, { sum: number; count: number }>;
 
@@ -216,12 +225,14 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
 
       const metricsUrl = `http://127.0.0.1:${ready.bridge.port}/metrics`;
       const metrics0 = await (await fetch(metricsUrl)).text();
+      const rss0 = rssOfSystem(pids);
       const cpu0 = cpuOfSystem(pids);
       const driver0 = process.cpuUsage();
       const t0 = nowNs();
       await placeOrders(pool, warmup, count, started, ctx.pipelineClients);
       await allFinal(started, finals, 120_000);
       const cpu1 = cpuOfSystem(pids);
+      const rss1 = rssOfSystem(pids);
       const driver = process.cpuUsage(driver0);
       const metrics1 = await (await fetch(metricsUrl)).text();
       const latencies = [...started].map(([id, t]) => (finals.get(id) ?? t) - t);
@@ -282,6 +293,11 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
           nats_cpu_us_per_order: perOrder("nats"),
           postgres_cpu_us_per_order: perOrder("postgres"),
           clients: ctx.pipelineClients,
+          // Each process's RSS when the window opened and when it closed: growth that follows the order
+          // count, not the load, is memory held per message.
+          ...Object.fromEntries(
+            Object.keys(rss1).map((name) => [`rss_mb_${name}`, `${rss0[name]} -> ${rss1[name]}`]),
+          ),
           // How many POSTs shared an INSERT and an ingress request (the order function coalesces them).
           orders_per_ingress_request: round(
             count / Math.max(1, ingressRequests(metrics1) - ingressRequests(metrics0)),
