@@ -28,6 +28,8 @@ const natsSchema = z
     token: z.string().optional(),
     creds_file: z.string().optional(),
     tls: tls.optional(),
+    /** How long start-up waits for the first connection to a server to complete. */
+    connect_timeout: duration.default(20_000),
   })
   .strict();
 
@@ -85,7 +87,11 @@ const routeSchema = z
 
 export const configSchema = z
   .object({
-    nats: natsSchema.default({ servers: ["nats://127.0.0.1:4222"], name: "jetway-bridge" }),
+    nats: natsSchema.default({
+      servers: ["nats://127.0.0.1:4222"],
+      name: "jetway-bridge",
+      connect_timeout: 20_000,
+    }),
     http: z
       .object({
         port: z.number().int().min(0).max(65_535).default(8080),

@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,6 +44,50 @@ describe("the bridge's NATS connection over TLS", () => {
       await expectStoresThroughJetStream(nc, "TLS", "over tls");
     } finally {
       await nc?.close();
+    }
+  });
+
+  it("gives up after nats.connect_timeout on a server that never answers, pointing at the certificate under TLS", async () => {
+    // A listener that accepts and stays silent, as a TLS 1.3 server does after refusing the client's certificate.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const connectTo = (tlsOptions?: Record<string, unknown>) =>
+        connectNats(
+          parseConfig(
+            {
+              nats: {
+                servers: [`nats://127.0.0.1:${port}`],
+                connect_timeout: "300ms",
+                ...(tlsOptions ? { tls: tlsOptions } : {}),
+              },
+            },
+            "test",
+            {},
+          ).nats,
+        ).then(
+          (handle) => {
+            void handle.nc.close();
+            throw new Error("connected to a server that never answers");
+          },
+          (e: unknown) => e as Error,
+        );
+      const started = performance.now();
+      const withTls = await connectTo({
+        ca_file: tls("ca.pem"),
+        cert_file: tls("client.pem"),
+        key_file: tls("client-key.pem"),
+      });
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(withTls).toBeInstanceOf(NatsConnectError);
+      expect(withTls.message).toMatch(/timeout/i);
+      expect(withTls.message).toContain("nats.tls.cert_file");
+      const plain = await connectTo();
+      expect(plain).toBeInstanceOf(NatsConnectError);
+      expect(plain.message).not.toContain("nats.tls");
+    } finally {
+      silent.close();
     }
   });
 

@@ -28,6 +28,7 @@ export async function connectionOptions(config: NatsConfig): Promise<NodeConnect
     pingInterval: 20_000,
     maxPingOut: 3,
     noAsyncTraces: true,
+    timeout: config.connect_timeout,
   };
   if (config.user !== undefined) {
     opts.user = config.user;
@@ -62,8 +63,14 @@ export async function connectNats(config: NatsConfig): Promise<NatsHandle> {
   try {
     nc = await natsConnect(opts);
   } catch (cause) {
+    // Under TLS 1.3 a server that refuses the client's certificate closes the connection without a word,
+    // and the client only times out: say where to look.
+    const hint =
+      config.tls && (cause as Error).name === "TimeoutError"
+        ? " (with TLS, a server that refuses the client certificate only closes the connection: check nats.tls.cert_file and key_file against the server's CA)"
+        : "";
     throw new NatsConnectError(
-      `cannot connect to NATS at ${config.servers.join(", ")}: ${(cause as Error).message}`,
+      `cannot connect to NATS at ${config.servers.join(", ")}: ${(cause as Error).message}${hint}`,
       { cause },
     );
   }
