@@ -83,42 +83,33 @@ describe("the test database (PostgreSQL, or PGlite without a server)", () => {
   });
 });
 
-/** Runs `check` on a one-connection postgres.js handle with named statements, then with unnamed ones. */
-async function eachPrepareMode(
-  check: (handle: DbHandle & { driver: "postgres" }, prepare: boolean) => Promise<void>,
-) {
-  const base = await createTestDb();
-  const served = await serveTestDb(base);
-  try {
-    for (const prepare of [true, false]) {
-      const handle = connectPostgres(served.url, { schema: served.schema, max: 1, prepare });
-      if (handle.driver !== "postgres") throw new Error("expected postgres.js");
-      try {
-        await check(handle, prepare);
-      } finally {
-        await handle.close();
-      }
-    }
-  } finally {
-    await served.close();
-    await base.close();
-  }
-}
-
 describe("postgres.js connections", () => {
   it("run drizzle's statements as prepared ones, in transactions too, unless prepare is off", async () => {
-    await eachPrepareMode(async (handle, prepare) => {
-      const marker = `jetway_prep_${prepare}`;
-      for (let i = 0; i < 2; i++) await handle.db.execute(sql`select ${i}::int as ${sql.raw(marker)}`);
-      await handle.db.transaction(async (tx) => {
-        await tx.execute(sql`select ${1}::int as ${sql.raw(`${marker}_tx`)}`);
-      });
-      const rows = await handle.client.unsafe<{ statement: string }[]>(
-        "select statement from pg_prepared_statements",
-      );
-      const ours = rows.map((r) => r.statement).filter((text) => text.includes(marker));
-      expect(ours).toHaveLength(prepare ? 2 : 0);
-    });
+    const base = await createTestDb();
+    const served = await serveTestDb(base);
+    try {
+      for (const prepare of [true, false]) {
+        const handle = connectPostgres(served.url, { schema: served.schema, max: 1, prepare });
+        if (handle.driver !== "postgres") throw new Error("expected postgres.js");
+        try {
+          const marker = `jetway_prep_${prepare}`;
+          for (let i = 0; i < 2; i++) await handle.db.execute(sql`select ${i}::int as ${sql.raw(marker)}`);
+          await handle.db.transaction(async (tx) => {
+            await tx.execute(sql`select ${1}::int as ${sql.raw(`${marker}_tx`)}`);
+          });
+          const rows = await handle.client.unsafe<{ statement: string }[]>(
+            "select statement from pg_prepared_statements",
+          );
+          const ours = rows.map((r) => r.statement).filter((text) => text.includes(marker));
+          expect(ours).toHaveLength(prepare ? 2 : 0);
+        } finally {
+          await handle.close();
+        }
+      }
+    } finally {
+      await served.close();
+      await base.close();
+    }
   });
 
   it("plan every execution of a named statement on a long-lived pool unless DATABASE_PLAN_CACHE_MODE says otherwise", async () => {
