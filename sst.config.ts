@@ -2,7 +2,8 @@
 
 /**
  * AWS deployment with SST v3: the four domain functions as Lambdas with function URLs, the audit log
- * in S3, and the bridge as a long-running container service (ECS on Fargate) in a VPC.
+ * in S3, the order function's housekeeping on EventBridge schedules, and the bridge as a long-running
+ * container service (ECS on Fargate) in a VPC.
  *
  *   npx sst secret set JetwaySecret "$(openssl rand -hex 32)"   # and the other secrets below
  *   npx sst deploy --stage production
@@ -101,6 +102,20 @@ export default $config({
         }),
       ]),
     ) as Record<(typeof FUNCTIONS)[number], sst.aws.Function>;
+
+    // The order function's housekeeping (functions/order/housekeeping.ts), as infra/k8s's CronJobs and the
+    // Workers cron triggers run it: EventBridge invokes the order Lambda with the task as its event. Set
+    // JETWAY_PRUNE_OLDER_THAN_S on the function to keep records longer than the 7-day default.
+    new sst.aws.Cron("OrderOutboxFlush", {
+      schedule: "rate(5 minutes)",
+      function: fns.order.arn,
+      event: { jetway_housekeeping: "outbox-flush" },
+    });
+    new sst.aws.Cron("OrderProcessedPrune", {
+      schedule: "cron(17 3 * * ? *)",
+      function: fns.order.arn,
+      event: { jetway_housekeeping: "processed-prune" },
+    });
 
     // The bridge config, as in infra/bridge.example.yaml, with the Lambda URLs filled in. JSON is YAML.
     const events = (url: $util.Output<string>) => url.apply((u) => new URL("events", u).toString());

@@ -1,6 +1,8 @@
+import { eq } from "drizzle-orm";
 import type { LambdaEvent } from "hono/aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DbHandle } from "./db/client.ts";
+import { processedMessages } from "./db/schema.ts";
 import { createTestDb, type ServedTestDb, serveTestDb } from "./db/testing.ts";
 import { seedStock } from "./inventory/stock.ts";
 
@@ -65,5 +67,18 @@ describe("Lambda entries", () => {
     const invalid = await handler(event("POST", "/orders", { items: [] }));
     expect(invalid.statusCode).toBe(422);
     expect((await handler(event("GET", "/orders/ord_none"))).statusCode).toBe(404);
+  });
+
+  it("order runs the housekeeping task a schedule's event names", async () => {
+    const { handler } = await import("./order/lambda.ts");
+    const stale = { consumer: "order", message_id: `lambda-${Date.now()}` };
+    await handle.db
+      .insert(processedMessages)
+      .values({ ...stale, processed_at: new Date(Date.now() - 8 * 86_400_000) });
+    const ours = eq(processedMessages.message_id, stale.message_id);
+    const run = await handler({ jetway_housekeeping: "processed-prune" });
+    expect(run).toEqual({ task: "processed-prune", calls: [expect.objectContaining({ more: false })] });
+    expect(await handle.db.select().from(processedMessages).where(ours)).toEqual([]);
+    await expect(handler({ jetway_housekeeping: "reindex" } as never)).rejects.toThrow(/jetway_housekeeping/);
   });
 });

@@ -4,6 +4,7 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { type Config, ConfigError, loadConfig } from "../bridge/config.ts";
 import { BRIDGE_NODE_FLAGS } from "../bridge/node-flags.ts";
+import { HOUSEKEEPING_TASKS } from "../functions/order/housekeeping.ts";
 import { configOptionPaths, ROOT, readText, readYaml, requiredEnv } from "./testing/manifests.ts";
 
 /** Every bridge config in infra/ must load with the bridge's own schema, so none of them can rot. */
@@ -165,8 +166,14 @@ describe("sst.config.ts", () => {
     expect(names.map((n) => n.slice(1, -1))).toEqual(["order", "payment", "inventory", "audit"]);
     expect(text).toContain("handler: `functions/${name}/lambda.handler`");
     for (const name of ["order", "payment", "inventory", "audit"]) {
-      expect(readText(`functions/${name}/lambda.ts`)).toMatch(/export const handler\b/);
+      expect(readText(`functions/${name}/lambda.ts`)).toMatch(/export (const|(async )?function) handler\b/);
     }
+  });
+
+  it("schedules the order function's housekeeping tasks, each one the Lambda entry knows", () => {
+    const scheduled = [...text.matchAll(/jetway_housekeeping: "([a-z-]+)"/g)].map((m) => m[1]);
+    expect(scheduled.sort()).toEqual([...HOUSEKEEPING_TASKS].sort());
+    expect(text.match(/function: fns\.order\.arn/g)).toHaveLength(2);
   });
 
   it("runs the bridge image as a service in a cluster on a VPC, with the secrets it needs", () => {

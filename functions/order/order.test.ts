@@ -23,6 +23,12 @@ import { orders, processedMessages } from "../db/schema.ts";
 import { createTestDb } from "../db/testing.ts";
 import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createOrder } from "./app.ts";
+import {
+  HousekeepingError,
+  type HousekeepingTask,
+  housekeepingTaskOf,
+  runHousekeeping,
+} from "./housekeeping.ts";
 
 const STREAM = `ORDERS_${ulid()}`;
 let nats: NatsServer;
@@ -225,6 +231,65 @@ describe("POST /orders", () => {
     expect(flush.status).toBe(200);
     expect(await getOrder(order_id)).toMatchObject({ status: "placed" });
     expect(await published(order_id)).toHaveLength(1);
+  });
+});
+
+describe("housekeeping", () => {
+  const viaApp = (vars: Record<string, string>) => (request: Request) => order.app.fetch(request, vars);
+
+  it("the outbox-flush task publishes an order its client gave up on", async () => {
+    const down = await post(body(), `key-${ulid()}`, DOWN);
+    const { order_id } = (await down.json()) as { order_id: string };
+    // The flush leaves orders younger than 10 s to their own request.
+    await handle.db.execute(
+      sql`update orders set created_at = now() - interval '1 minute' where id = ${order_id}`,
+    );
+    const run = await runHousekeeping("outbox-flush", viaApp(env), env);
+    expect(run.calls).toHaveLength(1);
+    expect(run.calls[0]?.published).toBeGreaterThanOrEqual(1);
+    expect(await getOrder(order_id)).toMatchObject({ status: "placed" });
+    expect(await published(order_id)).toHaveLength(1);
+  });
+
+  it("the processed-prune task sends the admin token and JETWAY_PRUNE_OLDER_THAN_S, and fails on a refusal", async () => {
+    const message_id = ulid();
+    await handle.db
+      .insert(processedMessages)
+      .values({ consumer: "order", message_id, processed_at: new Date(Date.now() - 2 * 3_600_000) });
+    const ours = inArray(processedMessages.message_id, [message_id]);
+    const vars = { ...env, JETWAY_ADMIN_TOKEN: "adm", JETWAY_PRUNE_OLDER_THAN_S: "3600" };
+    // Two hours old: kept by the 7-day default, forgotten with an hour.
+    await runHousekeeping("processed-prune", viaApp(vars), { ...vars, JETWAY_PRUNE_OLDER_THAN_S: "" });
+    expect(await handle.db.select().from(processedMessages).where(ours)).toHaveLength(1);
+    await expect(
+      runHousekeeping("processed-prune", viaApp(vars), { ...vars, JETWAY_ADMIN_TOKEN: "x" }),
+    ).rejects.toThrow(/processed-prune: 401/);
+    await expect(
+      runHousekeeping("processed-prune", viaApp(vars), { ...vars, JETWAY_PRUNE_OLDER_THAN_S: "60" }),
+    ).rejects.toThrow(/400 .*older_than_s/);
+    const run = await runHousekeeping("processed-prune", viaApp(vars), vars);
+    expect(run.calls).toEqual([expect.objectContaining({ more: false })]);
+    expect(await handle.db.select().from(processedMessages).where(ours)).toEqual([]);
+  });
+
+  it("the prune calls again while the answer says more, at most 10 times a run", async () => {
+    const callsUntil = async (task: HousekeepingTask, more: (n: number) => boolean) => {
+      let n = 0;
+      const answer = () => Response.json({ deleted: 5, more: more(++n) });
+      return (await runHousekeeping(task, answer, {})).calls.length;
+    };
+    expect(await callsUntil("processed-prune", (n) => n < 3)).toBe(3);
+    expect(await callsUntil("processed-prune", () => true)).toBe(10);
+    expect(await callsUntil("outbox-flush", () => true)).toBe(1);
+  });
+
+  it("an event names its task; an HTTP event names none, an unknown task is an error", () => {
+    expect(housekeepingTaskOf({ jetway_housekeeping: "outbox-flush" })).toBe("outbox-flush");
+    expect(housekeepingTaskOf({ version: "2.0", rawPath: "/orders" })).toBeUndefined();
+    expect(() => housekeepingTaskOf({ jetway_housekeeping: "vacuum" })).toThrow(HousekeepingError);
+    expect(() => housekeepingTaskOf({ jetway_housekeeping: "vacuum" })).toThrow(
+      /outbox-flush, processed-prune/,
+    );
   });
 });
 
