@@ -1,6 +1,8 @@
 /**
- * Summarises a V8 .cpuprofile (from `npm run bench -- --cpu-prof`): self time by function and by file.
+ * Summarises a V8 .cpuprofile (from `npm run bench -- --cpu-prof`): self time by function and by file; or a
+ * .heapprofile (from `--alloc-prof`): bytes allocated by function and by file.
  *   node bench/profile.ts bench/profiles/CPU.<…>.cpuprofile [--top 25]
+ *   node bench/profile.ts bench/profiles/ALLOC.<pid>.heapprofile [--top 25]
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -29,6 +31,29 @@ export function selfTimes(profile: CpuProfile, key: (node: ProfileNode) => strin
   return [...totals].sort((a, b) => b[1] - a[1]);
 }
 
+interface HeapProfileNode {
+  callFrame: ProfileNode["callFrame"];
+  selfSize: number;
+  children: HeapProfileNode[];
+}
+export interface HeapProfile {
+  head: HeapProfileNode;
+}
+
+/** Sampled bytes allocated per key (each node's own allocations), largest first. */
+export function allocatedBytes(
+  profile: HeapProfile,
+  key: (node: HeapProfileNode) => string,
+): [string, number][] {
+  const totals = new Map<string, number>();
+  const pending = [profile.head];
+  for (let node = pending.pop(); node; node = pending.pop()) {
+    if (node.selfSize > 0) totals.set(key(node), (totals.get(key(node)) ?? 0) + node.selfSize);
+    pending.push(...node.children);
+  }
+  return [...totals].sort((a, b) => b[1] - a[1]);
+}
+
 const shortUrl = (url: string) =>
   url
     .replace(/^file:\/\//, "")
@@ -41,27 +66,27 @@ if (import.meta.main) {
     options: { top: { type: "string", default: "25" } },
   });
   const file = positionals[0];
-  if (!file) throw new Error("usage: node bench/profile.ts <file.cpuprofile> [--top N]");
-  const profile = JSON.parse(await readFile(file, "utf8")) as CpuProfile;
+  if (!file) throw new Error("usage: node bench/profile.ts <file.cpuprofile|file.heapprofile> [--top N]");
+  const parsed = JSON.parse(await readFile(file, "utf8")) as CpuProfile | HeapProfile;
   const top = Number(values.top);
-  const all = selfTimes(profile, () => "all")[0]?.[1] ?? 0;
-  const print = (title: string, rows: [string, number][]) => {
-    process.stdout.write(`\n${title} (of ${all.toFixed(0)} ms sampled)\n`);
-    for (const [k, ms] of rows.slice(0, top))
-      process.stdout.write(
-        `${ms.toFixed(1).padStart(9)} ms ${((ms / all) * 100).toFixed(1).padStart(5)}%  ${k}\n`,
-      );
+  const byFunction = (n: { callFrame: ProfileNode["callFrame"] }) =>
+    `${n.callFrame.functionName || "(anon)"} ${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+  const byFile = (n: { callFrame: ProfileNode["callFrame"] }) =>
+    shortUrl(n.callFrame.url) || n.callFrame.functionName;
+  const print = (title: string, rows: [string, number][], all: number, unit: (v: number) => string) => {
+    process.stdout.write(`\n${title} (of ${unit(all)} sampled)\n`);
+    for (const [k, v] of rows.slice(0, top))
+      process.stdout.write(`${unit(v).padStart(12)} ${((v / all) * 100).toFixed(1).padStart(5)}%  ${k}\n`);
   };
-  print(
-    "self time by function",
-    selfTimes(
-      profile,
-      (n) =>
-        `${n.callFrame.functionName || "(anon)"} ${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`,
-    ),
-  );
-  print(
-    "self time by file",
-    selfTimes(profile, (n) => shortUrl(n.callFrame.url) || n.callFrame.functionName),
-  );
+  if ("head" in parsed) {
+    const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MB`;
+    const all = allocatedBytes(parsed, () => "all")[0]?.[1] ?? 0;
+    print("bytes allocated by function", allocatedBytes(parsed, byFunction), all, mb);
+    print("bytes allocated by file", allocatedBytes(parsed, byFile), all, mb);
+  } else {
+    const ms = (v: number) => `${v.toFixed(1)} ms`;
+    const all = selfTimes(parsed, () => "all")[0]?.[1] ?? 0;
+    print("self time by function", selfTimes(parsed, byFunction), all, ms);
+    print("self time by file", selfTimes(parsed, byFile), all, ms);
+  }
 }

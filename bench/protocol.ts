@@ -56,6 +56,7 @@ export class SettleRecorder {
   private firstNs = 0;
   private readonly seqs: number[] = [];
   private readonly ns: number[] = [];
+  private onWarm: (() => void) | undefined;
 
   /** False where the child's own memory is the measurement: a million ack times would be part of it. */
   private readonly keepTimes: boolean;
@@ -78,6 +79,11 @@ export class SettleRecorder {
     process.on("disconnect", stop);
   }
 
+  /** Called once, when the warm-up's last message settles (the measured window opens). */
+  whenWarm(callback: () => void): void {
+    this.onWarm = callback;
+  }
+
   settled(seq: number): void {
     const t = nowNs();
     if (this.keepTimes) {
@@ -88,6 +94,7 @@ export class SettleRecorder {
     if (count === this.warmup) {
       this.firstNs = t;
       send({ type: "first", ns: t });
+      this.onWarm?.();
     }
     if (count === this.total) {
       send({ type: "done", count: count - this.warmup, firstNs: this.firstNs, lastNs: t });

@@ -6,7 +6,7 @@
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
  *                     [--concurrency 64] [--rate 1000] [--log-level info] [--log-acks debug]
  *                     [--pipeline-clients 32] [--pipeline-orders 10000]
- *                     [--pipeline-warmup 5000] [--cpu-prof] [--repeat 3]
+ *                     [--pipeline-warmup 5000] [--cpu-prof] [--alloc-prof] [--repeat 3]
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     "log-level": { type: "string", default: "info" },
     "log-acks": { type: "string", default: "debug" },
     "cpu-prof": { type: "boolean", default: false },
+    "alloc-prof": { type: "boolean", default: false },
     "pipeline-clients": { type: "string", default: "32" },
     "pipeline-orders": { type: "string" },
     "pipeline-warmup": { type: "string" },
@@ -100,7 +101,9 @@ const ctx: RunContext = {
   quick,
   tmp,
   execArgv,
+  allocProfDir: values["alloc-prof"] ? profileDir : undefined,
 };
+if (values["alloc-prof"]) await mkdir(profileDir, { recursive: true });
 
 const startedAt = new Date();
 const loadBefore = loadavg()[0] ?? 0;

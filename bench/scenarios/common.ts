@@ -51,6 +51,8 @@ export interface RunContext {
   tmp: string;
   /** Extra node flags for the consumer child (e.g. --cpu-prof). */
   execArgv: string[];
+  /** `--alloc-prof`: where the bridge child writes its allocation profile of the measured window. */
+  allocProfDir?: string | undefined;
 }
 
 /** A fresh nats-server with a client, for one scenario. */

@@ -63,7 +63,11 @@ export async function backlogScenario(ctx: RunContext, kind: BacklogKind): Promi
       kind,
       SCRIPT[kind],
       [file],
-      { BENCH_WARMUP: String(warmup), BENCH_EXPECT: String(n) },
+      {
+        BENCH_WARMUP: String(warmup),
+        BENCH_EXPECT: String(n),
+        ...(ctx.allocProfDir && kind !== "ceiling-js" ? { BENCH_ALLOC_PROF: ctx.allocProfDir } : {}),
+      },
       // The bridge as its image runs it; the ceiling as plain node.
       kind === "ceiling-js" ? ctx.execArgv : [...ctx.execArgv, ...BRIDGE_NODE_FLAGS],
     );
