@@ -85,7 +85,7 @@ export class JetStreamPublisher implements MessageStore {
       }
       this.pending.set(token, { subject, deadline: performance.now() + timeout, resolve, reject });
       try {
-        this.nc.publish(subject, payload, { reply: this.prefix + token, ...(headers ? { headers } : {}) });
+        this.nc.publish(subject, payload, { reply: this.prefix + token, headers });
       } catch (error) {
         // Refused before sending: too large for max_payload, a closed or draining connection.
         this.pending.delete(token);

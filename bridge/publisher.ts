@@ -62,10 +62,11 @@ export function eventHeaders(
   trace: Pick<EventSource, "traceparent" | "tracestate">,
 ): MsgHdrs {
   const h = natsHeaders();
-  h.set("Content-Type", "application/json");
+  // append, not set, where the key cannot be there yet: set looks for it first (two arrays per call).
+  h.append("Content-Type", "application/json");
   if (event.headers) for (const [k, v] of Object.entries(event.headers)) h.set(k, v);
-  if (trace.traceparent && !h.has("traceparent")) h.set("traceparent", trace.traceparent);
-  if (trace.tracestate && !h.has("tracestate")) h.set("tracestate", trace.tracestate);
+  if (trace.traceparent && !h.has("traceparent")) h.append("traceparent", trace.traceparent);
+  if (trace.tracestate && !h.has("tracestate")) h.append("tracestate", trace.tracestate);
   return h;
 }
 
@@ -100,22 +101,31 @@ export async function publishEvents(
   source: EventSource,
   events: readonly EmittedEvent[],
 ): Promise<PubAck[]> {
+  // One event per message is the common case: no allSettled bookkeeping for it.
+  if (events.length === 1) {
+    const event = events[0] as EmittedEvent;
+    try {
+      return [await publishOne(js, source, event, 0)];
+    } catch (cause) {
+      throw await publishError(js, event.subject, cause);
+    }
+  }
   const settled = await Promise.allSettled(events.map((event, i) => publishOne(js, source, event, i)));
   const acks: PubAck[] = [];
   for (let i = 0; i < settled.length; i++) {
     const result = settled[i];
-    if (result?.status === "fulfilled") {
-      acks.push(result.value);
-      continue;
-    }
-    const subject = events[i]?.subject ?? "";
-    const cause = result?.reason;
-    const failure = isTooLarge(cause)
-      ? "too_large"
-      : (await isUnroutable(js, subject))
-        ? "unroutable"
-        : "failed";
-    throw new EventPublishError(subject, failure, { cause });
+    if (result?.status === "fulfilled") acks.push(result.value);
+    else throw await publishError(js, events[i]?.subject ?? "", result?.reason);
   }
   return acks;
+}
+
+/** Why an event's publish failed, as the settle step needs it: permanent or worth a retry. */
+async function publishError(js: MessageStore, subject: string, cause: unknown): Promise<EventPublishError> {
+  const failure = isTooLarge(cause)
+    ? "too_large"
+    : (await isUnroutable(js, subject))
+      ? "unroutable"
+      : "failed";
+  return new EventPublishError(subject, failure, { cause });
 }
