@@ -44,16 +44,20 @@ export function housekeepingTaskOf(event: unknown): HousekeepingTask | undefined
   return task;
 }
 
+/** JETWAY_PRUNE_OLDER_THAN_S when set: the prune's `older_than_s`, else the endpoint's default. */
+const retentionOf = (vars: Record<string, unknown>): string | undefined =>
+  typeof vars.JETWAY_PRUNE_OLDER_THAN_S === "string" && vars.JETWAY_PRUNE_OLDER_THAN_S
+    ? vars.JETWAY_PRUNE_OLDER_THAN_S
+    : undefined;
+
 function requestFor(task: HousekeepingTask, vars: Record<string, unknown>): Request {
   const headers: Record<string, string> = {};
   if (typeof vars.JETWAY_ADMIN_TOKEN === "string" && vars.JETWAY_ADMIN_TOKEN) {
     headers.authorization = `Bearer ${vars.JETWAY_ADMIN_TOKEN}`;
   }
-  const retention = vars.JETWAY_PRUNE_OLDER_THAN_S;
-  const path =
-    task === "outbox-flush"
-      ? "/orders/outbox/flush"
-      : `/orders/processed/prune${typeof retention === "string" && retention ? `?older_than_s=${encodeURIComponent(retention)}` : ""}`;
+  const retention = retentionOf(vars);
+  let path = task === "outbox-flush" ? "/orders/outbox/flush" : "/orders/processed/prune";
+  if (task === "processed-prune" && retention) path += `?older_than_s=${encodeURIComponent(retention)}`;
   // The host is never reached: the request goes straight to the app.
   return new Request(`http://order.housekeeping${path}`, { method: "POST", headers });
 }
@@ -72,7 +76,12 @@ export async function runHousekeeping(
   for (let i = 0; i < (task === "processed-prune" ? MAX_PRUNE_CALLS : 1); i++) {
     const res = await fetch(requestFor(task, vars));
     const text = await res.text();
-    if (!res.ok) throw new HousekeepingError(`${task}: ${res.status} ${text.slice(0, 500)}`);
+    if (!res.ok) {
+      // A refused older_than_s came from the function's settings: name the variable, not the query.
+      const retention = task === "processed-prune" && res.status === 400 ? retentionOf(vars) : undefined;
+      const from = retention ? ` (JETWAY_PRUNE_OLDER_THAN_S=${retention})` : "";
+      throw new HousekeepingError(`${task}: ${res.status} ${text.slice(0, 500)}${from}`);
+    }
     const answer = JSON.parse(text) as Record<string, unknown>;
     calls.push(answer);
     if (answer.more !== true) break;

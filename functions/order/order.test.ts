@@ -266,7 +266,7 @@ describe("housekeeping", () => {
     ).rejects.toThrow(/processed-prune: 401/);
     await expect(
       runHousekeeping("processed-prune", viaApp(vars), { ...vars, JETWAY_PRUNE_OLDER_THAN_S: "60" }),
-    ).rejects.toThrow(/400 .*older_than_s/);
+    ).rejects.toThrow(/400 .*older_than_s.*\(JETWAY_PRUNE_OLDER_THAN_S=60\)/);
     const run = await runHousekeeping("processed-prune", viaApp(vars), vars);
     expect(run.calls).toEqual([expect.objectContaining({ more: false })]);
     expect(await handle.db.select().from(processedMessages).where(ours)).toEqual([]);
