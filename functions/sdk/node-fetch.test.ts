@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createNodeFetch } from "./node-fetch.ts";
 
@@ -141,5 +143,34 @@ describe("createNodeFetch", () => {
     const viaBlob = await nodeFetch(`${base}/json`, { method: "POST", body: stream });
     expect(((await viaBlob.json()) as { echo: string }).echo).toBe("blob");
     expect(globalFetch).toHaveBeenCalledTimes(2);
+  });
+
+  it("answers through a Node server adapter that replaced the global Response, a handler returning it included", async () => {
+    // @hono/node-server puts a class of its own in the global; a response it did not build must still be
+    // sent with the upstream's status, headers and body when a handler proxies it.
+    const original = globalThis.Response;
+    const app = new Hono().get("/proxy", () => nodeFetch(`${base}/json`, { method: "POST", body: "via" }));
+    const proxy = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+    try {
+      await new Promise((resolve) => proxy.once("listening", resolve));
+      expect(globalThis.Response).not.toBe(original);
+      const direct = await nodeFetch(`${base}/json`, { method: "POST", body: "x" });
+      expect(direct).toBeInstanceOf(Response);
+      expect([direct.status, direct.headers.get("content-type"), await direct.json()]).toEqual([
+        201,
+        "application/json",
+        { ok: true, echo: "x" },
+      ]);
+      const port = (proxy.address() as AddressInfo).port;
+      const proxied = await fetch(`http://127.0.0.1:${port}/proxy`);
+      expect([proxied.status, proxied.headers.get("content-type"), await proxied.json()]).toEqual([
+        201,
+        "application/json",
+        { ok: true, echo: "via" },
+      ]);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+      Object.defineProperty(globalThis, "Response", { value: original });
+    }
   });
 });
