@@ -75,7 +75,10 @@ export async function publishEvents(
     return events.map(() => error);
   }
   if (res.status === 207) return partialResults((await res.json()) as IngressResults, events.length);
-  await res.body?.cancel();
+  // Read, not `body.cancel()`: the answer is a few bytes, and asking a buffered Node response for its
+  // stream builds a whole Response just to cancel it (~1.7% of the order function's CPU). The status has
+  // already said what happened, so a body cut short changes nothing.
+  await res.arrayBuffer().catch(() => undefined);
   if (res.ok) return events.map(() => true);
   const error = new PublishError(`publish ingress answered ${res.status}`, { status: res.status });
   return events.map(() => error);
