@@ -38,7 +38,8 @@ if (system.db.driver !== "postgres") {
     name,
     script: `../functions/${name}/node.ts`,
     port,
-    env: { ...system.vars, ...database, PORT: String(port) },
+    // The functions log at info, as deployed (the system fixture quiets them for the test suites).
+    env: { ...system.vars, ...database, PORT: String(port), JETWAY_LOG_LEVEL: "info" },
   }));
   send({
     type: "ready",
