@@ -39,21 +39,6 @@ type ResponseClass = new (
   body: ConstructorParameters<typeof Response>[0],
   init: ResponseInit,
 ) => { readonly status: number };
-type BufferedClass = new (status: number, raw: RawHeaders, body: ArrayBuffer | null) => Response;
-
-/**
- * A Response over a body already read. Node's Response wraps a body in a web stream and the headers in a
- * Headers object up front, ~13% of the payment function's busy time for a gateway call whose caller reads
- * `status` and `json()`. Here `headers` and the stream are built when first asked for, and `text()`,
- * `json()`, `arrayBuffer()` and `bytes()` read the bytes directly; anything else gets a full Response built
- * from them. It is still a Response (`instanceof`, `ok`, `status`), and a body reads once, as fetch's does.
- * One class, its accessors on its prototype: defined on each instance, they cost ~10 µs a call.
- */
-function bufferedResponse(status: number, raw: RawHeaders, body: ArrayBuffer | null): Response {
-  buffered ??= bufferedClassOf(nativeResponse());
-  return new buffered(status, raw, body);
-}
-let buffered: BufferedClass | undefined;
 
 /**
  * The platform's own Response class, also where a server adapter has put one of its own in the global
@@ -61,77 +46,80 @@ let buffered: BufferedClass | undefined;
  * A subclass of the adapter's class would be sent from the adapter's own cache, without this one's headers
  * and body, when a handler returns it.
  */
-function nativeResponse(): ResponseClass {
-  return Object.getPrototypeOf(new Response(null).clone()).constructor as ResponseClass;
-}
+const PlatformResponse = Object.getPrototypeOf(new Response(null).clone()).constructor as ResponseClass;
 
-function bufferedClassOf(Base: ResponseClass): BufferedClass {
-  class BufferedResponse extends Base {
-    #raw: RawHeaders;
-    #bytes: ArrayBuffer | null;
-    #headers: Headers | undefined;
-    #full: Response | undefined;
-    #used = false;
+/**
+ * A Response over a body already read. Node's Response wraps a body in a web stream and the headers in a
+ * Headers object up front, ~13% of the payment function's busy time for a gateway call whose caller reads
+ * `status` and `json()`. Here `headers` and the stream are built when first asked for, and `text()`,
+ * `json()`, `arrayBuffer()` and `bytes()` read the bytes directly; anything else gets a full Response built
+ * from them. It is still a Response (`instanceof`, `ok`, `status`), and a body reads once, as fetch's does.
+ * The accessors live on the class: defined on each instance, they cost ~10 µs a call.
+ */
+class BufferedResponse extends PlatformResponse {
+  #raw: RawHeaders;
+  #bytes: ArrayBuffer | null;
+  #headers: Headers | undefined;
+  #full: Response | undefined;
+  #used = false;
 
-    constructor(status: number, raw: RawHeaders, body: ArrayBuffer | null) {
-      super(null, { status });
-      this.#raw = raw;
-      this.#bytes = body;
-    }
-
-    #headersOf(): Headers {
-      this.#headers ??= toHeaders(this.#raw);
-      return this.#headers;
-    }
-
-    #materialised(): Response {
-      if (!this.#full) {
-        if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
-        const init = { status: this.status, headers: this.#headersOf() };
-        this.#full = new Base(this.#bytes, init) as Response;
-      }
-      return this.#full;
-    }
-
-    #take(): ArrayBuffer {
-      if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
-      this.#used = true;
-      return this.#bytes ?? new ArrayBuffer(0);
-    }
-
-    get headers(): Headers {
-      return this.#full?.headers ?? this.#headersOf();
-    }
-    get body(): ReadableStream<Uint8Array> | null {
-      return this.#bytes === null && !this.#full ? null : this.#materialised().body;
-    }
-    get bodyUsed(): boolean {
-      return this.#full ? this.#full.bodyUsed : this.#used;
-    }
-    async text(): Promise<string> {
-      return this.#full ? this.#full.text() : utf8.decode(this.#take());
-    }
-    async json(): Promise<unknown> {
-      return this.#full ? this.#full.json() : (JSON.parse(utf8.decode(this.#take())) as unknown);
-    }
-    async arrayBuffer(): Promise<ArrayBuffer> {
-      return this.#full ? this.#full.arrayBuffer() : this.#take();
-    }
-    // Response.bytes() (Node 22) is not in TypeScript's lib yet.
-    async bytes(): Promise<Uint8Array> {
-      return this.#full ? (this.#full as Response & WithBytes).bytes() : new Uint8Array(this.#take());
-    }
-    blob(): Promise<Blob> {
-      return this.#materialised().blob();
-    }
-    formData(): Promise<FormData> {
-      return this.#materialised().formData();
-    }
-    clone(): Response {
-      return this.#materialised().clone();
-    }
+  constructor(status: number, raw: RawHeaders, body: ArrayBuffer | null) {
+    super(null, { status });
+    this.#raw = raw;
+    this.#bytes = body;
   }
-  return BufferedResponse as unknown as BufferedClass;
+
+  #headersOf(): Headers {
+    this.#headers ??= toHeaders(this.#raw);
+    return this.#headers;
+  }
+
+  #materialised(): Response {
+    if (!this.#full) {
+      if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
+      const init = { status: this.status, headers: this.#headersOf() };
+      this.#full = new PlatformResponse(this.#bytes, init) as Response;
+    }
+    return this.#full;
+  }
+
+  #take(): ArrayBuffer {
+    if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
+    this.#used = true;
+    return this.#bytes ?? new ArrayBuffer(0);
+  }
+
+  get headers(): Headers {
+    return this.#full?.headers ?? this.#headersOf();
+  }
+  get body(): ReadableStream<Uint8Array> | null {
+    return this.#bytes === null && !this.#full ? null : this.#materialised().body;
+  }
+  get bodyUsed(): boolean {
+    return this.#full ? this.#full.bodyUsed : this.#used;
+  }
+  async text(): Promise<string> {
+    return this.#full ? this.#full.text() : utf8.decode(this.#take());
+  }
+  async json(): Promise<unknown> {
+    return this.#full ? this.#full.json() : (JSON.parse(utf8.decode(this.#take())) as unknown);
+  }
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#full ? this.#full.arrayBuffer() : this.#take();
+  }
+  // Response.bytes() (Node 22) is not in TypeScript's lib yet.
+  async bytes(): Promise<Uint8Array> {
+    return this.#full ? (this.#full as Response & WithBytes).bytes() : new Uint8Array(this.#take());
+  }
+  blob(): Promise<Blob> {
+    return this.#materialised().blob();
+  }
+  formData(): Promise<FormData> {
+    return this.#materialised().formData();
+  }
+  clone(): Response {
+    return this.#materialised().clone();
+  }
 }
 
 /**
@@ -174,7 +162,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
       if (init.signal?.aborted) throw init.signal.reason;
       throw new TypeError("fetch failed", { cause });
     }
-    return bufferedResponse(status, raw, body);
+    return new BufferedResponse(status, raw, body) as unknown as Response;
   };
   return nodeFetch as typeof fetch;
 }
