@@ -1,9 +1,19 @@
-import { asc } from "drizzle-orm";
+import { asc, getTableColumns } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { anyOf, rowsOf, valueByKey } from "./arrays.ts";
+import {
+  anyOf,
+  anyOfAt,
+  asText,
+  rowArrays,
+  rowsOf,
+  rowsOfPlaceholders,
+  valueByKey,
+  valueByKeyAt,
+} from "./arrays.ts";
 import type { DbHandle } from "./client.ts";
 import { migrate } from "./migrate.ts";
 import { openPglite } from "./pglite.ts";
+import { reusable } from "./prepared.ts";
 import { orders } from "./schema.ts";
 import { createTestDb } from "./testing.ts";
 
@@ -114,6 +124,65 @@ describe.each([
         .from(orders)
         .where(anyOf(orders.currency, ["EURO"])),
     ).toEqual([]);
+  });
+
+  it("runs a statement built once on the handle and in transactions, rows decoded as drizzle decodes them", async () => {
+    const { db } = handle;
+    let builds = 0;
+    const update = reusable<typeof orders.$inferSelect>(
+      "test_update",
+      (d) => {
+        builds++;
+        return d
+          .update(orders)
+          .set({ status: valueByKeyAt(orders.id, orders.status, "keys", "statuses") })
+          .where(anyOfAt(orders.id, "ids"))
+          .returning();
+      },
+      getTableColumns(orders),
+    );
+    const insert = reusable<{ id: string }>(
+      "test_insert",
+      (d) =>
+        d
+          .insert(orders)
+          .select(rowsOfPlaceholders(orders, COLUMNS))
+          .onConflictDoNothing()
+          .returning({ id: orders.id }),
+      { id: orders.id },
+    );
+    const rows = [order("i"), order("j"), order("k")];
+    expect(await insert(db, rowArrays(orders, COLUMNS, rows))).toEqual([
+      { id: "i" },
+      { id: "j" },
+      { id: "k" },
+    ]);
+    const set = (ids: string[], statuses: string[]) => ({
+      ids: asText(orders.id, ids),
+      keys: asText(orders.id, ids),
+      statuses: asText(orders.status, statuses),
+    });
+    const [i] = await update(db, set(["i"], ["placed"]));
+    expect(i).toMatchObject({ ...order("i"), status: "placed", finalized_at: null });
+    expect(i?.created_at).toBeInstanceOf(Date);
+    const inTx = await db.transaction((tx) => update(tx, set(["j", "k"], ["cancelled", "confirmed"])));
+    expect(inTx.map((o) => [o.id, o.status]).sort()).toEqual([
+      ["j", "cancelled"],
+      ["k", "confirmed"],
+    ]);
+    // A transaction that fails takes the statement's effect with it.
+    await expect(
+      db.transaction(async (tx) => {
+        await update(tx, set(["i"], ["cancelled"]));
+        throw new Error("rolled back");
+      }),
+    ).rejects.toThrow("rolled back");
+    const after = await db
+      .select()
+      .from(orders)
+      .where(anyOf(orders.id, ["i"]));
+    expect(after[0]?.status).toBe("placed");
+    expect(builds).toBe(1);
   });
 
   it("refuses a required column that is neither listed nor defaulted", () => {

@@ -20,18 +20,35 @@ function typeOf(column: PgColumn): SQL {
   return sql.raw(type.replace(/\s*\(.*\)\s*$/, ""));
 }
 
-/** A column's values as PostgreSQL text, through the column's own encoder (JSON, dates, numbers). */
-function asText(column: PgColumn, values: readonly unknown[]): (string | null)[] {
+/**
+ * A column's values as PostgreSQL text, through the column's own encoder (JSON, dates, numbers): the value
+ * of an array placeholder (arrayAt, anyOfAt, valueByKeyAt) at execution.
+ */
+export function asText(column: PgColumn, values: readonly unknown[]): (string | null)[] {
   return values.map((v) => (v === null || v === undefined ? null : String(column.mapToDriverValue(v))));
 }
 
+/** An array of `column`'s type from a text[] parameter (a value or a placeholder). */
+const typedArray = (column: PgColumn, param: unknown): SQL => sql`(${param}::text[])::${typeOf(column)}[]`;
+
 /** One array parameter of `column`'s type. */
 export const arrayOf = (column: PgColumn, values: readonly unknown[]): SQL =>
-  sql`(${sql.param(asText(column, values))}::text[])::${typeOf(column)}[]`;
+  typedArray(column, sql.param(asText(column, values)));
+
+/** arrayOf for a statement built once: the placeholder `name`, given asText(column, values) at each call. */
+export const arrayAt = (column: PgColumn, name: string): SQL => typedArray(column, sql.placeholder(name));
 
 /** `column = any(array)`: inArray's meaning with one statement text whatever the list's length. */
 export const anyOf = (column: PgColumn, values: readonly unknown[]): SQL =>
   sql`${column} = any(${arrayOf(column, values)})`;
+
+/** anyOf for a statement built once, the list in the placeholder `name` (see arrayAt). */
+export const anyOfAt = (column: PgColumn, name: string): SQL =>
+  sql`${column} = any(${arrayAt(column, name)})`;
+
+/** Each row's own value: the value at the position of the row's key in the key array. */
+const byKey = (key: PgColumn, values: SQL, keys: SQL): SQL =>
+  sql`(${values})[array_position(${keys}, ${key})]`;
 
 /**
  * Each row's own value of `column` in one UPDATE: the value at the position of the row's key in the key
@@ -44,8 +61,12 @@ export function valueByKey<T>(
   keyOf: (row: T) => string,
   value: (row: T) => unknown,
 ): SQL {
-  return sql`(${arrayOf(column, rows.map(value))})[array_position(${arrayOf(key, rows.map(keyOf))}, ${key})]`;
+  return byKey(key, arrayOf(column, rows.map(value)), arrayOf(key, rows.map(keyOf)));
 }
+
+/** valueByKey for a statement built once: keys and values in two placeholders (see arrayAt). */
+export const valueByKeyAt = (key: PgColumn, column: PgColumn, keysName: string, valuesName: string): SQL =>
+  byKey(key, arrayAt(column, valuesName), arrayAt(key, keysName));
 
 type Row = Record<string, unknown>;
 type ColumnsOf<T extends Table> = readonly (keyof T["$inferInsert"] & string)[];

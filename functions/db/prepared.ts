@@ -1,3 +1,4 @@
+import type { PgColumn } from "drizzle-orm/pg-core";
 import type postgres from "postgres";
 import type { Db } from "./client.ts";
 
@@ -46,5 +47,48 @@ export function perHandle<T>(make: (db: Db) => T): (db: Db) => T {
       made.set(db, value);
     }
     return value;
+  };
+}
+
+/** What a drizzle query builder gives: its text, with sql.placeholder() where each call's values go. */
+interface Buildable {
+  toSQL(): { sql: string; params: unknown[] };
+}
+
+/** Array rows (the columns in the order the statement lists them) → objects, through each column's decoder. */
+function rowsAs<Row>(columns: Readonly<Record<string, PgColumn>>): (rows: unknown[][]) => Row[] {
+  const entries = Object.entries(columns);
+  return (rows) =>
+    rows.map((row) => {
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < entries.length; i++) {
+        const [key, column] = entries[i] as [string, PgColumn];
+        const value = row[i];
+        out[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+      }
+      return out as Row;
+    });
+}
+
+/**
+ * A statement drizzle builds once and any handle runs, a transaction's included. drizzle builds a statement
+ * again on every call inside a transaction (a `.prepare()`d one stays bound to the handle it was made on),
+ * and building one is most of a batch's client CPU; this keeps the text and its placeholders and runs them
+ * through the handle's own session (named, like every statement of a pool that prepares).
+ *   build: the statement, its per-call values as sql.placeholder(name); its text must not depend on them.
+ *   returns: the columns the statement returns, in its RETURNING / SELECT order; omitted when it returns none.
+ */
+export function reusable<Row = never>(
+  name: string,
+  build: (db: Db) => Buildable,
+  returns?: Readonly<Record<string, PgColumn>>,
+): (db: Db, values: Record<string, unknown>) => Promise<Row[]> {
+  let query: { sql: string; params: unknown[] } | undefined;
+  const mapRows = returns ? rowsAs<Row>(returns) : undefined;
+  return async (db, values) => {
+    query ??= build(db).toSQL();
+    const statement = db._.session.prepareQuery(query, undefined, name, true, mapRows);
+    const rows = (await statement.execute(values)) as Row[];
+    return mapRows ? rows : [];
   };
 }

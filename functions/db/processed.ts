@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
-import { rowsOf } from "./arrays.ts";
+import { rowArrays, rowsOfPlaceholders } from "./arrays.ts";
 import type { Db } from "./client.ts";
+import { reusable } from "./prepared.ts";
 import { processedMessages } from "./schema.ts";
 
 /**
@@ -12,6 +13,20 @@ export async function markProcessed(db: Db, consumer: string, messageId: string)
   return (await markProcessedMany(db, consumer, [messageId])).has(messageId);
 }
 
+const PROCESSED_COLUMNS = ["consumer", "message_id"] as const;
+
+/** The claim of markProcessedMany: the ids that were new come back. */
+const claimMessages = reusable<{ id: string }>(
+  "claim_messages",
+  (db) =>
+    db
+      .insert(processedMessages)
+      .select(rowsOfPlaceholders(processedMessages, PROCESSED_COLUMNS))
+      .onConflictDoNothing()
+      .returning({ id: processedMessages.message_id }),
+  { id: processedMessages.message_id },
+);
+
 /** `markProcessed` for many messages in one statement: the ids that were new. */
 export async function markProcessedMany(
   db: Db,
@@ -19,19 +34,10 @@ export async function markProcessedMany(
   messageIds: readonly string[],
 ): Promise<Set<string>> {
   if (messageIds.length === 0) return new Set();
-  const rows = await db
-    .insert(processedMessages)
-    // Sorted, so overlapping batches take the primary-key locks in one order.
-    .select(
-      rowsOf(
-        processedMessages,
-        ["consumer", "message_id"],
-        [...new Set(messageIds)].sort().map((message_id) => ({ consumer, message_id })),
-      ),
-    )
-    .onConflictDoNothing()
-    .returning({ id: processedMessages.message_id });
-  return new Set(rows.map((r) => r.id));
+  // Sorted, so overlapping batches take the primary-key locks in one order.
+  const rows = [...new Set(messageIds)].sort().map((message_id) => ({ consumer, message_id }));
+  const claimed = await claimMessages(db, rowArrays(processedMessages, PROCESSED_COLUMNS, rows));
+  return new Set(claimed.map((r) => r.id));
 }
 
 /**

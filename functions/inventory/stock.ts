@@ -1,7 +1,8 @@
-import { eq, sql } from "drizzle-orm";
-import { anyOf, rowsOf } from "../db/arrays.ts";
+import { eq, getTableColumns, sql } from "drizzle-orm";
+import { anyOf, anyOfAt, asText, rowArrays, rowsOfPlaceholders, valueByKeyAt } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
+import { reusable } from "../db/prepared.ts";
 import { type ReservedItem, reservations, stock } from "../db/schema.ts";
 
 export type Reservation = typeof reservations.$inferSelect;
@@ -14,6 +15,38 @@ export function mergeItems(items: readonly ReservedItem[]): ReservedItem[] {
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([sku, quantity]) => ({ sku, quantity }));
 }
+
+const CLAIM_COLUMNS = ["id", "order_id", "items", "status"] as const;
+
+/** A reservation row per order, unless the order has one: the rows claimed come back. */
+const claimReservations = reusable<Reservation>(
+  "claim_reservations",
+  (db) =>
+    db
+      .insert(reservations)
+      .select(rowsOfPlaceholders(reservations, CLAIM_COLUMNS))
+      .onConflictDoNothing()
+      .returning(),
+  getTableColumns(reservations),
+);
+
+/** The stock rows of `skus` (sorted), locked in SKU order. */
+const lockStock = reusable<typeof stock.$inferSelect>(
+  "lock_stock",
+  (db) => db.select().from(stock).where(anyOfAt(stock.sku, "skus")).orderBy(stock.sku).for("update"),
+  getTableColumns(stock),
+);
+
+/** Takes `quantities` from the stock of `skus`, position by position, in one statement. */
+const takeStock = reusable("take_stock", (db) =>
+  db
+    .update(stock)
+    .set({
+      available: sql`${stock.available} - ${valueByKeyAt(stock.sku, stock.available, "skus", "quantities")}`,
+      updated_at: sql`now()`,
+    })
+    .where(anyOfAt(stock.sku, "skus")),
+);
 
 export interface ReservationRequest {
   order_id: string;
@@ -42,33 +75,19 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
   for (const r of requests) if (!wanted.has(r.order_id)) wanted.set(r.order_id, mergeItems(r.items));
   if (wanted.size === 0) return [];
   const byOrder = await db.transaction(async (tx) => {
-    const claimed = await tx
-      .insert(reservations)
-      // Sorted, so two batches claiming overlapping orders take the unique-index locks in one order.
-      .select(
-        rowsOf(
-          reservations,
-          ["id", "order_id", "items", "status"],
-          [...wanted.keys()].sort().map((order_id) => ({
-            id: newId("res"),
-            order_id,
-            items: wanted.get(order_id) as ReservedItem[],
-            status: "reserved",
-          })),
-        ),
-      )
-      .onConflictDoNothing()
-      .returning();
+    // Sorted, so two batches claiming overlapping orders take the unique-index locks in one order.
+    const claims = [...wanted.keys()].sort().map((order_id) => ({
+      id: newId("res"),
+      order_id,
+      items: wanted.get(order_id) as ReservedItem[],
+      status: "reserved",
+    }));
+    const claimed = await claimReservations(tx, rowArrays(reservations, CLAIM_COLUMNS, claims));
     const result = new Map<string, Reservation>(claimed.map((r) => [r.order_id, r]));
     const skus = [...new Set(claimed.flatMap((r) => r.items.map((i) => i.sku)))].sort();
     const levels = new Map<string, number>();
     if (skus.length > 0) {
-      const rows = await tx
-        .select()
-        .from(stock)
-        .where(anyOf(stock.sku, skus))
-        .orderBy(stock.sku)
-        .for("update");
+      const rows = await lockStock(tx, { skus: asText(stock.sku, skus) });
       for (const row of rows) levels.set(row.sku, row.available);
     }
     const taken = new Map<string, number>();
@@ -88,12 +107,11 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
     }
     // Issued together: postgres.js pipelines them on the transaction's connection.
     await Promise.all([
-      ...[...taken].map(([sku, quantity]) =>
-        tx
-          .update(stock)
-          .set({ available: sql`${stock.available} - ${quantity}`, updated_at: sql`now()` })
-          .where(eq(stock.sku, sku)),
-      ),
+      taken.size > 0 &&
+        takeStock(tx, {
+          skus: asText(stock.sku, [...taken.keys()]),
+          quantities: asText(stock.available, [...taken.values()]),
+        }),
       ...rejected.map(async (r) => {
         const [row] = await tx
           .update(reservations)

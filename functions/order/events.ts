@@ -1,8 +1,9 @@
 import { sql } from "drizzle-orm";
 import { OrderCancelled, OrderConfirmed } from "../../schemas/index.ts";
-import { anyOf, valueByKey } from "../db/arrays.ts";
+import { anyOfAt, asText, valueByKeyAt } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { uuidFrom } from "../db/ids.ts";
+import { reusable } from "../db/prepared.ts";
 import { markProcessedMany } from "../db/processed.ts";
 import { orders } from "../db/schema.ts";
 import { type Emit, InvalidEventError } from "../sdk/index.ts";
@@ -51,6 +52,40 @@ const STATUS_COLUMNS = {
 /** An order as the status fold sees it. */
 export type OrderStatusRow = Pick<Order, keyof typeof STATUS_COLUMNS>;
 
+/** The orders of a batch, locked in id order (`ids`: asText of the sorted ids). */
+const lockOrders = reusable<OrderStatusRow>(
+  "lock_orders",
+  (db) =>
+    db.select(STATUS_COLUMNS).from(orders).where(anyOfAt(orders.id, "ids")).orderBy(orders.id).for("update"),
+  STATUS_COLUMNS,
+);
+
+/** The status columns the fold writes; each changed order gets its own values, keyed by id. */
+const WRITTEN = [
+  "status",
+  "payment_status",
+  "inventory_status",
+  "payment_id",
+  "reservation_id",
+  "cancel_reason",
+] as const satisfies readonly (keyof OrderState)[];
+
+/** Every changed order of a batch in one UPDATE: `ids`, a value array per WRITTEN column, and `finals`. */
+const writeOrders = reusable<OrderStatusRow>(
+  "write_orders",
+  (db) =>
+    db
+      .update(orders)
+      .set({
+        ...Object.fromEntries(WRITTEN.map((c) => [c, valueByKeyAt(orders.id, orders[c], "ids", c)])),
+        updated_at: sql`now()`,
+        finalized_at: sql`case when ${anyOfAt(orders.id, "finals")} then now() else ${orders.finalized_at} end`,
+      })
+      .where(anyOfAt(orders.id, "ids"))
+      .returning(STATUS_COLUMNS),
+  STATUS_COLUMNS,
+);
+
 export type RecordResult =
   | { ok: true; order: OrderStatusRow; announce: boolean }
   | { ok: false; error: InvalidEventError };
@@ -66,12 +101,7 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
   if (inputs.length === 0) return [];
   return db.transaction(async (tx) => {
     const ids = [...new Set(inputs.map((i) => i.order_id))].sort();
-    const rows = await tx
-      .select(STATUS_COLUMNS)
-      .from(orders)
-      .where(anyOf(orders.id, ids))
-      .orderBy(orders.id)
-      .for("update");
+    const rows = await lockOrders(tx, { ids: asText(orders.id, ids) });
     const current = new Map(rows.map((r) => [r.id, r]));
     const known = inputs.filter((i) => current.has(i.order_id)).map((i) => i.message_id);
     const fresh = await markProcessedMany(tx, CONSUMER, known);
@@ -93,30 +123,23 @@ export async function recordOrderEvents(db: Db, inputs: readonly OrderEventInput
     // Every changed order in one statement: a batch is one UPDATE, not one per order.
     const rowsToWrite = [...changed].map((id) => current.get(id) as OrderStatusRow);
     if (rowsToWrite.length > 0) {
-      const each = (column: keyof OrderState) =>
-        valueByKey(
+      const values: Record<string, unknown> = {
+        ids: asText(
           orders.id,
-          orders[column],
-          rowsToWrite,
-          (o) => o.id,
-          (o) => o[column],
+          rowsToWrite.map((o) => o.id),
+        ),
+        // Always given (an empty list matches nothing).
+        finals: asText(
+          orders.id,
+          rowsToWrite.filter((o) => becameFinal.has(o.id)).map((o) => o.id),
+        ),
+      };
+      for (const c of WRITTEN)
+        values[c] = asText(
+          orders[c],
+          rowsToWrite.map((o) => o[c]),
         );
-      const finals = rowsToWrite.filter((o) => becameFinal.has(o.id)).map((o) => o.id);
-      const updated = await tx
-        .update(orders)
-        .set({
-          status: each("status"),
-          payment_status: each("payment_status"),
-          inventory_status: each("inventory_status"),
-          payment_id: each("payment_id"),
-          reservation_id: each("reservation_id"),
-          cancel_reason: each("cancel_reason"),
-          updated_at: sql`now()`,
-          // Always present (an empty list matches nothing): one statement text for every batch.
-          finalized_at: sql`case when ${anyOf(orders.id, finals)} then now() else ${orders.finalized_at} end`,
-        })
-        .where(anyOf(orders.id, [...changed]))
-        .returning(STATUS_COLUMNS);
+      const updated = await writeOrders(tx, values);
       for (const row of updated) current.set(row.id, row);
     }
     return inputs.map((input, i): RecordResult => {

@@ -1,8 +1,8 @@
 import { and, asc, eq, lt, sql } from "drizzle-orm";
-import { anyOf, rowArrays, rowsOfPlaceholders } from "../db/arrays.ts";
+import { anyOf, anyOfAt, asText, rowArrays, rowsOfPlaceholders } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
-import { perHandle } from "../db/prepared.ts";
+import { perHandle, reusable } from "../db/prepared.ts";
 import { orders } from "../db/schema.ts";
 import { Coalescer } from "../sdk/coalesce.ts";
 import type { OrderRequest } from "./request.ts";
@@ -139,11 +139,15 @@ export async function loadOrder(db: Db, id: string): Promise<Order | undefined> 
 /** Ids waiting for the next write, per database handle. */
 const markerOf = perHandle((db) => new Coalescer<string, undefined>((ids) => markGroup(db, ids)));
 
-async function markGroup(db: Db, ids: string[]): Promise<undefined[]> {
-  await db
+const markStatement = reusable("mark_published", (db) =>
+  db
     .update(orders)
     .set({ status: "placed", updated_at: sql`now()` })
-    .where(and(anyOf(orders.id, ids), eq(orders.status, "pending_publish")));
+    .where(and(anyOfAt(orders.id, "ids"), eq(orders.status, "pending_publish"))),
+);
+
+async function markGroup(db: Db, ids: string[]): Promise<undefined[]> {
+  await markStatement(db, { ids: asText(orders.id, ids) });
   return ids.map(() => undefined);
 }
 

@@ -1,9 +1,9 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
-import { anyOf, rowArrays, rowsOfPlaceholders, valueByKey } from "../db/arrays.ts";
+import { anyOf, anyOfAt, asText, rowArrays, rowsOfPlaceholders, valueByKeyAt } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
-import { perHandle } from "../db/prepared.ts";
+import { perHandle, reusable } from "../db/prepared.ts";
 import { payments } from "../db/schema.ts";
 import { InvalidEventError, mapLimit, RetryableError } from "../sdk/index.ts";
 import type { ChargeInput, ChargeOutcome } from "./gateway.ts";
@@ -93,6 +93,26 @@ async function attempt(order: OrderToCharge, row: Payment | undefined, chargeFn:
   return { row, outcome };
 }
 
+/** settleAll's UPDATE: each row's values at its position in `keys`; only rows listed in `ids`, still pending. */
+const settleStatement = reusable<Payment>(
+  "settle_payments",
+  (db) => {
+    const byKey = (column: PgColumn, values: string) => valueByKeyAt(payments.id, column, "keys", values);
+    return db
+      .update(payments)
+      .set({
+        status: byKey(payments.status, "status"),
+        gateway_charge_id: byKey(payments.gateway_charge_id, "charge_ids"),
+        failure_reason: byKey(payments.failure_reason, "reasons"),
+        updated_at: sql`now()`,
+        settled_at: sql`now()`,
+      })
+      .where(and(anyOfAt(payments.id, "ids"), eq(payments.status, "pending")))
+      .returning();
+  },
+  getTableColumns(payments),
+);
+
 /**
  * Records gateway outcomes on rows still pending, in one statement; the first writer wins, so a row some
  * concurrent duplicate settled first is read back as that writer left it. Returns every row by payment id.
@@ -101,21 +121,25 @@ async function settleAll(db: Db, charged: readonly { row: Payment; outcome: Char
   const result = new Map<string, Payment>();
   if (charged.length === 0) return result;
   const ids = [...new Set(charged.map((c) => c.row.id))];
-  const pick = (column: PgColumn, value: (c: (typeof charged)[number]) => string | null) =>
-    valueByKey(payments.id, column, charged, (c) => c.row.id, value);
-  const updated = await db
-    .update(payments)
-    .set({
-      status: pick(payments.status, (c) => c.outcome.status),
-      gateway_charge_id: pick(payments.gateway_charge_id, (c) => c.outcome.chargeId ?? null),
-      failure_reason: pick(payments.failure_reason, (c) =>
-        c.outcome.status === "declined" ? c.outcome.code : null,
-      ),
-      updated_at: sql`now()`,
-      settled_at: sql`now()`,
-    })
-    .where(and(anyOf(payments.id, ids), eq(payments.status, "pending")))
-    .returning();
+  const updated = await settleStatement(db, {
+    ids: asText(payments.id, ids),
+    keys: asText(
+      payments.id,
+      charged.map((c) => c.row.id),
+    ),
+    status: asText(
+      payments.status,
+      charged.map((c) => c.outcome.status),
+    ),
+    charge_ids: asText(
+      payments.gateway_charge_id,
+      charged.map((c) => c.outcome.chargeId ?? null),
+    ),
+    reasons: asText(
+      payments.failure_reason,
+      charged.map((c) => (c.outcome.status === "declined" ? c.outcome.code : null)),
+    ),
+  });
   for (const row of updated) result.set(row.id, row);
   const others = ids.filter((id) => !result.has(id));
   if (others.length > 0)
