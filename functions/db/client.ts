@@ -74,6 +74,8 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): DbH
   const mode = options.planCacheMode ?? "auto";
   const client = postgres(url, {
     max: options.max ?? 10,
+    // Off, it also holds back statements asked for by name (`.prepare(name)`), not just drizzle's others.
+    prepare: prepared,
     onnotice: () => {},
     connection: {
       ...(schemaName ? { search_path: schemaName } : {}),

@@ -1,9 +1,10 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { DbHandle } from "./client.ts";
+import type { Db, DbHandle } from "./client.ts";
 import { uuidFrom } from "./ids.ts";
 import { connectPostgres, createDb, migrate } from "./index.ts";
+import { reusable } from "./prepared.ts";
 import { markProcessed, pruneProcessed } from "./processed.ts";
 import { stock } from "./schema.ts";
 import { createTestDb, serveTestDb, testDb } from "./testing.ts";
@@ -97,11 +98,18 @@ describe("postgres.js connections", () => {
           await handle.db.transaction(async (tx) => {
             await tx.execute(sql`select ${1}::int as ${sql.raw(`${marker}_tx`)}`);
           });
+          // Statements named on purpose (.prepare(name), reusable) are unnamed too when prepare is off: a
+          // pooler in transaction mode would run them on a connection that never saw them prepared.
+          const selectAs = (db: Db, alias: string) =>
+            db.select({ n: sql<number>`${sql.placeholder("n")}::int`.as(`${marker}_${alias}`) }).from(stock);
+          await selectAs(handle.db, "named").prepare("probe").execute({ n: 1 });
+          const reused = reusable("probe", (db) => selectAs(db, "reused"));
+          await handle.db.transaction((tx) => reused(tx, { n: 1 }));
           const rows = await handle.client.unsafe<{ statement: string }[]>(
             "select statement from pg_prepared_statements",
           );
           const ours = rows.map((r) => r.statement).filter((text) => text.includes(marker));
-          expect(ours).toHaveLength(prepare ? 2 : 0);
+          expect(ours).toHaveLength(prepare ? 4 : 0);
         } finally {
           await handle.close();
         }
