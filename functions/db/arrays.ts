@@ -1,5 +1,7 @@
 import { getTableColumns, is, SQL, sql, type Table } from "drizzle-orm";
-import type { PgColumn } from "drizzle-orm/pg-core";
+import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
+import type { Db } from "./client.ts";
+import { reusable } from "./prepared.ts";
 
 /*
  * Batch statements whose text does not depend on the batch size. drizzle writes a list as `in ($1, …, $n)`
@@ -132,4 +134,26 @@ export function rowArrays<T extends Table>(
   return Object.fromEntries(
     columnsOf(table, names).map(([name, column]) => [name, arrayText(column, name, rows)]),
   );
+}
+
+/**
+ * A statement built once (see reusable) inserting rows given as arrays, `INSERT … SELECT rowsOf …`, rows
+ * that conflict skipped: one text whatever the number of rows. The rows inserted come back, every column
+ * or the `returns` ones.
+ */
+export function insertMissing<T extends PgTable, Row = T["$inferSelect"]>(
+  name: string,
+  table: T,
+  names: ColumnsOf<T>,
+  returns?: Readonly<Record<string, PgColumn>>,
+): (db: Db, rows: readonly Record<string, unknown>[]) => Promise<Row[]> {
+  const statement = reusable<Row>(
+    name,
+    (db) => {
+      const insert = db.insert(table).select(rowsOfPlaceholders(table, names)).onConflictDoNothing();
+      return returns ? insert.returning(returns) : insert.returning();
+    },
+    returns ?? (getTableColumns(table) as Record<string, PgColumn>),
+  );
+  return (db, rows) => statement(db, rowArrays(table, names, rows));
 }

@@ -35,8 +35,8 @@ export function preparedByDefault(client: Sql): Sql {
 }
 
 /**
- * One `make(db)` per database handle: a statement `.prepare()`d once (drizzle spends 100–200 µs
- * building one), a batcher. A Workers request has a handle of its own, so nothing is shared across requests.
+ * One `make(db)` per database handle, such as a batcher of its statements. A Workers request has a handle of
+ * its own, so nothing is shared across requests.
  */
 export function perHandle<T>(make: (db: Db) => T): (db: Db) => T {
   const made = new WeakMap<Db, T>();

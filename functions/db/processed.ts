@@ -1,7 +1,6 @@
 import { sql } from "drizzle-orm";
-import { rowArrays, rowsOfPlaceholders } from "./arrays.ts";
+import { insertMissing } from "./arrays.ts";
 import type { Db } from "./client.ts";
-import { reusable } from "./prepared.ts";
 import { processedMessages } from "./schema.ts";
 
 /**
@@ -13,17 +12,11 @@ export async function markProcessed(db: Db, consumer: string, messageId: string)
   return (await markProcessedMany(db, consumer, [messageId])).has(messageId);
 }
 
-const PROCESSED_COLUMNS = ["consumer", "message_id"] as const;
-
 /** The claim of markProcessedMany: the ids that were new come back. */
-const claimMessages = reusable<{ id: string }>(
+const claimMessages = insertMissing<typeof processedMessages, { id: string }>(
   "claim_messages",
-  (db) =>
-    db
-      .insert(processedMessages)
-      .select(rowsOfPlaceholders(processedMessages, PROCESSED_COLUMNS))
-      .onConflictDoNothing()
-      .returning({ id: processedMessages.message_id }),
+  processedMessages,
+  ["consumer", "message_id"],
   { id: processedMessages.message_id },
 );
 
@@ -36,7 +29,7 @@ export async function markProcessedMany(
   if (messageIds.length === 0) return new Set();
   // Sorted, so overlapping batches take the primary-key locks in one order.
   const rows = [...new Set(messageIds)].sort().map((message_id) => ({ consumer, message_id }));
-  const claimed = await claimMessages(db, rowArrays(processedMessages, PROCESSED_COLUMNS, rows));
+  const claimed = await claimMessages(db, rows);
   return new Set(claimed.map((r) => r.id));
 }
 

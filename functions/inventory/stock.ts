@@ -1,5 +1,5 @@
 import { eq, getTableColumns, sql } from "drizzle-orm";
-import { anyOf, anyOfAt, asText, rowArrays, rowsOfPlaceholders, valueByKeyAt } from "../db/arrays.ts";
+import { anyOf, anyOfAt, asText, insertMissing, valueByKeyAt } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { reusable } from "../db/prepared.ts";
@@ -16,19 +16,13 @@ export function mergeItems(items: readonly ReservedItem[]): ReservedItem[] {
     .map(([sku, quantity]) => ({ sku, quantity }));
 }
 
-const CLAIM_COLUMNS = ["id", "order_id", "items", "status"] as const;
-
 /** A reservation row per order, unless the order has one: the rows claimed come back. */
-const claimReservations = reusable<Reservation>(
-  "claim_reservations",
-  (db) =>
-    db
-      .insert(reservations)
-      .select(rowsOfPlaceholders(reservations, CLAIM_COLUMNS))
-      .onConflictDoNothing()
-      .returning(),
-  getTableColumns(reservations),
-);
+const claimReservations = insertMissing("claim_reservations", reservations, [
+  "id",
+  "order_id",
+  "items",
+  "status",
+]);
 
 /** The stock rows of `skus` (sorted), locked in SKU order. */
 const lockStock = reusable<typeof stock.$inferSelect>(
@@ -82,7 +76,7 @@ export async function reserveMany(db: Db, requests: readonly ReservationRequest[
       items: wanted.get(order_id) as ReservedItem[],
       status: "reserved",
     }));
-    const claimed = await claimReservations(tx, rowArrays(reservations, CLAIM_COLUMNS, claims));
+    const claimed = await claimReservations(tx, claims);
     const result = new Map<string, Reservation>(claimed.map((r) => [r.order_id, r]));
     const skus = [...new Set(claimed.flatMap((r) => r.items.map((i) => i.sku)))].sort();
     const levels = new Map<string, number>();

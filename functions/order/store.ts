@@ -1,5 +1,5 @@
 import { and, asc, eq, lt, sql } from "drizzle-orm";
-import { anyOf, anyOfAt, asText, rowArrays, rowsOfPlaceholders } from "../db/arrays.ts";
+import { anyOf, anyOfAt, asText, insertMissing } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
 import { perHandle, reusable } from "../db/prepared.ts";
@@ -37,14 +37,7 @@ const ORDER_COLUMNS = [
 ] as const;
 
 /** The INSERT of POST /orders, one text for every group size. */
-const insertStatement = perHandle((db) =>
-  db
-    .insert(orders)
-    .select(rowsOfPlaceholders(orders, ORDER_COLUMNS))
-    .onConflictDoNothing()
-    .returning()
-    .prepare("insert_orders"),
-);
+const insertStatement = insertMissing("insert_orders", orders, ORDER_COLUMNS);
 
 type Placed = { order: Order; created: boolean };
 
@@ -70,12 +63,9 @@ type OrderRow = ReturnType<typeof rowOf>;
  * earlier order of the same group) gets the row that holds the key.
  */
 async function insertRows(db: Db, rows: readonly OrderRow[]): Promise<(Placed | Error)[]> {
-  const inserted = await insertStatement(db).execute(
-    rowArrays(
-      orders,
-      ORDER_COLUMNS,
-      rows.map((row) => ({ ...row, status: "pending_publish" })),
-    ),
+  const inserted = await insertStatement(
+    db,
+    rows.map((row) => ({ ...row, status: "pending_publish" })),
   );
   const byId = new Map(inserted.map((o) => [o.id, o]));
   const taken = rows.flatMap((r) =>

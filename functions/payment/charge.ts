@@ -1,9 +1,9 @@
 import { and, eq, getTableColumns, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
-import { anyOf, anyOfAt, asText, rowArrays, rowsOfPlaceholders, valueByKeyAt } from "../db/arrays.ts";
+import { anyOf, anyOfAt, asText, insertMissing, valueByKeyAt } from "../db/arrays.ts";
 import type { Db } from "../db/client.ts";
 import { newId } from "../db/ids.ts";
-import { perHandle, reusable } from "../db/prepared.ts";
+import { reusable } from "../db/prepared.ts";
 import { payments } from "../db/schema.ts";
 import { InvalidEventError, mapLimit, RetryableError } from "../sdk/index.ts";
 import type { ChargeInput, ChargeOutcome } from "./gateway.ts";
@@ -148,17 +148,14 @@ async function settleAll(db: Db, charged: readonly { row: Payment; outcome: Char
   return result;
 }
 
-const CLAIM_COLUMNS = ["id", "order_id", "message_id", "amount_minor", "currency"] as const;
-
 /** The claim INSERT, one text whatever the batch size. */
-const claimStatement = perHandle((db) =>
-  db
-    .insert(payments)
-    .select(rowsOfPlaceholders(payments, CLAIM_COLUMNS))
-    .onConflictDoNothing()
-    .returning()
-    .prepare("claim_payments"),
-);
+const claimStatement = insertMissing("claim_payments", payments, [
+  "id",
+  "order_id",
+  "message_id",
+  "amount_minor",
+  "currency",
+]);
 
 /** Claims a payment row per order in one statement; rows that were there already are read back. */
 async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<string, Payment>> {
@@ -166,19 +163,17 @@ async function claimAll(db: Db, orders: readonly OrderToCharge[]): Promise<Map<s
   for (const o of orders) if (!first.has(o.order_id)) first.set(o.order_id, o);
   // Sorted, so overlapping batches take the unique-index locks in one order.
   const unique = [...first.values()].sort((a, b) => (a.order_id < b.order_id ? -1 : 1));
-  const claimed = await claimStatement(db).execute(
-    rowArrays(
-      payments,
-      CLAIM_COLUMNS,
-      unique.map((order) => ({
-        id: newId("pay"),
-        order_id: order.order_id,
-        message_id: order.message_id,
-        amount_minor: order.total_minor,
-        currency: order.currency,
-      })),
-    ),
+  const claimed = await claimStatement(
+    db,
+    unique.map((order) => ({
+      id: newId("pay"),
+      order_id: order.order_id,
+      message_id: order.message_id,
+      amount_minor: order.total_minor,
+      currency: order.currency,
+    })),
   );
+
   const rows = new Map(claimed.map((r) => [r.order_id, r]));
   const others = unique.filter((o) => !rows.has(o.order_id)).map((o) => o.order_id);
   if (others.length > 0) {
