@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+import { freePort } from "./free-port.ts";
+
+export { freePort };
 
 /** How to get nats-server where npm cannot install it. */
 export const NATS_SERVER_HELP = [
@@ -41,21 +44,6 @@ export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | u
     if (isExecutable(candidate)) return candidate;
   }
   return undefined;
-}
-
-/** Asks the OS for a free TCP port on loopback. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /** True when something accepts TCP connections at host:port within the timeout. */
