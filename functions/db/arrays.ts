@@ -38,7 +38,7 @@ export const arrayOf = (column: PgColumn, values: readonly unknown[]): SQL =>
   typedArray(column, sql.param(asText(column, values)));
 
 /** arrayOf for a statement built once: the placeholder `name`, given asText(column, values) at each call. */
-export const arrayAt = (column: PgColumn, name: string): SQL => typedArray(column, sql.placeholder(name));
+const arrayAt = (column: PgColumn, name: string): SQL => typedArray(column, sql.placeholder(name));
 
 /** `column = any(array)`: inArray's meaning with one statement text whatever the list's length. */
 export const anyOf = (column: PgColumn, values: readonly unknown[]): SQL =>
@@ -48,27 +48,13 @@ export const anyOf = (column: PgColumn, values: readonly unknown[]): SQL =>
 export const anyOfAt = (column: PgColumn, name: string): SQL =>
   sql`${column} = any(${arrayAt(column, name)})`;
 
-/** Each row's own value: the value at the position of the row's key in the key array. */
-const byKey = (key: PgColumn, values: SQL, keys: SQL): SQL =>
-  sql`(${values})[array_position(${keys}, ${key})]`;
-
 /**
  * Each row's own value of `column` in one UPDATE: the value at the position of the row's key in the key
- * array (NULL for a row whose key is not listed, so pair it with a WHERE on the same keys).
+ * array (NULL for a row whose key is not listed, so pair it with a WHERE on the same keys). Keys and values
+ * come in two placeholders (see arrayAt).
  */
-export function valueByKey<T>(
-  key: PgColumn,
-  column: PgColumn,
-  rows: readonly T[],
-  keyOf: (row: T) => string,
-  value: (row: T) => unknown,
-): SQL {
-  return byKey(key, arrayOf(column, rows.map(value)), arrayOf(key, rows.map(keyOf)));
-}
-
-/** valueByKey for a statement built once: keys and values in two placeholders (see arrayAt). */
 export const valueByKeyAt = (key: PgColumn, column: PgColumn, keysName: string, valuesName: string): SQL =>
-  byKey(key, arrayAt(column, valuesName), arrayAt(key, keysName));
+  sql`(${arrayAt(column, valuesName)})[array_position(${arrayAt(key, keysName)}, ${key})]`;
 
 type Row = Record<string, unknown>;
 type ColumnsOf<T extends Table> = readonly (keyof T["$inferInsert"] & string)[];
@@ -82,7 +68,6 @@ function columnsOf<T extends Table>(table: T, names: ColumnsOf<T>): [string, PgC
   });
 }
 
-/** The SELECT of rowsOf, each listed column's array given by `array(name)`. */
 function selectRows<T extends Table>(table: T, names: ColumnsOf<T>, array: (name: string) => SQL): SQL {
   const given = new Set<string>(names);
   const select = Object.entries(getTableColumns(table) as Record<string, PgColumn>).map(([name, column]) => {
@@ -100,18 +85,6 @@ function selectRows<T extends Table>(table: T, names: ColumnsOf<T>, array: (name
   return sql`select ${sql.join(select, sql`, `)} from unnest(${sql.join(arrays, sql`, `)}) as u(${sql.join(aliases, sql`, `)})`;
 }
 
-/**
- * The SELECT of an `INSERT … SELECT` giving every column of `table` (drizzle's insert-select lists them
- * all): the listed columns from one array each, unnested side by side; every other column its default,
- * else NULL. Use as `db.insert(table).select(rowsOf(table, columns, rows))`.
- */
-export function rowsOf<T extends Table>(table: T, names: ColumnsOf<T>, rows: readonly Row[]): SQL {
-  const arrays = new Map(
-    columnsOf(table, names).map(([name, column]) => [name, arrayText(column, name, rows)]),
-  );
-  return selectRows(table, names, (name) => sql`${sql.param(arrays.get(name))}`);
-}
-
 const arrayText = (column: PgColumn, name: string, rows: readonly Row[]) =>
   asText(
     column,
@@ -119,8 +92,9 @@ const arrayText = (column: PgColumn, name: string, rows: readonly Row[]) =>
   );
 
 /**
- * rowsOf for a statement prepared once (`.prepare(name)`): the arrays are placeholders named after the
- * columns, filled at each execution with `rowArrays(table, names, rows)`.
+ * The SELECT of an `INSERT … SELECT` giving every column of `table` (drizzle's insert-select lists them
+ * all): the listed columns from one array placeholder each (named after the column, filled at execution
+ * with `rowArrays(table, names, rows)`), unnested side by side; every other column its default, else NULL.
  */
 export const rowsOfPlaceholders = <T extends Table>(table: T, names: ColumnsOf<T>): SQL =>
   selectRows(table, names, (name) => sql`${sql.placeholder(name)}`);
@@ -137,7 +111,7 @@ export function rowArrays<T extends Table>(
 }
 
 /**
- * A statement built once (see reusable) inserting rows given as arrays, `INSERT … SELECT rowsOf …`, rows
+ * A statement built once (see reusable) inserting rows given as arrays, `INSERT … SELECT` rowsOfPlaceholders, rows
  * that conflict skipped: one text whatever the number of rows. The rows inserted come back, every column
  * or the `returns` ones.
  */
