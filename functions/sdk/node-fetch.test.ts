@@ -106,6 +106,11 @@ describe("createNodeFetch", () => {
       expect(await read(ours)).toEqual(await read(theirs));
       expect(ours.bodyUsed).toBe(theirs.bodyUsed);
       await expect(ours.text()).rejects.toThrow(TypeError);
+      // Once read, `body` is still a stream, as fetch's is: locked, and refusing to be read again.
+      expect(ours.body?.locked).toBe(theirs.body?.locked);
+      expect(ours.body).not.toBeNull();
+      expect(() => new Response(theirs.body)).toThrow(TypeError);
+      expect(() => new Response(ours.body)).toThrow(TypeError);
     }
     // Headers read after the body, and a body never read, cost nothing and still answer.
     const late = await nodeFetch(`${base}/json`, post);

@@ -83,6 +83,13 @@ class BufferedResponse extends PlatformResponse {
     return this.#full;
   }
 
+  /** What fetch's `body` is once read: a stream still there, locked and disturbed, that reads no more. */
+  #spentBody(): ReadableStream<Uint8Array> {
+    const spent = new PlatformResponse(new Uint8Array(0), { status: 200 }) as Response;
+    void spent.arrayBuffer();
+    return spent.body as ReadableStream<Uint8Array>;
+  }
+
   #take(): ArrayBuffer {
     if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
     this.#used = true;
@@ -93,7 +100,9 @@ class BufferedResponse extends PlatformResponse {
     return this.#full?.headers ?? this.#headersOf();
   }
   get body(): ReadableStream<Uint8Array> | null {
-    return this.#bytes === null && !this.#full ? null : this.#materialised().body;
+    if (this.#full) return this.#full.body;
+    if (this.#bytes === null) return null;
+    return this.#used ? this.#spentBody() : this.#materialised().body;
   }
   get bodyUsed(): boolean {
     return this.#full ? this.#full.bodyUsed : this.#used;
