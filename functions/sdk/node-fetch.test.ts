@@ -109,6 +109,7 @@ describe("createNodeFetch", () => {
       // Once read, `body` is still a stream, as fetch's is: locked, and refusing to be read again.
       expect(ours.body?.locked).toBe(theirs.body?.locked);
       expect(ours.body).not.toBeNull();
+      expect(ours.body).toBe(ours.body);
       expect(() => new Response(theirs.body)).toThrow(TypeError);
       expect(() => new Response(ours.body)).toThrow(TypeError);
     }

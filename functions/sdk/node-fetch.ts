@@ -61,6 +61,7 @@ class BufferedResponse extends PlatformResponse {
   #bytes: ArrayBuffer | null;
   #headers: Headers | undefined;
   #full: Response | undefined;
+  #spent: ReadableStream<Uint8Array> | undefined;
   #used = false;
 
   constructor(status: number, raw: RawHeaders, body: ArrayBuffer | null) {
@@ -83,11 +84,14 @@ class BufferedResponse extends PlatformResponse {
     return this.#full;
   }
 
-  /** What fetch's `body` is once read: a stream still there, locked and disturbed, that reads no more. */
+  /** What fetch's `body` is once read: a stream still there (the same one each time), locked, spent. */
   #spentBody(): ReadableStream<Uint8Array> {
-    const spent = new PlatformResponse(new Uint8Array(0), { status: 200 }) as Response;
-    void spent.arrayBuffer();
-    return spent.body as ReadableStream<Uint8Array>;
+    if (!this.#spent) {
+      const spent = new PlatformResponse(new Uint8Array(0), { status: 200 }) as Response;
+      void spent.arrayBuffer();
+      this.#spent = spent.body as ReadableStream<Uint8Array>;
+    }
+    return this.#spent;
   }
 
   #take(): ArrayBuffer {
