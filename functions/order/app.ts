@@ -48,7 +48,7 @@ async function publishOrder(
   c: Context,
   deps: OrderDeps,
   publish: EventPublisher,
-  order: Order,
+  order: Pick<Order, "id" | "created_event">,
 ): Promise<void> {
   const db = deps.db(c);
   const event = order.created_event as { message_id: string };

@@ -64,6 +64,31 @@ it("builds the order INSERT once per database handle, not per order", async () =
   }
 });
 
+it("the INSERT reads back only the ids it stored; a new order is answered from the row it was built as", async () => {
+  const statements = vi.spyOn(handle.db._.session, "prepareQuery");
+  let placed: Awaited<ReturnType<typeof newOrder>>;
+  try {
+    placed = await newOrder(`n-${Date.now()}`);
+    const insert = statements.mock.calls
+      .map(([query]) => query.sql)
+      .find((text) => /^insert into "orders"/.test(text));
+    expect(insert).toMatch(/returning "id"$/);
+  } finally {
+    statements.mockRestore();
+  }
+  expect(placed).toMatchObject({ created: true, order: { status: "pending_publish", request_hash: "h" } });
+  expect(placed.order.created_event).toEqual({ order_id: placed.order.id });
+  const [row] = await handle.db
+    .select()
+    .from(orders)
+    .where(inArray(orders.id, [placed.order.id]));
+  expect(row).toMatchObject({
+    status: "pending_publish",
+    request_hash: "h",
+    created_event: placed.order.created_event,
+  });
+});
+
 it("orders placed at the same time share one INSERT; a key used twice in the group gets one order", async () => {
   const run = Date.now();
   const earlier = await newOrder(`g-0-${run}`);
@@ -76,6 +101,11 @@ it("orders placed at the same time share one INSERT; a key used twice in the gro
     expect(placed.map((p) => p.created)).toEqual([true, true, false, true, false]);
     expect(placed[2]?.order.id).toBe(placed[0]?.order.id);
     expect(placed[4]?.order.id).toBe(earlier.order.id);
+    // An order found by its key is read from the database, with what POST /orders compares and publishes.
+    expect(placed[4]?.order).toMatchObject({
+      request_hash: "h",
+      created_event: { order_id: earlier.order.id },
+    });
     expect(new Set(placed.map((p) => p.order.id)).size).toBe(4);
     const stored = await handle.db
       .select()

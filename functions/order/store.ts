@@ -36,10 +36,26 @@ const ORDER_COLUMNS = [
   "created_event",
 ] as const;
 
-/** The INSERT of POST /orders, one text for every group size. */
-const insertStatement = insertMissing("insert_orders", orders, ORDER_COLUMNS);
+/**
+ * What POST /orders reads of a stored order. A new order's row is the one just built, so the INSERT returns
+ * only which ids it stored: reading the rows back cost as much client CPU again, most of it the two JSON
+ * documents (items, the created event) sent back and parsed.
+ */
+export type PlacedOrder = Pick<Order, "id" | "status" | "request_hash" | "created_event">;
+const PLACED_COLUMNS = {
+  id: orders.id,
+  status: orders.status,
+  request_hash: orders.request_hash,
+  created_event: orders.created_event,
+  idempotency_key: orders.idempotency_key,
+};
 
-type Placed = { order: Order; created: boolean };
+/** The INSERT of POST /orders, one text for every group size. */
+const insertStatement = insertMissing<typeof orders, { id: string }>("insert_orders", orders, ORDER_COLUMNS, {
+  id: orders.id,
+});
+
+type Placed = { order: PlacedOrder; created: boolean };
 
 /** The row a NewOrder becomes (its id chosen here, so the outbox event can name it). */
 function rowOf(input: NewOrder) {
@@ -67,16 +83,20 @@ async function insertRows(db: Db, rows: readonly OrderRow[]): Promise<(Placed | 
     db,
     rows.map((row) => ({ ...row, status: "pending_publish" })),
   );
-  const byId = new Map(inserted.map((o) => [o.id, o]));
+  const stored = new Set(inserted.map((o) => o.id));
   const taken = rows.flatMap((r) =>
-    byId.has(r.id) || r.idempotency_key === null ? [] : [r.idempotency_key],
+    stored.has(r.id) || r.idempotency_key === null ? [] : [r.idempotency_key],
   );
   const holders =
-    taken.length === 0 ? [] : await db.select().from(orders).where(anyOf(orders.idempotency_key, taken));
+    taken.length === 0
+      ? []
+      : await db.select(PLACED_COLUMNS).from(orders).where(anyOf(orders.idempotency_key, taken));
   const byKey = new Map(holders.map((o) => [o.idempotency_key, o]));
   return rows.map((row) => {
-    const mine = byId.get(row.id);
-    if (mine) return { order: mine, created: true };
+    if (stored.has(row.id)) {
+      const { id, request_hash, created_event } = row;
+      return { order: { id, status: "pending_publish", request_hash, created_event }, created: true };
+    }
     const existing = row.idempotency_key === null ? undefined : byKey.get(row.idempotency_key);
     return existing
       ? { order: existing, created: false }
