@@ -41,7 +41,7 @@ const ORDER_COLUMNS = [
  * only which ids it stored: reading the rows back cost as much client CPU again, most of it the two JSON
  * documents (items, the created event) sent back and parsed.
  */
-export type PlacedOrder = Pick<Order, "id" | "status" | "request_hash" | "created_event">;
+type PlacedOrder = Pick<Order, "id" | "status" | "request_hash" | "created_event">;
 const PLACED_COLUMNS = {
   id: orders.id,
   status: orders.status,
