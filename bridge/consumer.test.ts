@@ -270,6 +270,27 @@ describe("RouteConsumer: outcomes end to end", () => {
     expect(fn.requests).toHaveLength(1);
   });
 
+  it("terminates with the reason where the server takes one (>= 2.10.4), bare where it would not", async () => {
+    // The server's own record of the term: its advisory carries the reason only from 2.10.4 on, and an
+    // older server given `+TERM <reason>` ignores the ack. Either way the feature gate must match it.
+    const fn = await HttpFunction.start(() => ({ status: 422, body: { error: "amount: expected number" } }));
+    const f = await setup(fn);
+    const advisories = h.nc.subscribe(
+      `$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${f.route.stream}.${f.route.name}`,
+      { max: 1, timeout: 10_000 },
+    );
+    await h.nc.flush();
+    const pub = await h.js.publish(f.subject, "{}");
+    let advisory: { stream_seq?: number; reason?: string } | undefined;
+    for await (const m of advisories) advisory = m.json();
+    expect(advisory?.stream_seq).toBe(pub.seq);
+    const { termWithReason } = serverFeatures(h.nc.info?.version ?? "");
+    if (termWithReason) expect(advisory?.reason).toBe("HTTP 422: amount: expected number");
+    else expect(advisory?.reason ?? "").toBe("");
+    await consumerIdle(f);
+    expect(fn.requests).toHaveLength(1);
+  });
+
   it("dead-letters without invoking a message delivered more than max_deliver times", async () => {
     const fn = await HttpFunction.start();
     const f = await routeFixture(h, fn.url, { max_deliver: 1, ack_wait: "1s" });

@@ -58,10 +58,14 @@ describe("3-node JetStream cluster", () => {
     );
     // The meta leader is elected only after the routes connect; until then the JetStream API times out.
     jsm = await poll("the JetStream API to answer", async () => jetstreamManager(nc));
-    await poll("R3 streams and consumer to be provisioned", async () =>
-      provision(jsm, config, nc.info?.version ?? "2.9.0", silent).then(() => true),
+    // 2.10+ answers "no suitable peers for placement" until every node has reported in to the meta
+    // leader: seconds on a quiet machine, once more than 15 s with the rest of the suite beside it.
+    await poll(
+      "R3 streams and consumer to be provisioned",
+      async () => provision(jsm, config, nc.info?.version ?? "2.9.0", silent).then(() => true),
+      { timeoutMs: 40_000 },
     );
-  });
+  }, 90_000);
 
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
