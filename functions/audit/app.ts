@@ -19,7 +19,7 @@ const WRITES_IN_FLIGHT = 16;
 
 /**
  * audit: appends every event of every contract to an immutable, replayable log, one entry per stream
- * message under the key `<stream>/<seq>.json` (appended to segment files in a directory, an object each in a
+ * message, its data as published, under the key `<stream>/<seq>.json` (appended to segment files in a directory, an object each in a
  * bucket). A redelivery finds the key taken and writes nothing, so the log holds each message once;
  * replay.ts folds it back into a read model. Entries are independent, so a
  * batch delivery writes them side by side and fails only the ones whose write failed.
@@ -47,7 +47,9 @@ async function audit(store: ObjectStore, event: InvokedEvent, ctx: BatchContext)
   const time = event.time ?? occurred ?? new Date(0).toISOString();
   const key = entryKey(event.stream, event.seq);
   try {
-    const written = await store.putIfAbsent(key, serializeEntry({ ...event, time }));
+    // The event as published, not as this deployment's contract reads it: a field a newer producer added
+    // (EVOLUTION.md allows optional ones within a version) is kept, and no default is filled in.
+    const written = await store.putIfAbsent(key, serializeEntry({ ...event, time, data: event.raw }));
     ctx.log.debug({ key, written }, written ? "audited" : "already audited");
   } catch (err) {
     // Retried with the route's back-off either way; an unexpected error is logged as the bug it is.

@@ -120,6 +120,34 @@ describe("audit log in a directory", () => {
     expect(await new DirStore(store.root).putIfAbsent(key, "something else")).toBe(false);
   });
 
+  it("stores each event's data as published: fields this contract does not know, and no defaults", async () => {
+    const store = new DirStore(join(dir, "as-published"));
+    const audit = createAudit({ store: () => store });
+    // A newer producer added optional fields, as EVOLUTION.md allows within a version.
+    const { events } = history("ORDERS");
+    const [one, two] = events.slice(0, 2).map((e) => ({
+      ...e.data,
+      gift_note: `note ${e.seq}`,
+      items: [{ sku: "sku-1", quantity: 1, unit_price_minor: 100, gift_wrap: true }],
+    }));
+    const single = await invoke(audit.app, OrderCreated, one as never, { stream: "ORDERS", seq: 1, env });
+    expect(single.status).toBe(200);
+    const batch = await invokeBatch(
+      audit.app,
+      [batchEvent("b", OrderCreated, two, { jetwaystream: "ORDERS", jetwayseq: 2 })],
+      { env },
+    );
+    expect(await batch.json()).toMatchObject({ failures: [] });
+    for (const [seq, published] of [
+      [1, one],
+      [2, two],
+    ] as const) {
+      const entry = JSON.parse((await store.get(entryKey("ORDERS", seq))) ?? "{}");
+      expect(entry.data).toEqual(published);
+      expect(entry.data).not.toHaveProperty("payment_method");
+    }
+  });
+
   it("entries put at once go out in one append; a key put twice at once is stored once", async () => {
     const store = new DirStore(join(dir, "together"));
     const [a, b] = [entryKey("S", 1), entryKey("S", 2)];

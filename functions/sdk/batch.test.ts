@@ -76,6 +76,27 @@ describe("batch delivery", () => {
     expect(mine[0]).toMatchObject({ batch_size: 1, subject: "orders.created.v1" });
   });
 
+  it("hands each event's payload over as published too, base64-encoded ones included", async () => {
+    const seen: unknown[][] = [];
+    const fn = defineFunction({ name: "archive", logger: capturingLogger().log }).handleBatch(
+      OrderCreated,
+      (events) => {
+        seen.push(events.map((e) => e.raw));
+        expect(events.every((e) => !("gift_note" in e.data) && e.data.payment_method === "card")).toBe(true);
+      },
+    );
+    const published = { ...order(), gift_note: "for Ada" };
+    const encoded = { ...order({ order_id: "o-2" }), gift_note: "for Bo" };
+    const base64 = Buffer.from(JSON.stringify(encoded)).toString("base64");
+    const res = await invokeBatch(fn.app, [
+      batchEvent("a", OrderCreated, published),
+      { ...batchEvent("b", OrderCreated, undefined), data: undefined, data_base64: base64 },
+    ]);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ failures: [], events: {} });
+    expect(seen).toEqual([[published, encoded]]);
+  });
+
   it("failWith() fails one message as the error would fail a single delivery", async () => {
     const { fn } = inventoryFunction();
     const res = await invokeBatch(fn.app, [

@@ -160,6 +160,16 @@ describe("handling", () => {
     expect(seen[0]?.data.payment_method).toBe("card");
   });
 
+  it("hands over the payload as published too: keys the contract drops, no defaults", async () => {
+    const { fn, seen } = paymentFunction();
+    const published = { ...order(), gift_note: "for Ada", items: [{ ...order().items[0], wrap: true }] };
+    expect((await invoke(fn.app, OrderCreated, published as never)).status).toBe(200);
+    expect(seen[0]?.raw).toEqual(published);
+    expect(seen[0]?.data).not.toHaveProperty("gift_note");
+    expect(seen[0]?.data.items[0]).not.toHaveProperty("wrap");
+    expect(seen[0]?.data.payment_method).toBe("card");
+  });
+
   it("returns emitted events, validated, with ids only where given", async () => {
     const { fn } = paymentFunction();
     const res = await invoke(fn.app, OrderCreated, order({ order_id: "o-7" }));

@@ -125,7 +125,7 @@ export class JetwayFunction {
     const raw = await readJson(c);
     const reg = this.#routes.get(meta.subject);
     if (!reg) throw new DeliveryError(422, "no_handler", `no handler for ${meta.subject}`);
-    const event: InvokedEvent = { ...meta, data: parseData(reg.type, raw) };
+    const event: InvokedEvent = { ...meta, data: parseData(reg.type, raw), raw };
     const events: EmittedEvent[] = [];
     if (reg.handle) {
       await reg.handle(event, handlerContext(event, log, scope, events));
@@ -181,7 +181,7 @@ export class JetwayFunction {
         continue;
       }
       const list = groups.get(reg) ?? [];
-      list.push({ ...item.meta, data: parsed.data });
+      list.push({ ...item.meta, data: parsed.data, raw: item.data });
       groups.set(reg, list);
     }
     if (failures.length > 0) log.warn({ failures }, "invalid events in batch");

@@ -21,7 +21,14 @@ export interface EventMeta {
 }
 
 export interface InvokedEvent<T extends EventType = EventType> extends EventMeta {
+  /** The payload as the contract reads it: validated, unknown keys dropped, defaults filled in. */
   data: EventData<T>;
+  /**
+   * The payload as it was published, before the contract parsed it: keys this version of the contract does
+   * not know (an optional field a newer producer added) and fields it would default, as they were. For code
+   * that keeps or forwards the event itself, like an archive.
+   */
+  raw: unknown;
 }
 
 /** An event a function asks the bridge to publish after it acks the input. */
