@@ -6,7 +6,8 @@
  *   node bench/run.ts [--quick] [--n 100000] [--backlog 1000000] [--only bridge,latency]
  *                     [--concurrency 64] [--rate 1000] [--log-level info] [--log-acks debug]
  *                     [--pipeline-clients 32] [--pipeline-orders 10000]
- *                     [--pipeline-warmup 5000] [--cpu-prof] [--alloc-prof] [--repeat 3]
+ *                     [--pipeline-warmup 5000] [--gateway-latency-ms 0] [--cpu-prof] [--alloc-prof]
+ *                     [--repeat 3]
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     "pipeline-clients": { type: "string", default: "32" },
     "pipeline-orders": { type: "string" },
     "pipeline-warmup": { type: "string" },
+    "gateway-latency-ms": { type: "string", default: "0" },
   },
 });
 const quick = values.quick ?? false;
@@ -98,6 +100,7 @@ const ctx: RunContext = {
   pipelineClients: int(values["pipeline-clients"], 32),
   pipelineOrders: int(values["pipeline-orders"], quick ? 500 : 10_000),
   pipelineWarmup: int(values["pipeline-warmup"], quick ? 100 : 5_000),
+  gatewayLatencyMs: int(values["gateway-latency-ms"], 0),
   quick,
   tmp,
   execArgv,

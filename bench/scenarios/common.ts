@@ -47,6 +47,8 @@ export interface RunContext {
    * a few hundred orders leave its batch code cold (interpreted, not yet optimised by V8).
    */
   pipelineWarmup: number;
+  /** How long the pipeline's gateway simulator takes to answer a charge (0: at once). */
+  gatewayLatencyMs: number;
   quick: boolean;
   tmp: string;
   /** Extra node flags for the consumer child (e.g. --cpu-prof). */

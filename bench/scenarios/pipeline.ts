@@ -162,6 +162,16 @@ async function startFunctions(
  * reported per order for each process (each function's, and PostgreSQL's); the gateway simulator's charge count must
  * equal the orders placed (every order charged exactly once).
  */
+/** A real gateway takes a while to authorise a card: how many charges are in flight then sets the pace. */
+async function setGatewayLatency(gatewayUrl: string, latencyMs: number): Promise<void> {
+  const res = await fetch(`${gatewayUrl}/control`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ latency_ms: latencyMs }),
+  });
+  if (!res.ok) throw new Error(`gateway simulator refused latency_ms ${latencyMs}: ${res.status}`);
+}
+
 export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
   const count = ctx.pipelineOrders;
   const warmup = ctx.pipelineWarmup;
@@ -180,6 +190,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
     )
       throw new Error("pipeline child gave no ports");
     await startFunctions(ready.functions, ctx.execArgv, functions);
+    if (ctx.gatewayLatencyMs > 0) await setGatewayLatency(ready.gatewayUrl, ctx.gatewayLatencyMs);
     bridge = Child.start(
       "pipeline-bridge",
       "../bin/jetway.ts",
@@ -293,6 +304,7 @@ export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult>
           nats_cpu_us_per_order: perOrder("nats"),
           postgres_cpu_us_per_order: perOrder("postgres"),
           clients: ctx.pipelineClients,
+          gateway_latency_ms: ctx.gatewayLatencyMs,
           // Each process's RSS when the window opened and when it closed: growth that follows the order
           // count, not the load, is memory held per message.
           ...Object.fromEntries(

@@ -1,9 +1,16 @@
 import { InventoryRejected, OrderCreated, PaymentCompleted, PaymentFailed } from "../../schemas/index.ts";
 import type { DbProvider } from "../db/client.ts";
-import { requireVar, type Vars } from "../db/env.ts";
+import { positiveIntVar, requireVar, type Vars } from "../db/env.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
-import { CANCELLED_REASON, type ChargeResult, cancelPayment, chargeMany, type Payment } from "./charge.ts";
+import {
+  CANCELLED_REASON,
+  CHARGES_IN_FLIGHT,
+  type ChargeResult,
+  cancelPayment,
+  chargeMany,
+  type Payment,
+} from "./charge.ts";
 import { charge, type GatewayOptions, refund } from "./gateway.ts";
 
 export interface PaymentDeps {
@@ -15,12 +22,14 @@ export interface PaymentDeps {
 /**
  * payment: orders.created.v1 → one gateway charge → payments.completed.v1 or payments.failed.v1;
  * inventory.rejected.v1 → refund the charge (or make sure it never happens).
- * Env: GATEWAY_URL (required), GATEWAY_TIMEOUT_MS (default 10000).
+ * Env: GATEWAY_URL (required), GATEWAY_TIMEOUT_MS (default 10000), GATEWAY_CHARGES_IN_FLIGHT (per batch,
+ * default 16: with a gateway taking L seconds a charge, one batch settles at most that many / L orders a
+ * second, so a slower gateway needs more).
  */
 export function createPayment(deps: PaymentDeps): JetwayFunction {
   const gateway = (env: Vars): GatewayOptions => ({
     baseUrl: requireVar(env, "GATEWAY_URL"),
-    timeoutMs: Number(env.GATEWAY_TIMEOUT_MS ?? 10_000),
+    timeoutMs: paymentSettings(env).timeoutMs,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
   return (
@@ -33,6 +42,7 @@ export function createPayment(deps: PaymentDeps): JetwayFunction {
           deps.db(ctx.c),
           events.map((e) => e.data),
           (key, input) => charge(options, key, input),
+          paymentSettings(ctx.env).chargesInFlight,
         );
         const counts: Record<string, number> = {};
         for (const [i, event] of events.entries()) {
@@ -64,6 +74,14 @@ export function createPayment(deps: PaymentDeps): JetwayFunction {
         );
       })
   );
+}
+
+/** The payment function's numeric settings; InvalidConfigError names one that is set but unusable. */
+export function paymentSettings(env: Vars): { timeoutMs: number; chargesInFlight: number } {
+  return {
+    timeoutMs: positiveIntVar(env, "GATEWAY_TIMEOUT_MS", 10_000),
+    chargesInFlight: positiveIntVar(env, "GATEWAY_CHARGES_IN_FLIGHT", CHARGES_IN_FLIGHT),
+  };
 }
 
 interface OrderFacts {

@@ -1,4 +1,7 @@
+import { execFile } from "node:child_process";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { type ServerType, serve } from "@hono/node-server";
 import { eq } from "drizzle-orm";
 import { ulid } from "ulid";
@@ -193,6 +196,62 @@ describe("payment", () => {
       await invokeBatch(fn.app, [batchEvent(later.message_id, OrderCreated, later)], { env })
     ).json()) as BatchBody;
     expect(throttled.failures).toEqual([expect.objectContaining({ id: later.message_id, retry_after: 7 })]);
+  });
+
+  describe("GATEWAY_CHARGES_IN_FLIGHT", () => {
+    /** A payment function whose gateway calls are counted while they are open. */
+    function counted() {
+      const open = { now: 0, most: 0 };
+      const fetchCounting: typeof fetch = async (input, init) => {
+        open.most = Math.max(open.most, ++open.now);
+        try {
+          return await fetch(input, init);
+        } finally {
+          open.now--;
+        }
+      };
+      return { fn: createPayment({ db: () => handle.db, fetch: fetchCounting }), open };
+    }
+    const batchOf = (n: number) =>
+      Array.from({ length: n }, () => orderCreated()).map((o) => batchEvent(o.message_id, OrderCreated, o));
+
+    it.each([
+      [undefined, 24, 16],
+      ["5", 12, 5],
+      ["40", 24, 24],
+    ])("set to %s, a batch of %i has at most %i charges open at once", async (setting, size, most) => {
+      gateway.setControls({ latency_ms: 20 });
+      const { fn, open } = counted();
+      const env = {
+        GATEWAY_URL: gatewayUrl,
+        JETWAY_LOG_LEVEL: "silent",
+        ...(setting ? { GATEWAY_CHARGES_IN_FLIGHT: setting } : {}),
+      };
+      const body = (await (await invokeBatch(fn.app, batchOf(size), { env })).json()) as { failures: [] };
+      expect(body.failures).toEqual([]);
+      expect(open.most).toBe(most);
+      expect(gateway.getStats().charges).toBe(size);
+    });
+
+    it("a value it cannot use fails the batch for a retry, charging nothing, and stops a Node host's start", async () => {
+      const { fn } = counted();
+      const env = { GATEWAY_URL: gatewayUrl, JETWAY_LOG_LEVEL: "silent", GATEWAY_CHARGES_IN_FLIGHT: "0" };
+      const body = (await (await invokeBatch(fn.app, batchOf(2), { env })).json()) as {
+        failures: { dead_letter?: boolean }[];
+      };
+      expect(body.failures).toHaveLength(2);
+      expect(body.failures.every((f) => f.dead_letter !== true)).toBe(true);
+      expect(gateway.getStats().requests).toBe(0);
+      const entry = fileURLToPath(new URL("./node.ts", import.meta.url));
+      const started = await promisify(execFile)(process.execPath, [entry], {
+        env: { ...process.env, GATEWAY_CHARGES_IN_FLIGHT: "lots", PGLITE_DIR: "memory", PORT: "0" },
+        timeout: 30_000,
+      }).then(
+        () => "started",
+        (err: { stderr: string }) => err.stderr,
+      );
+      expect(started).toContain('GATEWAY_CHARGES_IN_FLIGHT must be a whole number of at least 1, got "lots"');
+    });
   });
 
   describe("compensation on inventory.rejected.v1", () => {
