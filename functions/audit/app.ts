@@ -19,10 +19,10 @@ const WRITES_IN_FLIGHT = 16;
 
 /**
  * audit: appends every event of every contract to an immutable, replayable log, one entry per stream
- * message, its data as published, under the key `<stream>/<seq>.json` (appended to segment files in a directory, an object each in a
- * bucket). A redelivery finds the key taken and writes nothing, so the log holds each message once;
- * replay.ts folds it back into a read model. Entries are independent, so a
- * batch delivery writes them side by side and fails only the ones whose write failed.
+ * message, its data as published, under the key `<stream>/<seq>.json` (appended to segment files in a
+ * directory, an object each in a bucket). A redelivery finds the key taken and writes nothing, so the log
+ * holds each message once; replay.ts folds it back into a read model. Entries are independent, so a batch
+ * delivery writes them side by side and fails only the ones whose write failed.
  */
 export function createAudit(deps: AuditDeps): JetwayFunction {
   const fn = defineFunction({ name: "audit" });
