@@ -3,6 +3,7 @@ import type { DbProvider } from "../db/client.ts";
 import { positiveIntVar, requireVar, type Vars } from "../db/env.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
+import type { NodeFetchOptions } from "../sdk/node-fetch.ts";
 import {
   CANCELLED_REASON,
   CHARGES_IN_FLIGHT,
@@ -74,6 +75,17 @@ export function createPayment(deps: PaymentDeps): JetwayFunction {
         );
       })
   );
+}
+
+/**
+ * The Node and Lambda hosts' gateway transport: GATEWAY_CONNECTIONS keep-alive connections (createNodeFetch's
+ * 64 when unset). No more charges than that are open at once in one process, whatever
+ * GATEWAY_CHARGES_IN_FLIGHT allows the batches it handles together.
+ */
+export function gatewayFetchOptions(env: Vars): NodeFetchOptions {
+  // 0 only when unset: a set value below 1 is refused, naming the variable.
+  const connections = positiveIntVar(env, "GATEWAY_CONNECTIONS", 0);
+  return connections > 0 ? { connections } : {};
 }
 
 /** The payment function's numeric settings; InvalidConfigError names one that is set but unusable. */

@@ -13,7 +13,7 @@ import { createTestDb } from "../db/testing.ts";
 import { createGatewayApp } from "../gateway-sim/app.ts";
 import { GatewayState } from "../gateway-sim/state.ts";
 import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
-import { createPayment } from "./app.ts";
+import { createPayment, gatewayFetchOptions } from "./app.ts";
 
 let handle: DbHandle;
 let server: ServerType;
@@ -233,7 +233,7 @@ describe("payment", () => {
       expect(gateway.getStats().charges).toBe(size);
     });
 
-    it("a value it cannot use fails the batch for a retry, charging nothing, and stops a Node host's start", async () => {
+    it("a value it cannot use fails the batch for a retry, charging nothing", async () => {
       const { fn } = counted();
       const env = { GATEWAY_URL: gatewayUrl, JETWAY_LOG_LEVEL: "silent", GATEWAY_CHARGES_IN_FLIGHT: "0" };
       const body = (await (await invokeBatch(fn.app, batchOf(2), { env })).json()) as {
@@ -242,15 +242,28 @@ describe("payment", () => {
       expect(body.failures).toHaveLength(2);
       expect(body.failures.every((f) => f.dead_letter !== true)).toBe(true);
       expect(gateway.getStats().requests).toBe(0);
+    });
+
+    it.each([
+      ["GATEWAY_CHARGES_IN_FLIGHT", "lots"],
+      ["GATEWAY_TIMEOUT_MS", "10s"],
+      ["GATEWAY_CONNECTIONS", "0"],
+    ])("%s=%s stops a Node host's start, naming it", async (name, value) => {
       const entry = fileURLToPath(new URL("./node.ts", import.meta.url));
       const started = await promisify(execFile)(process.execPath, [entry], {
-        env: { ...process.env, GATEWAY_CHARGES_IN_FLIGHT: "lots", PGLITE_DIR: "memory", PORT: "0" },
+        env: { ...process.env, [name]: value, PGLITE_DIR: "memory", PORT: "0" },
         timeout: 30_000,
       }).then(
         () => "started",
         (err: { stderr: string }) => err.stderr,
       );
-      expect(started).toContain('GATEWAY_CHARGES_IN_FLIGHT must be a whole number of at least 1, got "lots"');
+      expect(started).toContain(`${name} must be a whole number of at least 1, got "${value}"`);
+    });
+
+    it("GATEWAY_CONNECTIONS sizes a Node or Lambda host's gateway transport", () => {
+      expect(gatewayFetchOptions({})).toEqual({});
+      expect(gatewayFetchOptions({ GATEWAY_CONNECTIONS: "256" })).toEqual({ connections: 256 });
+      expect(() => gatewayFetchOptions({ GATEWAY_CONNECTIONS: "-4" })).toThrow(/GATEWAY_CONNECTIONS must be/);
     });
   });
 

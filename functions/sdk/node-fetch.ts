@@ -5,7 +5,7 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 const REDIRECT = new Set([301, 302, 303, 307, 308]);
 
 export interface NodeFetchOptions {
-  /** Keep-alive connections per origin (default 64). */
+  /** Keep-alive connections per origin, which is also the most requests open to one origin (default 64). */
   connections?: number;
 }
 
