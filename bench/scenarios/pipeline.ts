@@ -152,16 +152,6 @@ async function startFunctions(
   }
 }
 
-/**
- * The order system end to end, deployed as in production: each function a process of its own from its Node
- * entry, the gateway simulator another, the bridge (`jetway bridge`, infra/bridge.dev.yaml re-pointed) and
- * nats-server others, PostgreSQL the machine's.
- * Clients POST /orders, the order function publishes through the bridge's ingress, payment and inventory
- * run off JetStream, the order function folds their outcomes and announces orders.confirmed/cancelled.
- * Completion latency runs from the POST to that final event (seen on a plain NATS subscription). CPU is
- * reported per order for each process (each function's, and PostgreSQL's); the gateway simulator's charge count must
- * equal the orders placed (every order charged exactly once).
- */
 /** A real gateway takes a while to authorise a card: how many charges are in flight then sets the pace. */
 async function setGatewayLatency(gatewayUrl: string, latencyMs: number): Promise<void> {
   const res = await fetch(`${gatewayUrl}/control`, {
@@ -172,6 +162,16 @@ async function setGatewayLatency(gatewayUrl: string, latencyMs: number): Promise
   if (!res.ok) throw new Error(`gateway simulator refused latency_ms ${latencyMs}: ${res.status}`);
 }
 
+/**
+ * The order system end to end, deployed as in production: each function a process of its own from its Node
+ * entry, the gateway simulator another, the bridge (`jetway bridge`, infra/bridge.dev.yaml re-pointed) and
+ * nats-server others, PostgreSQL the machine's.
+ * Clients POST /orders, the order function publishes through the bridge's ingress, payment and inventory
+ * run off JetStream, the order function folds their outcomes and announces orders.confirmed/cancelled.
+ * Completion latency runs from the POST to that final event (seen on a plain NATS subscription). CPU is
+ * reported per order for each process (each function's, and PostgreSQL's); the gateway simulator's charge count must
+ * equal the orders placed (every order charged exactly once).
+ */
 export async function pipelineScenario(ctx: RunContext): Promise<ScenarioResult> {
   const count = ctx.pipelineOrders;
   const warmup = ctx.pipelineWarmup;
