@@ -32,6 +32,12 @@ const REBIND_DELAY_MS = 1_000;
 const PULL_EXPIRES_MS = 5_000;
 /** Consumer notifications worth a log line; the rest (pulls, heartbeats) only go to consumer:status. */
 const NOTABLE_STATUS = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found"]);
+/**
+ * The durable is gone: deleted under a pending pull (`consumer_deleted`), or found missing when no pull was
+ * pending at the time (`consumer_not_found`, a few seconds later, after the pull's heartbeats stop).
+ */
+const DURABLE_GONE = new Set(["consumer_deleted", "consumer_not_found"]);
+export const durableGone = (statusType: string): boolean => DURABLE_GONE.has(statusType);
 for (const type of ["stream_not_found", "no_responders", "exceeded_limits"]) NOTABLE_STATUS.add(type);
 
 /** One message being worked on; the ack ticker keeps it alive, stop() abandons it. */
@@ -148,7 +154,7 @@ export class RouteConsumer {
       for await (const status of messages.status()) {
         this.o.events.emit("consumer:status", { route: this.route.name, type: status.type, data: status });
         if (NOTABLE_STATUS.has(status.type)) this.log.warn({ status }, `consumer status: ${status.type}`);
-        if (status.type === "consumer_deleted") {
+        if (durableGone(status.type)) {
           // The pull would otherwise sit on the deleted durable until its request expires (~30 s) while
           // readyz still says bound: end it now, so the rebind below picks up a recreated durable at once.
           this.isBound = false;

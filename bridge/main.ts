@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type pino from "pino";
 import { type Config, durableName } from "./config.ts";
-import { RouteConsumer } from "./consumer.ts";
+import { durableGone, RouteConsumer } from "./consumer.ts";
 import { BridgeEvents } from "./events.ts";
 import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
 import { JetStreamPublisher } from "./js-publisher.ts";
@@ -73,11 +73,11 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
   events.on("consumer:bound", ({ route }) => logger.info({ route }, "consumer bound"));
   // Heartbeats missed, consumer deleted, …: notifications, logged from the side, never thrown. A durable
-  // deleted under a running bridge is recreated, so the pull loop (which keeps asking) resumes by itself.
+  // deleted under a running bridge is recreated, and the route's consumer rebinds to it.
   events.on("consumer:status", ({ route, type }) => {
     logger.debug({ route, type }, "consumer status");
     const routeConfig = config.routes.find((r) => r.name === route);
-    if (type !== "consumer_deleted" || !routeConfig || shuttingDown) return;
+    if (!durableGone(type) || !routeConfig || shuttingDown) return;
     logger.warn({ route }, "consumer was deleted, recreating it");
     provisionConsumer(jsm, routeConfig, version, logger).catch((error: unknown) =>
       logger.error({ route, err: error }, "recreating the deleted consumer failed"),
