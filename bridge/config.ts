@@ -30,6 +30,11 @@ const natsSchema = z
     tls: tls.optional(),
     /** How long start-up waits for the first connection to a server to complete. */
     connect_timeout: duration.default(20_000),
+    /**
+     * How long start-up keeps retrying while no server listens yet or JetStream is still coming up (a
+     * cluster electing its leader or placing replicas); a refusal of what was asked fails at once.
+     */
+    startup_wait: duration.default(60_000),
   })
   .strict();
 
@@ -91,6 +96,7 @@ export const configSchema = z
       servers: ["nats://127.0.0.1:4222"],
       name: "jetway-bridge",
       connect_timeout: 20_000,
+      startup_wait: 60_000,
     }),
     http: z
       .object({

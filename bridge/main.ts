@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type pino from "pino";
 import { type Config, durableName } from "./config.ts";
@@ -8,10 +8,11 @@ import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
 import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
-import { connectNats, watchStatus } from "./nats.ts";
-import { provision, provisionConsumer } from "./provision.ts";
+import { watchStatus } from "./nats.ts";
+import { provisionConsumer } from "./provision.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
+import { connectAndProvision } from "./startup.ts";
 import { startTelemetry, type TelemetryOptions } from "./telemetry.ts";
 import { TurnBatch } from "./turn-batch.ts";
 
@@ -47,13 +48,10 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     ...(options.telemetrySdk ? { sdk: options.telemetrySdk } : {}),
   });
   const metrics = new BridgeMetrics(events);
-  const { nc, version } = await connectNats(config.nats);
-  logger.info({ server: nc.getServer(), version }, "connected to nats");
+  const { nc, version, jsm } = await connectAndProvision(config, logger);
   const connection = watchStatus(nc, logger);
   const js = jetstream(nc);
   const store = new JetStreamPublisher(nc, js);
-  const jsm = await jetstreamManager(nc);
-  await provision(jsm, config, version, logger);
 
   const features = serverFeatures(version);
   let shuttingDown = false;

@@ -139,7 +139,8 @@ async function ensureConsumer(
   try {
     existing = (await jsm.consumers.info(route.stream, durable)).config;
   } catch (error) {
-    if (!isNotFound(error)) throw new ProvisionError(`route ${route.name}: ${(error as Error).message}`);
+    if (!isNotFound(error))
+      throw new ProvisionError(`route ${route.name}: ${(error as Error).message}`, { cause: error });
   }
   try {
     if (!existing) {

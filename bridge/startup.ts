@@ -1,0 +1,110 @@
+import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { TimeoutError } from "@nats-io/nats-core";
+import type pino from "pino";
+import type { Config } from "./config.ts";
+import { connectNats, type NatsHandle } from "./nats.ts";
+import { provision } from "./provision.ts";
+
+/**
+ * Socket errors of a server that is not listening yet, or whose DNS name does not exist yet: what a bridge
+ * sees when it starts beside its NATS (a pod scheduled with the cluster, a compose file brought up at once).
+ */
+const NOT_LISTENING = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
+
+/**
+ * JetStream answers that mean "not yet" rather than "no". A cluster electing its meta leader answers
+ * 10008 or 10009, or nothing (the request times out); 2.10+ answers 10005 "no suitable peers for
+ * placement" to a replicated stream until every node has reported in to the new leader.
+ */
+const NOT_YET = new Set([10005, 10008, 10009]);
+
+/** The first connection failed because no server is listening (yet); auth, TLS and timeouts are not. */
+export function serverNotListening(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && NOT_LISTENING.has(code)) return true;
+  }
+  return false;
+}
+
+/** A JetStream request failed because the system is still coming up, not because of what was asked. */
+export function jetStreamNotReady(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e instanceof JetStreamApiError) return NOT_YET.has(e.code);
+    if (e instanceof TimeoutError) return true;
+  }
+  return false;
+}
+
+export interface StartupWaitOptions {
+  /** `nats.startup_wait`: how long, from the first failure, to keep trying; 0 gives up at once. */
+  waitMs: number;
+  logger: pino.Logger;
+  /** Which failures are worth another try; any other is thrown at once. */
+  retryable: (error: unknown) => boolean;
+}
+
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 2_000;
+
+/**
+ * Runs a start-up step until it succeeds, retrying the failures `retryable` accepts for up to `waitMs`
+ * with a growing pause, and logging each. The last error is thrown unchanged, so its type and message
+ * still say what was wrong.
+ */
+export async function untilReady<T>(
+  step: string,
+  attempt: () => Promise<T>,
+  { waitMs, logger, retryable }: StartupWaitOptions,
+): Promise<T> {
+  const deadline = performance.now() + waitMs;
+  let pause = FIRST_RETRY_MS;
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const left = deadline - performance.now();
+      if (!retryable(error)) throw error;
+      if (left <= 0) {
+        if (waitMs > 0)
+          logger.error(
+            { err: error, step, tries },
+            `${step}: still failing after nats.startup_wait, giving up`,
+          );
+        throw error;
+      }
+      logger.warn({ err: error, step, tries, retry_in_ms: pause }, `${step}: not ready yet, retrying`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+      pause = Math.min(pause * 2, MAX_RETRY_MS);
+    }
+  }
+}
+
+/**
+ * Connects and provisions streams and consumers, waiting out a NATS that is still starting: no server
+ * listening yet, or a JetStream cluster without a leader or with nodes not yet reported in.
+ */
+export async function connectAndProvision(
+  config: Config,
+  logger: pino.Logger,
+): Promise<NatsHandle & { jsm: JetStreamManager }> {
+  const wait = { waitMs: config.nats.startup_wait, logger };
+  const { nc, version } = await untilReady("connecting to NATS", () => connectNats(config.nats), {
+    ...wait,
+    retryable: serverNotListening,
+  });
+  logger.info({ server: nc.getServer(), version }, "connected to nats");
+  try {
+    const ready = { ...wait, retryable: jetStreamNotReady };
+    const jsm = await untilReady("reaching JetStream", () => jetstreamManager(nc), ready);
+    await untilReady(
+      "provisioning streams and consumers",
+      () => provision(jsm, config, version, logger),
+      ready,
+    );
+    return { nc, version, jsm };
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+}
