@@ -28,9 +28,9 @@ export interface PaymentDeps {
  * second, so a slower gateway needs more).
  */
 export function createPayment(deps: PaymentDeps): JetwayFunction {
-  const gateway = (env: Vars): GatewayOptions => ({
+  const gateway = (env: Vars, timeoutMs = paymentSettings(env).timeoutMs): GatewayOptions => ({
     baseUrl: requireVar(env, "GATEWAY_URL"),
-    timeoutMs: paymentSettings(env).timeoutMs,
+    timeoutMs,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
   return (
@@ -38,12 +38,13 @@ export function createPayment(deps: PaymentDeps): JetwayFunction {
       // A batch claims its payment rows in one statement and calls the gateway for several orders at once;
       // a single delivery is a batch of one.
       .handleBatch(OrderCreated, async (events, ctx) => {
-        const options = gateway(ctx.env);
+        const { timeoutMs, chargesInFlight } = paymentSettings(ctx.env);
+        const options = gateway(ctx.env, timeoutMs);
         const results = await chargeMany(
           deps.db(ctx.c),
           events.map((e) => e.data),
           (key, input) => charge(options, key, input),
-          paymentSettings(ctx.env).chargesInFlight,
+          chargesInFlight,
         );
         const counts: Record<string, number> = {};
         for (const [i, event] of events.entries()) {
