@@ -117,6 +117,11 @@ export class RouteConsumer {
     return this.running.size + (this.batches?.inFlight ?? 0);
   }
 
+  /** Messages received and waiting for a free slot (single delivery; a batch route's wait in its batches). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   /** Binds to the existing durable (provisioning created it) and starts consuming. */
   async start(): Promise<void> {
     const consumer = await this.o.js.consumers.get(this.route.stream, durableName(this.route));

@@ -180,6 +180,9 @@ describe("in-flight management", () => {
     const f = await setup(fn, { concurrency: 2 });
     for (let i = 0; i < 4; i++) await h.js.publish(f.subject, `{"i":${i}}`);
     await waitFor("two slow requests", () => fn.requests.length === 2);
+    // All four in hand before stopping: a message still on its way from the server when the pull closes is
+    // dropped by the client and only comes back after ack_wait (30 s here), which is not what this tests.
+    await waitFor("two more waiting for a slot", () => f.consumer.queued === 2);
     await f.consumer.stop(100);
     expect(f.outcomes).toHaveLength(0);
     const next = f.newConsumer();
