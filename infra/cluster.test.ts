@@ -59,13 +59,13 @@ describe("3-node JetStream cluster", () => {
     // The meta leader is elected only after the routes connect; until then the JetStream API times out.
     jsm = await poll("the JetStream API to answer", async () => jetstreamManager(nc));
     // 2.10+ answers "no suitable peers for placement" until every node has reported in to the meta
-    // leader: seconds on a quiet machine, once more than 15 s with the rest of the suite beside it.
+    // leader: seconds on a quiet machine, more than 15 s with the rest of the suite beside it.
     await poll(
       "R3 streams and consumer to be provisioned",
       async () => provision(jsm, config, nc.info?.version ?? "2.9.0", silent).then(() => true),
       { timeoutMs: 40_000 },
     );
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -159,7 +159,7 @@ describe("3-node JetStream cluster", () => {
     expect(during.cluster?.replicas?.find((p) => p.name === leader)?.current).toBe(false);
 
     await victim.restart();
-    await poll("the restarted node to catch up", replicasCurrent, { timeoutMs: 20_000 });
+    await poll("the restarted node to catch up", replicasCurrent, { timeoutMs: 45_000 });
     await publish(60, 90);
     await readUntil(seen, 90);
     await deliveredUntil(90);

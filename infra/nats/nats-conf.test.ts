@@ -7,7 +7,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, NatsServer } from "../../bridge/nats-server.ts";
 import { ROOT, readText } from "../testing/manifests.ts";
-import { poll } from "../testing/nats-cluster.ts";
+import { awaitMetaGroup, poll } from "../testing/nats-cluster.ts";
 
 const PASSWORDS = {
   NATS_BRIDGE_PASSWORD: "bridge-pw",
@@ -30,7 +30,8 @@ describe("infra/nats: the three node configs form a JetStream cluster", () => {
     dir = await mkdtemp(join(tmpdir(), "jetway-conf-"));
     await copyFile(join(ROOT, "infra/nats/accounts.conf"), join(dir, "accounts.conf"));
     const routePorts = await Promise.all([1, 2, 3].map(() => freePort()));
-    monitorPort = await freePort();
+    const monitorPorts = await Promise.all([1, 2, 3].map(() => freePort()));
+    monitorPort = monitorPorts[0] as number;
     const files = await Promise.all(
       [1, 2, 3].map(async (n) => {
         const text = readText(`infra/nats/nats-${n}.conf`)
@@ -39,7 +40,7 @@ describe("infra/nats: the three node configs form a JetStream cluster", () => {
             (_, peer: string) => `nats-route://127.0.0.1:${routePorts[Number(peer) - 1]}`,
           )
           .replace("listen: 0.0.0.0:6222", `listen: 127.0.0.1:${routePorts[n - 1]}`)
-          .replace("http: 0.0.0.0:8222", n === 1 ? `http: 127.0.0.1:${monitorPort}` : "")
+          .replace("http: 0.0.0.0:8222", `http: 127.0.0.1:${monitorPorts[n - 1]}`)
           // NatsServer passes its own temp store with -sd; a second store_dir would be a duplicate.
           .replace("store_dir: /data/jetstream", "");
         const file = join(dir, `nats-${n}.conf`);
@@ -50,12 +51,15 @@ describe("infra/nats: the three node configs form a JetStream cluster", () => {
     // The configs read passwords from the environment, as in compose; the servers inherit ours.
     Object.assign(process.env, PASSWORDS);
     nodes = await Promise.all(files.map((file) => NatsServer.start({ args: ["-c", file] })));
+    await awaitMetaGroup(
+      nodes.map((server, i) => ({ name: `nats-${i + 1}`, server, monitorPort: monitorPorts[i] as number })),
+    );
     nc = await connect({
       servers: nodes.map((n) => n.url),
       user: "bridge",
       pass: PASSWORDS.NATS_BRIDGE_PASSWORD,
     });
-  });
+  }, 90_000);
 
   afterAll(async () => {
     await nc?.close();

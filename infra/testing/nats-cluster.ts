@@ -31,9 +31,70 @@ export async function poll<T>(
   });
 }
 
+/** A node of a test cluster: its server name, its process and its monitoring port. */
+export interface ClusterNode {
+  name: string;
+  server: NatsServer;
+  monitorPort: number;
+}
+
+interface MetaCluster {
+  leader?: string;
+  replicas?: { name: string }[];
+}
+
+async function metaClusterOf(monitorPort: number): Promise<MetaCluster | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${monitorPort}/jsz`, { signal: AbortSignal.timeout(2_000) });
+    return ((await res.json()) as { meta_cluster?: MetaCluster }).meta_cluster;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * N nats-server processes on loopback forming one JetStream cluster: free client and route ports, one
- * temp store each, every node routing to every other. Node names are `n1`…`nN`.
+ * Waits until the JetStream meta group holds every node. nats-server 2.10 can bootstrap a fresh cluster's
+ * meta group with only the nodes whose votes elected the first leader, shrinking its expected size to
+ * match and leaving the other node out for good, so R3 streams get "no suitable peers for placement"
+ * however long one waits (~7% of fresh 3-node starts on a loaded 2-core machine; `/jsz` shows
+ * `cluster_size` 2). Restarting the node left out makes it join; so does this, after `restartAfterMs`.
+ */
+export async function awaitMetaGroup(
+  nodes: readonly ClusterNode[],
+  { restartAfterMs = 8_000, timeoutMs = 60_000 } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let incompleteSince: number | undefined;
+  let members = new Set<string>();
+  while (Date.now() < deadline) {
+    const metas = await Promise.all(nodes.map((n) => metaClusterOf(n.monitorPort)));
+    // Only the leader lists the replicas of the meta group.
+    const view = metas.find((m) => m?.leader !== undefined && m.replicas !== undefined);
+    if (view?.leader) {
+      members = new Set([view.leader, ...(view.replicas ?? []).map((r) => r.name)]);
+      if (members.size === nodes.length) return;
+      incompleteSince ??= Date.now();
+      if (Date.now() - incompleteSince > restartAfterMs) {
+        for (const node of nodes) {
+          if (members.has(node.name)) continue;
+          process.stderr.write(`restarting ${node.name}: the JetStream meta group formed without it\n`);
+          await node.server.restart();
+        }
+        incompleteSince = undefined;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new PollTimeoutError(
+    `timed out after ${timeoutMs}ms waiting for the meta group to hold all ${nodes.length} nodes ` +
+      `(last seen: ${[...members].join(", ") || "no leader"})`,
+  );
+}
+
+/**
+ * N nats-server processes on loopback forming one JetStream cluster: free client, route and monitoring
+ * ports, one temp store each, every node routing to every other. Node names are `n1`…`nN`. start() returns
+ * once the meta group holds every node (awaitMetaGroup).
  */
 export class NatsCluster {
   readonly name: string;
@@ -46,11 +107,16 @@ export class NatsCluster {
 
   static async start(size = 3, name = `jetway-${process.pid}`): Promise<NatsCluster> {
     const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const monitorPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`);
     // All nodes start together: JetStream in a cluster needs a quorum before its meta leader exists.
     const started = await Promise.allSettled(
       clusterPorts.map((port, i) =>
-        NatsServer.start({ serverName: `n${i + 1}`, cluster: { name, port, routes } }),
+        NatsServer.start({
+          serverName: `n${i + 1}`,
+          cluster: { name, port, routes },
+          args: ["-m", String(monitorPorts[i])],
+        }),
       ),
     );
     const servers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
@@ -59,7 +125,18 @@ export class NatsCluster {
       await Promise.all(servers.map((s) => s.stop()));
       throw failed.reason;
     }
-    return new NatsCluster(name, new Map(servers.map((s, i) => [`n${i + 1}`, s])));
+    const nodes = servers.map((server, i) => ({
+      name: `n${i + 1}`,
+      server,
+      monitorPort: monitorPorts[i] as number,
+    }));
+    try {
+      await awaitMetaGroup(nodes);
+    } catch (error) {
+      await Promise.all(servers.map((s) => s.stop()));
+      throw error;
+    }
+    return new NatsCluster(name, new Map(nodes.map((n) => [n.name, n.server])));
   }
 
   /** Client URLs of every node, for a connection that fails over between them. */
