@@ -37,8 +37,8 @@ export function jetStreamNotReady(error: unknown): boolean {
 }
 
 export interface StartupWaitOptions {
-  /** `nats.startup_wait`: how long, from the first failure, to keep trying; 0 gives up at once. */
-  waitMs: number;
+  /** performance.now() after which a failure is final: start-up's start plus `nats.startup_wait`. */
+  deadline: number;
   logger: pino.Logger;
   /** Which failures are worth another try; any other is thrown at once. */
   retryable: (error: unknown) => boolean;
@@ -48,16 +48,15 @@ const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 2_000;
 
 /**
- * Runs a start-up step until it succeeds, retrying the failures `retryable` accepts for up to `waitMs`
- * with a growing pause, and logging each. The last error is thrown unchanged, so its type and message
- * still say what was wrong.
+ * Runs a start-up step until it succeeds, retrying the failures `retryable` accepts until `deadline` with
+ * a growing pause, and logging each. The last error is thrown unchanged, so its type and message still
+ * say what was wrong.
  */
 export async function untilReady<T>(
   step: string,
   attempt: () => Promise<T>,
-  { waitMs, logger, retryable }: StartupWaitOptions,
+  { deadline, logger, retryable }: StartupWaitOptions,
 ): Promise<T> {
-  const deadline = performance.now() + waitMs;
   let pause = FIRST_RETRY_MS;
   for (let tries = 1; ; tries++) {
     try {
@@ -66,7 +65,7 @@ export async function untilReady<T>(
       const left = deadline - performance.now();
       if (!retryable(error)) throw error;
       if (left <= 0) {
-        if (waitMs > 0)
+        if (tries > 1)
           logger.error(
             { err: error, step, tries },
             `${step}: still failing after nats.startup_wait, giving up`,
@@ -81,14 +80,15 @@ export async function untilReady<T>(
 }
 
 /**
- * Connects and provisions streams and consumers, waiting out a NATS that is still starting: no server
- * listening yet, or a JetStream cluster without a leader or with nodes not yet reported in.
+ * Connects and provisions streams and consumers, waiting out a NATS that is still starting (no server
+ * listening yet, a JetStream cluster without a leader or with nodes not yet reported in) for up to
+ * `nats.startup_wait` in all.
  */
 export async function connectAndProvision(
   config: Config,
   logger: pino.Logger,
 ): Promise<NatsHandle & { jsm: JetStreamManager }> {
-  const wait = { waitMs: config.nats.startup_wait, logger };
+  const wait = { deadline: performance.now() + config.nats.startup_wait, logger };
   const { nc, version } = await untilReady("connecting to NATS", () => connectNats(config.nats), {
     ...wait,
     retryable: serverNotListening,
