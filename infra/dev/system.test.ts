@@ -34,8 +34,14 @@ let inventoryGate: HoldGate;
 beforeAll(async () => {
   inventoryGate = await HoldGate.start(() => localUrl(system.ports.functions.inventory));
   system = await startSystem({
-    stock: { "sku-coffee": 100, "sku-mug": 100, "sku-gone": 0, "sku-scarce": SCARCE },
-    routes: { inventory: { url: `${inventoryGate.url}/events` } },
+    stock: { "sku-coffee": 100, "sku-mug": 100, "sku-gone": 0, "sku-scarce": SCARCE, "sku-outage": 1_000 },
+    routes: {
+      inventory: { url: `${inventoryGate.url}/events` },
+      // The outage test holds the gateway down while it checks what goes on meanwhile: at the fixture's
+      // fast back-off, 20 attempts would be spent in ~9 s on a slow machine, and an outage is not a reason
+      // to dead-letter an order.
+      payment: { max_deliver: 200 },
+    },
     // A route whose secret the functions do not share: every delivery is a forged signature (401,
     // retryable by contract), so it dead-letters once its two attempts are spent.
     extraRoutes: (ports) => [
@@ -359,6 +365,60 @@ async function deadLetterOf(route: string, seq: number): Promise<Letter> {
     await consumer.delete().catch(() => {});
   }
 }
+
+/** Polls `check` every 100 ms until it holds; the test's own timeout bounds the wait. */
+async function until(check: () => Promise<boolean> | boolean): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 100));
+}
+
+describe("a payment outage", () => {
+  it("blocks neither intake nor the other consumers, and payment catches up once the gateway is back", async () => {
+    const gateway = system.host.gateway;
+    const jsm = await jetstreamManager(system.bridge.nc);
+    const deadLettersBefore = (await jsm.streams.info(system.bridge.config.dead_letter.stream)).state
+      .messages;
+    gateway.reset();
+    gateway.setControls({ outage_until: Date.now() + 10 * 60_000 });
+    const order = (i: number) => ({
+      customer_id: `cus_outage_${i}`,
+      currency: "EUR",
+      payment_token: "tok_visa",
+      items: [{ sku: "sku-outage", quantity: 1, unit_price_minor: 700 }],
+    });
+    const indexes = Array.from({ length: 40 }, (_, i) => i);
+    const placed = await pool(indexes, 10, (i) => placeOrder(system, `outage-${i}`, order(i)));
+    expect(placed.map((o) => o.status)).toEqual(indexes.map(() => "placed"));
+    const ids = placed.map((o) => o.order_id);
+    const count = async (where: ReturnType<typeof sql>) => {
+      const [row] = await system.db.db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(orders)
+        .where(sql`${orders.id} in ${ids} and ${where}`);
+      return row?.n ?? 0;
+    };
+
+    // Inventory goes on while payment cannot: every order's stock is reserved, every charge was tried.
+    await until(async () => (await count(sql`${orders.inventory_status} = 'reserved'`)) === ids.length);
+    await until(() => Object.keys(gateway.getStats().requests_by_key).length >= ids.length);
+    expect(gateway.getStats().charges).toBe(0);
+    expect(await count(sql`${orders.payment_status} = 'pending' and ${orders.status} = 'placed'`)).toBe(
+      ids.length,
+    );
+
+    gateway.setControls({ outage_until: 0 });
+    await waitFinal(system, ids);
+    await waitQuiet(system);
+    expect(await count(sql`${orders.status} = 'confirmed'`)).toBe(ids.length);
+    const stats = gateway.getStats();
+    expect(stats.requests).toBeGreaterThan(ids.length);
+    expect(stats.charges).toBe(ids.length);
+    expect(Object.values(stats.by_key_count).every((n) => n === 1)).toBe(true);
+    // Retried through, not dead-lettered.
+    expect((await jsm.streams.info(system.bridge.config.dead_letter.stream)).state.messages).toBe(
+      deadLettersBefore,
+    );
+  }, 90_000);
+});
 
 describe("invalid events", () => {
   it("land in the dead-letter stream with the status and the function's reason", async () => {
