@@ -117,7 +117,7 @@ export class RouteConsumer {
     return this.running.size + (this.batches?.inFlight ?? 0);
   }
 
-  /** Messages received and waiting for a free slot (single delivery; a batch route's wait in its batches). */
+  /** Messages received and waiting for a free slot; always 0 on a batch route, whose wait in its batches. */
   get queued(): number {
     return this.queue.length;
   }

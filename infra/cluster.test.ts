@@ -58,8 +58,8 @@ describe("3-node JetStream cluster", () => {
     );
     // The meta leader is elected only after the routes connect; until then the JetStream API times out.
     jsm = await poll("the JetStream API to answer", async () => jetstreamManager(nc));
-    // 2.10+ answers "no suitable peers for placement" until every node has reported in to the meta
-    // leader: seconds on a quiet machine, more than 15 s with the rest of the suite beside it.
+    // 2.10+ can still answer "no suitable peers for placement" for a few seconds after the meta group
+    // holds every node (NatsCluster.start waited for that), until each has reported in to the leader.
     await poll(
       "R3 streams and consumer to be provisioned",
       async () => provision(jsm, config, nc.info?.version ?? "2.9.0", silent).then(() => true),

@@ -56,8 +56,8 @@ async function metaClusterOf(monitorPort: number): Promise<MetaCluster | undefin
  * Waits until the JetStream meta group holds every node. nats-server 2.10 can bootstrap a fresh cluster's
  * meta group with only the nodes whose votes elected the first leader, shrinking its expected size to
  * match and leaving the other node out for good, so R3 streams get "no suitable peers for placement"
- * however long one waits (~7% of fresh 3-node starts on a loaded 2-core machine; `/jsz` shows
- * `cluster_size` 2). Restarting the node left out makes it join; so does this, after `restartAfterMs`.
+ * however long one waits (2 of 30, and 2 of 40, fresh 3-node starts on a loaded 2-core machine; `/jsz`
+ * shows `cluster_size` 2). Restarting the node left out makes it join; so does this, after `restartAfterMs`.
  */
 export async function awaitMetaGroup(
   nodes: readonly ClusterNode[],
