@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { awaitMetaGroup } from "../infra/testing/nats-cluster.ts";
 import { parseConfig } from "./config.ts";
 import { freePort, NatsServer } from "./nats-server.ts";
 import { ProvisionError } from "./provision.ts";
@@ -70,10 +71,12 @@ describe("start-up waits for NATS and JetStream", () => {
 
   it("waits for a cluster's JetStream to elect a leader and place R3 streams", async () => {
     const routePorts = await Promise.all([1, 2, 3].map(() => freePort()));
+    const monitorPorts = await Promise.all([1, 2, 3].map(() => freePort()));
     const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`);
     const cluster = (i: number) => ({
       serverName: `n${i + 1}`,
       cluster: { name: `up-${process.pid}`, port: routePorts[i] as number, routes },
+      args: ["-m", String(monitorPorts[i])],
     });
     // One node of three: it listens, but JetStream has no quorum, so every API request times out.
     const first = await NatsServer.start(cluster(0));
@@ -85,7 +88,16 @@ describe("start-up waits for NATS and JetStream", () => {
     await warned(lines, "reaching JetStream", 15_000);
     expect(await within(started, 0)).toBe("pending");
 
-    servers.push(...(await Promise.all([1, 2].map((i) => NatsServer.start(cluster(i))))));
+    const others = await Promise.all([1, 2].map((i) => NatsServer.start(cluster(i))));
+    servers.push(...others);
+    // 2.10 can form the meta group without one node, for good: restarted as an operator would (README).
+    await awaitMetaGroup(
+      [first, ...others].map((server, i) => ({
+        name: `n${i + 1}`,
+        server,
+        monitorPort: monitorPorts[i] as number,
+      })),
+    );
     const { nc, jsm } = await started;
     const info = await jsm.streams.info(config.streams[0]?.name ?? "");
     expect(info.config.num_replicas).toBe(3);
