@@ -74,6 +74,13 @@ export interface NatsServerOptions {
   detached?: boolean;
 }
 
+/** How many free ports start() tries when the one it picked was taken before the server listened. */
+const PORT_ATTEMPTS = 3;
+
+/** The server exited because one of its ports (client, route or monitoring) was in use. */
+export const portTaken = (error: unknown): boolean =>
+  error instanceof Error && error.message.includes("address already in use");
+
 /** A nats-server child process on a loopback port, with its own JetStream store. */
 export class NatsServer {
   readonly port: number;
@@ -109,11 +116,20 @@ export class NatsServer {
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
     const bin = findNatsServer();
     if (!bin) throw new NatsServerNotFoundError();
-    const port = options.port ?? (await freePort());
     const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), "jetway-nats-")));
-    const server = new NatsServer(bin, port, storeDir, !options.storeDir, options);
-    await server.spawn();
-    return server;
+    for (let attempt = 1; ; attempt++) {
+      const port = options.port ?? (await freePort());
+      const server = new NatsServer(bin, port, storeDir, !options.storeDir, options);
+      try {
+        await server.spawn();
+        return server;
+      } catch (error) {
+        // A port picked free can be taken by another process before the server listens on it: pick again.
+        if (options.port === undefined && attempt < PORT_ATTEMPTS && portTaken(error)) continue;
+        if (!options.storeDir) await rm(storeDir, { recursive: true, force: true });
+        throw error;
+      }
+    }
   }
 
   private async spawn(): Promise<void> {

@@ -1,4 +1,4 @@
-import { freePort, NatsServer } from "../../bridge/nats-server.ts";
+import { freePort, NatsServer, portTaken } from "../../bridge/nats-server.ts";
 
 /** Thrown by poll() when the condition never held; carries the last error seen while polling. */
 export class PollTimeoutError extends Error {
@@ -106,6 +106,17 @@ export class NatsCluster {
   }
 
   static async start(size = 3, name = `jetway-${process.pid}`): Promise<NatsCluster> {
+    // Route and monitoring ports are picked before any node starts; one taken meanwhile means new ones.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsCluster.startOnce(size, name);
+      } catch (error) {
+        if (attempt >= 3 || !portTaken(error)) throw error;
+      }
+    }
+  }
+
+  private static async startOnce(size: number, name: string): Promise<NatsCluster> {
     const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const monitorPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`);
