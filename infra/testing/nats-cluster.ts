@@ -56,8 +56,8 @@ async function metaClusterOf(monitorPort: number): Promise<MetaCluster | undefin
  * Waits until the JetStream meta group holds every node. nats-server 2.10 can bootstrap a fresh cluster's
  * meta group with only the nodes whose votes elected the first leader, shrinking its expected size to
  * match and leaving the other node out for good, so R3 streams get "no suitable peers for placement"
- * however long one waits (2 of 30, and 2 of 40, fresh 3-node starts on a loaded 2-core machine; `/jsz`
- * shows `cluster_size` 2). Restarting the node left out makes it join; so does this, after `restartAfterMs`.
+ * however long one waits (2 to 5 in 40 fresh 3-node starts on a loaded 2-core machine; `/jsz` shows
+ * `cluster_size` 2). Restarting the node left out makes it join; so does this, after `restartAfterMs`.
  */
 export async function awaitMetaGroup(
   nodes: readonly ClusterNode[],
@@ -68,8 +68,9 @@ export async function awaitMetaGroup(
   let members = new Set<string>();
   while (Date.now() < deadline) {
     const metas = await Promise.all(nodes.map((n) => metaClusterOf(n.monitorPort)));
-    // Only the leader lists the replicas of the meta group.
-    const view = metas.find((m) => m?.leader !== undefined && m.replicas !== undefined);
+    // The leader's own view: 2.10 lists the meta group's other members only there, and 2.11+ lists each
+    // node's own (possibly stale) view everywhere, without the node itself.
+    const view = metas.find((m, i) => m?.leader !== undefined && m.leader === nodes[i]?.name);
     if (view?.leader) {
       members = new Set([view.leader, ...(view.replicas ?? []).map((r) => r.name)]);
       if (members.size === nodes.length) return;
