@@ -68,8 +68,8 @@ export async function awaitMetaGroup(
   let members = new Set<string>();
   while (Date.now() < deadline) {
     const metas = await Promise.all(nodes.map((n) => metaClusterOf(n.monitorPort)));
-    // The leader's own view: 2.10 lists the meta group's other members only there, and 2.11+ lists each
-    // node's own (possibly stale) view everywhere, without the node itself.
+    // The leader's own view: 2.10 lists the meta group's other members only there, while newer servers
+    // (2.15.1 here) list each node's own, possibly stale, view everywhere, without the node itself.
     const view = metas.find((m, i) => m?.leader !== undefined && m.leader === nodes[i]?.name);
     if (view?.leader) {
       members = new Set([view.leader, ...(view.replicas ?? []).map((r) => r.name)]);
