@@ -66,8 +66,9 @@ export async function awaitMetaGroup(
   const deadline = Date.now() + timeoutMs;
   let incompleteSince: number | undefined;
   let members = new Set<string>();
+  let metas: (MetaCluster | undefined)[] = [];
   while (Date.now() < deadline) {
-    const metas = await Promise.all(nodes.map((n) => metaClusterOf(n.monitorPort)));
+    metas = await Promise.all(nodes.map((n) => metaClusterOf(n.monitorPort)));
     // The leader's own view: 2.10 lists the meta group's other members only there, while newer servers
     // (2.15.1 here) list each node's own, possibly stale, view everywhere, without the node itself.
     const view = metas.find((m, i) => m?.leader !== undefined && m.leader === nodes[i]?.name);
@@ -86,9 +87,10 @@ export async function awaitMetaGroup(
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  const seen = nodes.map((n, i) => `${n.name}: leader ${metas[i]?.leader ?? "none"}`).join("; ");
   throw new PollTimeoutError(
     `timed out after ${timeoutMs}ms waiting for the meta group to hold all ${nodes.length} nodes ` +
-      `(last seen: ${[...members].join(", ") || "no leader"})`,
+      `(members: ${[...members].join(", ") || "no leader"}; ${seen})`,
   );
 }
 
