@@ -6,6 +6,7 @@ import { parseConfig } from "./config.ts";
 import { freePort, NatsServer } from "./nats-server.ts";
 import { ProvisionError } from "./provision.ts";
 import { connectAndProvision } from "./startup.ts";
+import { waitFor } from "./testing/http-function.ts";
 
 interface Line {
   level: number;
@@ -41,13 +42,8 @@ const within = <T>(promise: Promise<T>, ms: number) =>
   Promise.race([promise, new Promise<"pending">((r) => setTimeout(() => r("pending"), ms))]);
 
 /** Waits until a warning for `step` has been logged. */
-async function warned(lines: Line[], step: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!lines.some((l) => l.level === WARN && l.step === step)) {
-    if (Date.now() > deadline) throw new Error(`no "${step}" warning within ${timeoutMs}ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const warned = (lines: Line[], step: string, timeoutMs: number) =>
+  waitFor(`a "${step}" warning`, () => lines.some((l) => l.level === WARN && l.step === step), timeoutMs);
 
 describe("start-up waits for NATS and JetStream", () => {
   const servers: NatsServer[] = [];

@@ -3,6 +3,7 @@ import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DLQ_HEADERS } from "../../bridge/dead-letter-headers.ts";
+import { waitFor } from "../../bridge/testing/http-function.ts";
 import { DirStore } from "../../functions/audit/dir-store.ts";
 import { readLog } from "../../functions/audit/replay.ts";
 import { orders, payments, reservations, stock } from "../../functions/db/schema.ts";
@@ -366,11 +367,6 @@ async function deadLetterOf(route: string, seq: number): Promise<Letter> {
   }
 }
 
-/** Polls `check` every 100 ms until it holds; the test's own timeout bounds the wait. */
-async function until(check: () => Promise<boolean> | boolean): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 100));
-}
-
 describe("a payment outage", () => {
   it("blocks neither intake nor the other consumers, and payment catches up once the gateway is back", async () => {
     const gateway = system.host.gateway;
@@ -398,8 +394,10 @@ describe("a payment outage", () => {
     };
 
     // Inventory goes on while payment cannot: every order's stock is reserved, every charge was tried.
-    await until(async () => (await count(sql`${orders.inventory_status} = 'reserved'`)) === ids.length);
-    await until(() => Object.keys(gateway.getStats().requests_by_key).length >= ids.length);
+    const reserved = async () => (await count(sql`${orders.inventory_status} = 'reserved'`)) === ids.length;
+    await waitFor("every order's stock reserved", reserved, 30_000);
+    const tried = () => Object.keys(gateway.getStats().requests_by_key).length >= ids.length;
+    await waitFor("a charge tried for every order", tried, 30_000);
     expect(gateway.getStats().charges).toBe(0);
     expect(await count(sql`${orders.payment_status} = 'pending' and ${orders.status} = 'placed'`)).toBe(
       ids.length,
