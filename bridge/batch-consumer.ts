@@ -2,12 +2,13 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type pino from "pino";
 import type { AckTicker, Tickable } from "./ack-ticker.ts";
 import { decideBatch, encodeBatch } from "./batch.ts";
+import type { Circuit } from "./circuit.ts";
 import type { RouteConfig } from "./config.ts";
 import type { BridgeEvents, Delivery, OutcomeKind } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
 import type { Invocation, Invoker } from "./invoker.ts";
-import { backoffDelay, beyondMaxDeliver, type Outcome } from "./outcome.ts";
+import { backoffDelay, beyondMaxDeliver, type Outcome, retryableFailure } from "./outcome.ts";
 import { deliveryOf, type SettleContext, type Settler } from "./settle.ts";
 
 export interface BatchDispatcherOptions {
@@ -20,6 +21,8 @@ export interface BatchDispatcherOptions {
   log: pino.Logger;
   /** Delay of the nak that hands messages back at shutdown. */
   shutdownNakMs: number;
+  /** The route's circuit breaker, when it has one: told each batch's result; while open, nothing is sent. */
+  circuit?: Circuit | undefined;
 }
 
 type SettledKind = OutcomeKind | undefined;
@@ -33,6 +36,8 @@ class Entry implements Tickable {
   touchedAt: number;
   abandoned = false;
   settled = false;
+  /** Failed while the circuit was open: kept for the probe instead of settled. */
+  held = false;
   constructor(msg: JsMsg, d: Delivery) {
     this.msg = msg;
     this.d = d;
@@ -48,7 +53,9 @@ class Entry implements Tickable {
 export class BatchDispatcher {
   private readonly o: BatchDispatcherOptions;
   private readonly size: number;
-  private readonly pending = new Fifo<Entry>();
+  private pending = new Fifo<Entry>();
+  /** Messages of failed batches kept while the circuit is open, oldest first; each stays on the ticker. */
+  private held = new Fifo<Entry>();
   private readonly running = new Set<Entry[]>();
   private runningMessages = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -65,6 +72,16 @@ export class BatchDispatcher {
   /** Messages in batches being delivered or settled. */
   get inFlight(): number {
     return this.runningMessages;
+  }
+
+  /** Messages kept for a probe while the circuit is open (failed ones, and those that never left). */
+  get heldCount(): number {
+    return this.o.circuit?.holding ? this.waiting : 0;
+  }
+
+  /** Messages not in a batch in flight: held after failing, or not sent yet. */
+  get waiting(): number {
+    return this.held.length + this.pending.length;
   }
 
   push(msg: JsMsg): void {
@@ -90,6 +107,12 @@ export class BatchDispatcher {
   };
 
   private dispatch(): void {
+    if (this.o.circuit?.holding) {
+      // Paused: what waits stays (ticked) for the probe or the close; no max_wait clock meanwhile.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
     while (
       !this.stopping &&
       this.running.size < this.o.route.concurrency &&
@@ -106,18 +129,37 @@ export class BatchDispatcher {
   }
 
   /** Up to `size` waiting messages; stops early rather than put one id in a batch twice. */
-  private take(): Entry[] {
-    const batch: Entry[] = [];
-    const ids = new Set<string>();
-    for (let next = this.pending.peek(); next && batch.length < this.size; next = this.pending.peek()) {
+  private take(from = this.pending, batch: Entry[] = [], ids = new Set<string>()): Entry[] {
+    for (let next = from.peek(); next && batch.length < this.size; next = from.peek()) {
       if (ids.has(next.d.id)) break;
       ids.add(next.d.id);
-      batch.push(this.pending.shift() as Entry);
+      batch.push(from.shift() as Entry);
     }
     return batch;
   }
 
+  /** Sends one batch as the circuit's probe, the held messages first; false when nothing waits. */
+  probe(): boolean {
+    const ids = new Set<string>();
+    const batch = this.take(this.held, [], ids);
+    if (batch.length < this.size && this.held.length === 0) this.take(this.pending, batch, ids);
+    if (batch.length === 0) return false;
+    void this.run(batch);
+    return true;
+  }
+
+  /** The circuit closed: the held messages go first, then what arrived meanwhile. */
+  release(): void {
+    const arrived = this.pending;
+    this.pending = this.held;
+    this.held = new Fifo<Entry>();
+    for (let e = arrived.shift(); e; e = arrived.shift()) this.pending.push(e);
+    this.due = this.pending.length > 0;
+    this.dispatch();
+  }
+
   private async run(batch: Entry[]): Promise<void> {
+    for (const e of batch) e.held = false;
     this.running.add(batch);
     this.runningMessages += batch.length;
     try {
@@ -132,7 +174,7 @@ export class BatchDispatcher {
     } finally {
       this.running.delete(batch);
       this.runningMessages -= batch.length;
-      for (const e of batch) this.o.ticker.delete(e);
+      for (const e of batch) if (!e.held) this.o.ticker.delete(e);
       this.dispatch();
       if (this.running.size === 0) this.idle.notify();
     }
@@ -162,12 +204,13 @@ export class BatchDispatcher {
         send.map((e) => e.d),
         this.o.route,
       );
+      if (this.o.circuit) this.holdFailures(send, outcomes, this.o.circuit, inv);
       // A 2xx answer speaks per message (the reason says it all); otherwise the response is the excerpt.
       const context: SettleContext =
         inv.status !== undefined && inv.status < 300 ? { status: inv.status } : inv;
       for (let i = 0; i < send.length; i++) {
         const e = send[i] as Entry;
-        if (!e.abandoned) settling.push(this.settle(e, outcomes[i] as Outcome, context));
+        if (!e.abandoned && !e.held) settling.push(this.settle(e, outcomes[i] as Outcome, context));
       }
     }
     // Most messages settle synchronously; wait only when some had events or a dead letter to store first.
@@ -181,10 +224,38 @@ export class BatchDispatcher {
         acked: count("ack"),
         retried: count("retry"),
         dead_lettered: count("dead_letter"),
+        held: batch.reduce((n, e) => (e.held ? n + 1 : n), 0),
         duration_ms: Math.round((performance.now() - sentAt) * 10) / 10,
       },
       "batch settled",
     );
+  }
+
+  /**
+   * Tells the circuit how the batch went: any message the function decided about shows it is up, otherwise
+   * each retryable failure counts. While the circuit is open the failed messages are held, not settled.
+   */
+  private holdFailures(send: Entry[], outcomes: Outcome[], circuit: Circuit, inv: Invocation): void {
+    let failed = 0;
+    let reason = "";
+    for (const outcome of outcomes) {
+      if (!retryableFailure(outcome)) {
+        circuit.succeeded();
+        return;
+      }
+      if (failed++ === 0) reason = outcome.reason;
+    }
+    if (failed === 0) return;
+    circuit.failed(reason, failed);
+    if (!circuit.holding) return;
+    for (let i = 0; i < send.length; i++) {
+      const e = send[i] as Entry;
+      if (e.abandoned) continue;
+      e.held = true;
+      this.held.push(e);
+      const outcome = outcomes[i];
+      if (outcome && outcome.kind !== "ack") this.o.settler.held(e.d, outcome.reason, inv);
+    }
   }
 
   private settle(e: Entry, outcome: Outcome, inv?: Invocation): Settling {
@@ -204,9 +275,11 @@ export class BatchDispatcher {
     this.stopping = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    for (let e = this.pending.shift(); e; e = this.pending.shift()) {
-      this.o.ticker.delete(e);
-      e.msg.nak(this.o.shutdownNakMs);
+    for (const waiting of [this.pending, this.held]) {
+      for (let e = waiting.shift(); e; e = waiting.shift()) {
+        this.o.ticker.delete(e);
+        e.msg.nak(this.o.shutdownNakMs);
+      }
     }
     if (this.running.size > 0) await this.idle.wait(gracePeriodMs);
     let abandoned = 0;

@@ -174,7 +174,7 @@ describe("decideBatch", () => {
     expect(decideBatch({ status: 200, body }, batch, policy, clock)).toEqual([
       { kind: "retry", delayMs: 1_000, reason: "nope" },
       { kind: "retry", delayMs: 5_000, reason: "nope" },
-      { kind: "dead_letter", reason: "attempt 3 of 3 failed: nope" },
+      { kind: "dead_letter", reason: "attempt 3 of 3 failed: nope", exhausted: true },
     ]);
   });
 
@@ -206,7 +206,7 @@ describe("decideBatch", () => {
     expect(decideBatch({ status: 200, body: { events: {} } }, batch, policy, clock)).toEqual([
       { kind: "retry", delayMs: 1_000, reason: why },
       { kind: "retry", delayMs: 5_000, reason: why },
-      { kind: "dead_letter", reason: `attempt 3 of 3 failed: ${why}` },
+      { kind: "dead_letter", reason: `attempt 3 of 3 failed: ${why}`, exhausted: true },
     ]);
     const truncated = decideBatch({ status: 200, truncated: true }, batch.slice(0, 1), policy, clock);
     expect(truncated).toEqual([
@@ -218,7 +218,7 @@ describe("decideBatch", () => {
     expect(decideBatch({ status: 500 }, batch, policy, clock)).toEqual([
       { kind: "retry", delayMs: 1_000, reason: "HTTP 500" },
       { kind: "retry", delayMs: 5_000, reason: "HTTP 500" },
-      { kind: "dead_letter", reason: "attempt 3 of 3 failed: HTTP 500" },
+      { kind: "dead_letter", reason: "attempt 3 of 3 failed: HTTP 500", exhausted: true },
     ]);
     expect(decideBatch({ status: 503, retryAfter: "7" }, batch.slice(0, 1), policy, clock)).toEqual([
       { kind: "retry", delayMs: 7_000, reason: "HTTP 503" },

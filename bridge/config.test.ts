@@ -41,6 +41,24 @@ describe("config", () => {
     expect(issues.some((i) => i.startsWith("log.acks:"))).toBe(true);
   });
 
+  it("has a circuit breaker on every route unless switched off, and names its bad fields", () => {
+    const route = (extra: Record<string, unknown>) =>
+      parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], ...extra }] }, "t", {}).routes[0];
+    expect(route({})?.circuit_breaker).toEqual({ failures: 20, open_for: 5_000, max_open: 120_000 });
+    expect(route({ circuit_breaker: false })?.circuit_breaker).toBe(false);
+    expect(route({ circuit_breaker: { open_for: "1s" } })?.circuit_breaker).toEqual({
+      failures: 20,
+      open_for: 1_000,
+      max_open: 120_000,
+    });
+    const issues = (breaker: unknown) =>
+      issuesOf({ ...minimal, routes: [{ ...minimal.routes[0], circuit_breaker: breaker }] }).join("\n");
+    expect(issues({ failures: 0 })).toContain("routes[0].circuit_breaker.failures");
+    expect(issues({ open_for: "10m" })).toContain("routes[0].circuit_breaker.max_open");
+    expect(issues({ max_opn: "1m" })).toContain("max_opn");
+    expect(issues(true)).toContain("routes[0].circuit_breaker");
+  });
+
   it("sizes max_ack_pending to what a route can have out, batches capped at 16", () => {
     const route = (extra: Record<string, unknown>) => {
       const r = parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], ...extra }] }, "t", {}).routes[0];

@@ -59,6 +59,21 @@ const batchSchema = z
   })
   .strict();
 
+const circuitSchema = z
+  .object({
+    /** Retryable failures in a row (a batch counts each message) that open the circuit. */
+    failures: z.number().int().min(1).default(20),
+    /** The first pause before a probe; each failed probe doubles it. */
+    open_for: duration.default(5_000),
+    /** The longest pause between probes. */
+    max_open: duration.default(120_000),
+  })
+  .strict()
+  .refine((c) => c.max_open >= c.open_for, {
+    message: "max_open must not be shorter than open_for",
+    path: ["max_open"],
+  });
+
 const routeSchema = z
   .object({
     name,
@@ -83,6 +98,13 @@ const routeSchema = z
      * structured CloudEvents (functions/sdk/contract.ts). On such a route `concurrency` counts batches.
      */
     batch: batchSchema.optional(),
+    /**
+     * Pauses the route while its function is down (circuit.ts): held messages are probed one at a time
+     * instead of spending their max_deliver on the outage. `false` switches it off.
+     */
+    circuit_breaker: z
+      .union([z.literal(false), circuitSchema])
+      .default({ failures: 20, open_for: 5_000, max_open: 120_000 }),
     /** Overrides of the default outcome table: HTTP status → what to do. */
     status_outcomes: z
       .record(z.string().regex(/^\d{3}$/), z.enum(["ack", "retry", "dead_letter"]))

@@ -3,13 +3,14 @@ import type pino from "pino";
 import { AckBatcher } from "./ack-batcher.ts";
 import { AckTicker, type Tickable } from "./ack-ticker.ts";
 import { BatchDispatcher } from "./batch-consumer.ts";
+import { Circuit } from "./circuit.ts";
 import { type Config, durableName, maxAckPending, type RouteConfig } from "./config.ts";
-import type { BridgeEvents } from "./events.ts";
+import type { BridgeEvents, Delivery } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
 import { type Invocation, Invoker } from "./invoker.ts";
 import type { MessageStore } from "./js-publisher.ts";
-import { backoffDelay, beyondMaxDeliver, decideOutcome } from "./outcome.ts";
+import { backoffDelay, beyondMaxDeliver, decideOutcome, type Outcome, retryableFailure } from "./outcome.ts";
 import type { ServerFeatures } from "./server-features.ts";
 import { deliveryOf, Settler } from "./settle.ts";
 
@@ -45,6 +46,8 @@ class InFlight implements Tickable {
   msg: JsMsg;
   touchedAt: number;
   abandoned = false;
+  /** Failed while the circuit was open: kept (and ticked) for a probe instead of settled. */
+  held = false;
   constructor(msg: JsMsg, now: number) {
     this.msg = msg;
     this.touchedAt = now;
@@ -66,6 +69,9 @@ export class RouteConsumer {
   private readonly acks: AckBatcher;
   private readonly queue = new Fifo<JsMsg>();
   private readonly running = new Set<InFlight>();
+  /** Messages kept while the circuit is open, oldest first; each stays on the ticker. */
+  private readonly held = new Fifo<InFlight>();
+  private readonly circuit: Circuit | undefined;
   private readonly settler: Settler;
   /** Set on a route with `batch`: it takes every message instead of the per-message path. */
   private readonly batches: BatchDispatcher | undefined;
@@ -94,7 +100,14 @@ export class RouteConsumer {
       acks: this.acks,
       ackLevel: options.route.batch ? "debug" : (options.ackLogLevel ?? "debug"),
     });
-    const { batch } = options.route;
+    const { batch, circuit_breaker: policy } = options.route;
+    if (policy) {
+      this.circuit = new Circuit(policy, {
+        opened: this.circuitOpened,
+        halfOpened: this.circuitHalfOpened,
+        closed: this.circuitClosed,
+      });
+    }
     if (batch) {
       this.batches = new BatchDispatcher({
         route: { ...options.route, batch },
@@ -104,6 +117,7 @@ export class RouteConsumer {
         events,
         log: this.log,
         shutdownNakMs: SHUTDOWN_NAK_MS,
+        circuit: this.circuit,
       });
     }
   }
@@ -120,6 +134,16 @@ export class RouteConsumer {
   /** Messages received and waiting for a free slot; always 0 on a batch route, whose wait in its batches. */
   get queued(): number {
     return this.queue.length;
+  }
+
+  /** The circuit breaker has paused the route: its function looks down, so messages are held, not sent. */
+  get paused(): boolean {
+    return this.circuit?.holding ?? false;
+  }
+
+  /** Messages kept for a probe while the circuit is open. */
+  get heldCount(): number {
+    return this.held.length + (this.batches?.heldCount ?? 0);
   }
 
   /** Binds to the existing durable (provisioning created it) and starts consuming. */
@@ -186,9 +210,61 @@ export class RouteConsumer {
     }
   }
 
+  /**
+   * The pull stays open: what arrives is held, and the server stops sending once max_ack_pending messages
+   * are out, so the pause is bounded by configuration. Closing the pull instead would drop whatever was
+   * already on the wire until its ack_wait ran out.
+   */
+  private readonly circuitOpened = (pauseMs: number, reason: string): void => {
+    for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) this.keep(msg);
+    const held = this.heldCount;
+    this.o.events.emit("circuit:open", { route: this.route.name, pauseMs, reason, held });
+    this.log.warn({ pause_ms: pauseMs, reason, held }, "circuit open: route paused, messages held");
+  };
+
+  private readonly circuitHalfOpened = (): void => {
+    this.o.events.emit("circuit:half_open", { route: this.route.name, held: this.heldCount });
+    this.log.info({ held: this.heldCount }, "circuit half-open: probing with one held delivery");
+    const sent = this.batches ? this.batches.probe() : this.probe();
+    // Nothing held to try: close, and a function still failing opens the circuit again.
+    if (!sent) this.circuit?.succeeded();
+  };
+
+  private readonly circuitClosed = (pausedMs: number): void => {
+    // The circuit already reads closed; what waits now is what the pause held.
+    const held = this.held.length + (this.batches?.waiting ?? 0);
+    this.o.events.emit("circuit:closed", { route: this.route.name, pausedMs, held });
+    this.log.info({ paused_ms: Math.round(pausedMs), held }, "circuit closed: route resumed");
+    if (this.batches) this.batches.release();
+    else {
+      for (let entry = this.held.shift(); entry; entry = this.held.shift()) {
+        this.ticker.delete(entry);
+        this.onMessage(entry.msg);
+      }
+    }
+  };
+
+  /** Keeps a message that arrived while the circuit is open, alive until the probe or the close. */
+  private keep(msg: JsMsg): void {
+    const entry = new InFlight(msg, performance.now());
+    entry.held = true;
+    this.ticker.add(entry);
+    this.held.push(entry);
+  }
+
+  /** Sends the oldest held message as the probe; false when none is held. */
+  private probe(): boolean {
+    const entry = this.held.shift();
+    if (!entry) return false;
+    this.ticker.delete(entry);
+    void this.process(entry.msg);
+    return true;
+  }
+
   private readonly onMessage = (msg: JsMsg): void => {
     if (this.stopping) msg.nak(SHUTDOWN_NAK_MS);
     else if (this.batches) this.batches.push(msg);
+    else if (this.circuit?.holding) this.keep(msg);
     else if (this.running.size < this.route.concurrency) void this.process(msg);
     else this.queue.push(msg);
   };
@@ -205,8 +281,8 @@ export class RouteConsumer {
       if (!entry.abandoned) msg.nak(backoffDelay(msg.info.deliveryCount, this.route));
     } finally {
       this.running.delete(entry);
-      this.ticker.delete(entry);
-      const next = this.queue.shift();
+      if (!entry.held) this.ticker.delete(entry);
+      const next = this.paused ? undefined : this.queue.shift();
       if (next) this.onMessage(next);
       else if (this.running.size === 0) this.idle.notify();
     }
@@ -225,16 +301,38 @@ export class RouteConsumer {
       invocation = await this.invoker.invoke(msg, d);
       if (entry.abandoned) return;
       outcome = decideOutcome(invocation, delivery, this.route);
+      if (this.circuit && this.heldByCircuit(entry, d, outcome, invocation)) return;
     }
     await this.settler.settle(entry, d, outcome, invocation);
+  }
+
+  /** Tells the circuit how the attempt went; true when the failure is held rather than settled. */
+  private heldByCircuit(entry: InFlight, d: Delivery, outcome: Outcome, invocation: Invocation): boolean {
+    const circuit = this.circuit as Circuit;
+    if (!retryableFailure(outcome)) {
+      circuit.succeeded();
+      return false;
+    }
+    circuit.failed(outcome.reason);
+    if (!circuit.holding) return false;
+    // Still on the ticker from its invocation; process() leaves it there.
+    entry.held = true;
+    this.held.push(entry);
+    this.settler.held(d, outcome.reason, invocation);
+    return true;
   }
 
   /** Stops pulling, lets in-flight work finish for up to `gracePeriodMs`, hands the rest back, closes the pool. */
   async stop(gracePeriodMs: number): Promise<void> {
     this.stopping = true;
     this.isBound = false;
+    this.circuit?.stop();
     await this.messages?.close().catch(() => undefined);
     for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) msg.nak(SHUTDOWN_NAK_MS);
+    for (let entry = this.held.shift(); entry; entry = this.held.shift()) {
+      this.ticker.delete(entry);
+      entry.msg.nak(SHUTDOWN_NAK_MS);
+    }
     await this.batches?.stop(gracePeriodMs);
     if (this.running.size > 0) await this.idle.wait(gracePeriodMs);
     for (const entry of this.running) {

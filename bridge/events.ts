@@ -17,7 +17,8 @@ export interface Delivery {
   startedAt: number;
 }
 
-export type OutcomeKind = "ack" | "retry" | "dead_letter";
+/** `held`: a retryable failure kept by the route's open circuit for its probe; not settled with NATS. */
+export type OutcomeKind = "ack" | "retry" | "dead_letter" | "held";
 
 export interface OutcomeEvent {
   delivery: Delivery;
@@ -57,6 +58,11 @@ export interface BridgeEventMap {
   "consumer:status": [{ route: string; type: string; data: unknown }];
   "consumer:bound": [{ route: string }];
   "consumer:error": [{ route: string; error: Error }];
+  /** The route's function looks down: pulling stops and what the route has is held until a probe. */
+  "circuit:open": [{ route: string; pauseMs: number; reason: string; held: number }];
+  "circuit:half_open": [{ route: string; held: number }];
+  /** A probe (or a late answer) succeeded: pulling resumes and the held messages run. */
+  "circuit:closed": [{ route: string; pausedMs: number; held: number }];
 }
 
 export class BridgeEvents extends EventEmitter<BridgeEventMap> {}

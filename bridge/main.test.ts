@@ -18,6 +18,8 @@ let bridge: RunningBridge;
 /** ce-ids the function has acked; ids listed in `reject` get a 422 (dead letter) until removed. */
 const acked: string[] = [];
 const reject = new Set<string>();
+/** While set, the function answers 503 to everything: an outage. */
+let down = false;
 
 beforeAll(async () => {
   server = await NatsServer.start();
@@ -25,6 +27,10 @@ beforeAll(async () => {
     const ceId = String(req.headers["ce-id"]);
     req.resume();
     req.on("end", () => {
+      if (down) {
+        res.writeHead(503).end();
+        return;
+      }
       if (reject.has(ceId)) {
         res.writeHead(422, { "content-type": "application/json" }).end('{"error":"bad order"}');
         return;
@@ -46,6 +52,8 @@ beforeAll(async () => {
           name: "work",
           stream: `JOBS_${id}`,
           url: `http://127.0.0.1:${(fn.address() as AddressInfo).port}/`,
+          backoff: ["20ms"],
+          circuit_breaker: { failures: 3, open_for: "100ms", max_open: "200ms" },
         },
       ],
       shutdown: { grace_period: "5s" },
@@ -105,6 +113,26 @@ describe("in-process bridge", () => {
     // The redriven copy carries Nats-Msg-Id redrive:<dlq seq>, which becomes its ce-id.
     await until(() => acked.includes(`redrive:${letter?.seq}`));
     expect(await listDeadLetters(js, jsm, dl)).toEqual([]);
+  });
+
+  it("pauses the route while its function is down, stays ready, shows it in /metrics, and resumes", async () => {
+    down = true;
+    for (const key of ["down-1", "down-2", "down-3", "down-4"]) expect((await publish(key)).status).toBe(202);
+    const metric = async (name: string) => {
+      const text = await (await fetch(`${base()}/metrics`)).text();
+      return Number(text.match(new RegExp(`^${name}\\{route="work"\\} (\\d+)$`, "m"))?.[1]);
+    };
+    await until(async () => (await metric("jetway_route_paused")) === 1);
+    expect(await metric("jetway_circuit_opened_total")).toBeGreaterThanOrEqual(1);
+    expect(await metric("jetway_route_held")).toBeGreaterThanOrEqual(1);
+    // The bridge is fine and its ingress must keep taking events: a paused route does not fail readiness.
+    expect((await fetch(`${base()}/readyz`)).status).toBe(200);
+    expect((await publish("down-5")).status).toBe(202);
+
+    down = false;
+    await until(() => ["down-1", "down-2", "down-3", "down-4", "down-5"].every((k) => acked.includes(k)));
+    expect(await metric("jetway_route_paused")).toBe(0);
+    expect(await metric("jetway_dead_letters_total")).toBe(1);
   });
 
   // Delivery resumes on the pull loop's next request (up to its expiry, ~30 s), too slow to wait for here.

@@ -93,6 +93,10 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   };
   metrics.setSources({
     inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
+    circuits: () =>
+      Object.fromEntries(
+        consumers.map((c, i) => [config.routes[i]?.name, { paused: c.paused, held: c.heldCount }]),
+      ),
     pending: async () => {
       // Without NATS a consumer-info call would hang a scrape for the request timeout; metrics keep the last value.
       if (!connection.connected) throw new Error("nats disconnected");

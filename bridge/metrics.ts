@@ -8,6 +8,8 @@ export interface MetricSources {
   inFlight?: () => Record<string, number>;
   /** num_pending per route from consumer info; cached by the metrics for `pendingCacheMs`. */
   pending?: () => Promise<Record<string, number>>;
+  /** Per route: paused by its circuit breaker, and how many messages it holds meanwhile. */
+  circuits?: () => Record<string, { paused: boolean; held: number }>;
 }
 
 export interface BridgeMetricsOptions {
@@ -67,6 +69,35 @@ export class BridgeMetrics {
         for (const [route, n] of Object.entries(await self.pending())) this.set({ route }, n);
       },
     });
+
+    new Gauge({
+      name: "jetway_route_paused",
+      help: "1 while the route's circuit breaker has paused it (its function looks down), else 0.",
+      labelNames: ["route"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [route, c] of Object.entries(self.sources.circuits?.() ?? {}))
+          this.set({ route }, +c.paused);
+      },
+    });
+    new Gauge({
+      name: "jetway_route_held",
+      help: "Messages a paused route holds for its probe (kept alive, not pending on the server).",
+      labelNames: ["route"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [route, c] of Object.entries(self.sources.circuits?.() ?? {})) this.set({ route }, c.held);
+      },
+    });
+    const circuitOpened = new Counter({
+      name: "jetway_circuit_opened_total",
+      help: "Times a route's circuit breaker opened (after failures in a row, or a failed probe).",
+      labelNames: ["route"] as const,
+      registers,
+    });
+    events.on("circuit:open", ({ route }) => circuitOpened.inc({ route }));
 
     events.on("invoke:outcome", (e) =>
       outcomes.add(e.delivery.route, e.outcome, e.status, e.durationMs / 1_000),

@@ -5,11 +5,13 @@ const LEVEL: Record<OutcomeKind, "info" | "warn" | "error"> = {
   ack: "info",
   retry: "warn",
   dead_letter: "error",
+  held: "info",
 };
 const MESSAGE: Record<OutcomeKind, string> = {
   ack: "message acked",
   retry: "message will be retried",
   dead_letter: "message dead-lettered",
+  held: "message held: circuit open",
 };
 
 /** The trace id inside a W3C traceparent (`00-<trace id>-<span id>-<flags>`). */

@@ -149,13 +149,13 @@ const rows: Row[] = [
     "last attempt failing → dead letter",
     { status: 500, body: { error: "db down" } },
     5,
-    { kind: "dead_letter", reason: "attempt 5 of 5 failed: HTTP 500: db down" },
+    { kind: "dead_letter", reason: "attempt 5 of 5 failed: HTTP 500: db down", exhausted: true },
   ],
   [
     "last attempt timing out → dead letter",
     { error: "timeout" },
     5,
-    { kind: "dead_letter", reason: "attempt 5 of 5 failed: timeout" },
+    { kind: "dead_letter", reason: "attempt 5 of 5 failed: timeout", exhausted: true },
   ],
   ["Dapr SUCCESS on 500 → ack", { status: 500, body: { status: "SUCCESS" } }, 1, { kind: "ack", events: [] }],
   [

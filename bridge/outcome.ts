@@ -32,7 +32,12 @@ export interface EmittedEvent {
 export type Outcome =
   | { kind: "ack"; events: EmittedEvent[] }
   | { kind: "retry"; delayMs: number; reason: string }
-  | { kind: "dead_letter"; reason: string };
+  /** `exhausted`: a retryable failure on the last allowed attempt, not a message refused as bad. */
+  | { kind: "dead_letter"; reason: string; exhausted?: true };
+
+/** A failure a retry could fix: what the circuit breaker counts (and holds while open). */
+export const retryableFailure = (outcome: Outcome): outcome is Exclude<Outcome, { kind: "ack" }> =>
+  outcome.kind === "retry" || (outcome.kind === "dead_letter" && outcome.exhausted === true);
 
 export type OutcomePolicy = Pick<RouteConfig, "max_deliver" | "backoff" | "max_backoff" | "status_outcomes">;
 
@@ -208,7 +213,8 @@ export function failedAttempt(
   clock: OutcomeClock = SYSTEM_CLOCK,
 ): Outcome {
   if (delivery >= policy.max_deliver) {
-    return { kind: "dead_letter", reason: `attempt ${delivery} of ${policy.max_deliver} failed: ${why}` };
+    const reason = `attempt ${delivery} of ${policy.max_deliver} failed: ${why}`;
+    return { kind: "dead_letter", reason, exhausted: true };
   }
   const delayMs =
     askedMs === undefined

@@ -85,6 +85,11 @@ export class Settler {
     return this.settled(d, "retry", inv, outcome.delayMs, outcome.reason);
   }
 
+  /** A retryable failure an open circuit keeps for its probe: announced and logged, nothing sent to NATS. */
+  held(d: Delivery, reason: string, inv?: SettleContext): void {
+    this.settled(d, "held", inv, undefined, reason);
+  }
+
   private async publishThenAck(
     entry: Settleable,
     d: Delivery,

@@ -38,10 +38,9 @@ beforeAll(async () => {
     stock: { "sku-coffee": 100, "sku-mug": 100, "sku-gone": 0, "sku-scarce": SCARCE, "sku-outage": 1_000 },
     routes: {
       inventory: { url: `${inventoryGate.url}/events` },
-      // The outage test holds the gateway down while it checks what goes on meanwhile: at the fixture's
-      // fast back-off, 20 attempts would be spent in ~9 s on a slow machine, and an outage is not a reason
-      // to dead-letter an order.
-      payment: { max_deliver: 200 },
+      // The outage test holds the gateway down longer than the fixture's 20 fast attempts last (~9 s): the
+      // circuit breaker pauses the route instead. Short pauses, so payment resumes soon after the gateway.
+      payment: { circuit_breaker: { failures: 10, open_for: "500ms", max_open: "1s" } },
     },
     // A route whose secret the functions do not share: every delivery is a forged signature (401,
     // retryable by contract), so it dead-letters once its two attempts are spent.
@@ -368,8 +367,13 @@ async function deadLetterOf(route: string, seq: number): Promise<Letter> {
 }
 
 describe("a payment outage", () => {
-  it("blocks neither intake nor the other consumers, and payment catches up once the gateway is back", async () => {
+  it("blocks neither intake nor the other consumers; payment pauses, and catches up once the gateway is back", async () => {
     const gateway = system.host.gateway;
+    const paused: number[] = [];
+    const onOpen = ({ route }: { route: string }) => {
+      if (route === "payment") paused.push(performance.now());
+    };
+    system.bridge.events.on("circuit:open", onOpen);
     const jsm = await jetstreamManager(system.bridge.nc);
     const deadLettersBefore = (await jsm.streams.info(system.bridge.config.dead_letter.stream)).state
       .messages;
@@ -393,12 +397,16 @@ describe("a payment outage", () => {
       return row?.n ?? 0;
     };
 
-    // Inventory goes on while payment cannot: every order's stock is reserved, every charge was tried.
+    // Inventory goes on while payment cannot: every order's stock is reserved; the payment route pauses.
     const reserved = async () => (await count(sql`${orders.inventory_status} = 'reserved'`)) === ids.length;
     await waitFor("every order's stock reserved", reserved, 30_000);
-    const tried = () => Object.keys(gateway.getStats().requests_by_key).length >= ids.length;
-    await waitFor("a charge tried for every order", tried, 30_000);
+    await waitFor("the payment route to pause", () => paused.length > 0, 30_000);
+    // Longer than the route's 20 attempts at the fixture's back-off take: without the pause, dead letters.
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
     expect(gateway.getStats().charges).toBe(0);
+    expect((await jsm.streams.info(system.bridge.config.dead_letter.stream)).state.messages).toBe(
+      deadLettersBefore,
+    );
     expect(await count(sql`${orders.payment_status} = 'pending' and ${orders.status} = 'placed'`)).toBe(
       ids.length,
     );
@@ -411,10 +419,11 @@ describe("a payment outage", () => {
     expect(stats.requests).toBeGreaterThan(ids.length);
     expect(stats.charges).toBe(ids.length);
     expect(Object.values(stats.by_key_count).every((n) => n === 1)).toBe(true);
-    // Retried through, not dead-lettered.
+    // Held through the outage, not dead-lettered.
     expect((await jsm.streams.info(system.bridge.config.dead_letter.stream)).state.messages).toBe(
       deadLettersBefore,
     );
+    system.bridge.events.off("circuit:open", onOpen);
   }, 90_000);
 });
 

@@ -1,0 +1,239 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Circuit } from "./circuit.ts";
+import { DLQ_HEADERS } from "./dead-letter-headers.ts";
+import type { BridgeEventMap } from "./events.ts";
+import { HttpFunction, waitFor } from "./testing/http-function.ts";
+import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
+
+describe("Circuit", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function circuit(failures = 3) {
+    const calls: string[] = [];
+    const c = new Circuit(
+      { failures, open_for: 100, max_open: 350 },
+      {
+        opened: (pauseMs) => calls.push(`open ${pauseMs}`),
+        halfOpened: () => calls.push("probe"),
+        closed: () => calls.push("closed"),
+      },
+    );
+    return { c, calls };
+  }
+
+  it("opens after `failures` retryable failures in a row; a success in between starts the count again", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit();
+    c.failed("503");
+    c.failed("503");
+    c.succeeded();
+    c.failed("503");
+    c.failed("503");
+    expect(c.state).toBe("closed");
+    c.failed("503");
+    expect(c.state).toBe("open");
+    expect(c.holding).toBe(true);
+    expect(calls).toEqual(["open 100"]);
+  });
+
+  it("counts a batch's failed messages together", () => {
+    const { c } = circuit(10);
+    c.failed("503", 9);
+    expect(c.state).toBe("closed");
+    c.failed("503", 1);
+    expect(c.state).toBe("open");
+    c.stop();
+  });
+
+  it("probes after the pause; each failed probe doubles the pause up to max_open; a success closes", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit(1);
+    c.failed("down");
+    vi.advanceTimersByTime(99);
+    expect(c.state).toBe("open");
+    vi.advanceTimersByTime(1);
+    expect(c.state).toBe("half_open");
+    expect(c.holding).toBe(true);
+    c.failed("still down");
+    vi.advanceTimersByTime(200);
+    c.failed("still down");
+    vi.advanceTimersByTime(350);
+    c.failed("still down");
+    expect(calls).toEqual(["open 100", "probe", "open 200", "probe", "open 350", "probe", "open 350"]);
+    vi.advanceTimersByTime(350);
+    c.succeeded();
+    expect(c.state).toBe("closed");
+    expect(c.holding).toBe(false);
+    // Closed again, the next outage starts from open_for.
+    c.failed("down");
+    expect(calls.slice(-3)).toEqual(["probe", "closed", "open 100"]);
+    c.stop();
+  });
+
+  it("a late success while open closes at once; stop() cancels the probe", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit(1);
+    c.failed("down");
+    c.succeeded();
+    expect(calls).toEqual(["open 100", "closed"]);
+    c.failed("down");
+    c.stop();
+    vi.advanceTimersByTime(1_000);
+    expect(calls).toEqual(["open 100", "closed", "open 100"]);
+  });
+});
+
+const { h, cleanups } = useHarness();
+
+type Transition = { type: "open" | "half_open" | "closed"; at: number } & Record<string, unknown>;
+
+/** A route whose function answers 503 until `recover()`; records the circuit's transitions. */
+async function outage(route: Record<string, unknown>) {
+  let down = true;
+  const fn = await HttpFunction.start(() =>
+    down ? { status: 503, body: { error: "gateway down" } } : { status: 200, body: { failures: [] } },
+  );
+  cleanups.push(() => fn.close());
+  const f: RouteFixture = await routeFixture(h, fn.url, {
+    backoff: ["20ms"],
+    max_deliver: 3,
+    concurrency: 4,
+    ...route,
+  });
+  const transitions: Transition[] = [];
+  const record =
+    (type: Transition["type"]) =>
+    (e: BridgeEventMap[`circuit:${typeof type}`][0]): void => {
+      transitions.push({ type, at: performance.now(), ...e });
+    };
+  f.events.on("circuit:open", record("open"));
+  f.events.on("circuit:half_open", record("half_open"));
+  f.events.on("circuit:closed", record("closed"));
+  cleanups.push(() => f.consumer.stop(1_000));
+  await f.consumer.start();
+  return {
+    f,
+    fn,
+    transitions,
+    recover: () => {
+      down = false;
+    },
+  };
+}
+
+async function publish(f: RouteFixture, n: number): Promise<number[]> {
+  const seqs: number[] = [];
+  for (let i = 0; i < n; i++) seqs.push((await h.js.publish(f.subject, JSON.stringify({ i }))).seq);
+  return seqs;
+}
+
+const acked = (f: RouteFixture) =>
+  new Set(f.outcomes.filter((o) => o.outcome === "ack").map((o) => o.delivery.seq));
+
+describe("circuit breaker on a route", () => {
+  it("pauses a single-delivery route while its function is down, then delivers everything, nothing dead-lettered", async () => {
+    const breaker = { failures: 3, open_for: "150ms", max_open: "300ms" };
+    const { f, fn, transitions, recover } = await outage({ circuit_breaker: breaker });
+    const seqs = await publish(f, 12);
+    await waitFor("the circuit to open", () => f.consumer.paused);
+    // Far longer than max_deliver (3) retries at 20 ms would take: without the breaker all 12 are dead letters.
+    await waitFor("three probes", () => transitions.filter((t) => t.type === "half_open").length >= 3);
+    const duringOutage = fn.requests.length;
+    expect(await f.dlq()).toEqual([]);
+    expect(f.consumer.heldCount).toBeGreaterThan(0);
+    // A held failure is announced like a settlement (metrics, traces), with the function's reason.
+    expect(f.outcomes.find((o) => o.outcome === "held")).toMatchObject({
+      status: 503,
+      reason: "HTTP 503: gateway down",
+    });
+    // Attempts before it opened (at most `failures` plus those in flight) and one per probe, not 12 × 3.
+    expect(duringOutage).toBeLessThanOrEqual(
+      3 + 4 + transitions.filter((t) => t.type === "half_open").length,
+    );
+
+    recover();
+    await waitFor("all 12 acked", () => seqs.every((s) => acked(f).has(s)));
+    expect(f.consumer.paused).toBe(false);
+    await waitFor("the route to pull again", () => f.consumer.bound);
+    expect(await f.dlq()).toEqual([]);
+    const [opened] = transitions;
+    expect(opened).toMatchObject({ type: "open", pauseMs: 150, reason: expect.stringContaining("HTTP 503") });
+    const pauses = transitions.filter((t) => t.type === "open").map((t) => t.pauseMs);
+    expect(pauses.slice(0, 3)).toEqual([150, 300, 300]);
+    expect(transitions.at(-1)).toMatchObject({ type: "closed" });
+
+    // Messages published after recovery flow as usual.
+    const later = await publish(f, 3);
+    await waitFor("later messages acked", () => later.every((s) => acked(f).has(s)));
+  });
+
+  it("without the breaker the same outage dead-letters every message once max_deliver is spent", async () => {
+    const { f, transitions } = await outage({ circuit_breaker: false });
+    await publish(f, 12);
+    await waitFor("12 dead letters", async () => (await f.dlq()).length === 12);
+    expect(transitions).toEqual([]);
+  });
+
+  it("pauses a batch route too: failed batches are held and one batch probes", async () => {
+    const breaker = { failures: 10, open_for: "150ms", max_open: "150ms" };
+    const { f, fn, transitions, recover } = await outage({
+      circuit_breaker: breaker,
+      batch: { size: 5, max_wait: "5ms" },
+      concurrency: 2,
+    });
+    const seqs = await publish(f, 20);
+    await waitFor("the circuit to open", () => f.consumer.paused);
+    await waitFor("three probes", () => transitions.filter((t) => t.type === "half_open").length >= 3);
+    expect(await f.dlq()).toEqual([]);
+    const probes = transitions.filter((t) => t.type === "half_open").length;
+    // Two batches of five opened it (10 failures), at most two more were in flight, then a batch per probe.
+    expect(fn.requests.length).toBeLessThanOrEqual(4 + probes);
+    expect(f.consumer.heldCount).toBe(20);
+
+    recover();
+    await waitFor("all 20 acked", () => seqs.every((s) => acked(f).has(s)));
+    expect(await f.dlq()).toEqual([]);
+    // The probe took one batch of five; the other 15 were released when it succeeded.
+    expect(transitions.at(-1)).toMatchObject({ type: "closed", held: 15 });
+  });
+
+  it("does not open on failures mixed with successes, and a bad message is still dead-lettered", async () => {
+    // Every other request fails, and one message is refused outright: neither is an outage.
+    const fn = await HttpFunction.start((request, n) => {
+      if (request.body.toString().includes("poison")) return { status: 422, body: { error: "bad order" } };
+      return n % 2 === 0 ? { status: 503 } : { status: 200 };
+    });
+    cleanups.push(() => fn.close());
+    const f = await routeFixture(h, fn.url, {
+      backoff: ["10ms"],
+      max_deliver: 10,
+      circuit_breaker: { failures: 3, open_for: "10s" },
+    });
+    let opened = 0;
+    f.events.on("circuit:open", () => opened++);
+    cleanups.push(() => f.consumer.stop(1_000));
+    await f.consumer.start();
+    const seqs = await publish(f, 10);
+    const poison = (await h.js.publish(f.subject, JSON.stringify({ poison: true }))).seq;
+    await waitFor("10 acked", () => seqs.every((s) => acked(f).has(s)));
+    await waitFor("the poison message dead-lettered", async () => (await f.dlq()).length === 1);
+    expect((await f.dlq())[0]?.header?.get(DLQ_HEADERS.seq)).toBe(String(poison));
+    expect(opened).toBe(0);
+  });
+
+  it("stop() while paused hands the held messages back, and a new consumer delivers them", async () => {
+    const { f, recover } = await outage({ circuit_breaker: { failures: 2, open_for: "10s" } });
+    const seqs = await publish(f, 6);
+    await waitFor("the circuit to open", () => f.consumer.paused);
+    await waitFor("every message held", () => f.consumer.heldCount + f.consumer.inFlight >= 6);
+    await f.consumer.stop(1_000);
+    recover();
+    const next = f.newConsumer();
+    cleanups.push(() => next.stop(1_000));
+    await next.start();
+    await waitFor("all 6 acked by the new consumer", () => seqs.every((s) => acked(f).has(s)));
+    expect(await f.dlq()).toEqual([]);
+  });
+});

@@ -1,0 +1,87 @@
+import type { RouteConfig } from "./config.ts";
+
+export type CircuitState = "closed" | "open" | "half_open";
+export type CircuitPolicy = Exclude<RouteConfig["circuit_breaker"], false>;
+
+/** What the route does on each transition; called synchronously from the transition. */
+export interface CircuitHooks {
+  /** Stop pulling and hold what is here; `pauseMs` until the probe. */
+  opened(pauseMs: number, reason: string): void;
+  /** Send one probe (the oldest held message or batch). */
+  halfOpened(): void;
+  /** The function answers again: resume pulling and run what was held. */
+  closed(pausedMs: number): void;
+}
+
+/**
+ * A route's circuit breaker: `failures` retryable failures in a row (transport errors, 5xx, 429, RETRY)
+ * mean the function or what it calls is down, so the route stops pulling and holds what it has instead of
+ * spending every message's max_deliver on an outage. After a pause, one probe; a failed probe doubles the
+ * pause up to `max_open`. Any answer that shows the function deciding (an ack, a 4xx) closes it.
+ */
+export class Circuit {
+  private current: CircuitState = "closed";
+  private streak = 0;
+  private pauseMs: number;
+  private openedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly policy: CircuitPolicy;
+  private readonly hooks: CircuitHooks;
+
+  constructor(policy: CircuitPolicy, hooks: CircuitHooks) {
+    this.policy = policy;
+    this.hooks = hooks;
+    this.pauseMs = policy.open_for;
+  }
+
+  get state(): CircuitState {
+    return this.current;
+  }
+
+  /** While open or probing, a retryable failure is held, not naked or dead-lettered. */
+  get holding(): boolean {
+    return this.current !== "closed";
+  }
+
+  /** The function decided about a message (acked it, or refused it as bad). */
+  succeeded(): void {
+    this.streak = 0;
+    if (this.current === "closed") return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.current = "closed";
+    this.pauseMs = this.policy.open_for;
+    this.hooks.closed(performance.now() - this.openedAt);
+  }
+
+  /** `count` messages failed in a way a retry could fix (a batch counts each of its messages). */
+  failed(reason: string, count = 1): void {
+    this.streak += count;
+    if (this.current === "half_open") {
+      // The probe failed: wait longer before the next one.
+      this.pauseMs = Math.min(this.pauseMs * 2, this.policy.max_open);
+      this.open(reason);
+    } else if (this.current === "closed" && this.streak >= this.policy.failures) {
+      this.openedAt = performance.now();
+      this.open(reason);
+    }
+  }
+
+  private open(reason: string): void {
+    this.current = "open";
+    this.timer = setTimeout(this.probe, this.pauseMs);
+    this.hooks.opened(this.pauseMs, reason);
+  }
+
+  private readonly probe = (): void => {
+    this.timer = undefined;
+    this.current = "half_open";
+    this.hooks.halfOpened();
+  };
+
+  /** Cancels a pending probe (shutdown). */
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
