@@ -1,7 +1,9 @@
+import { createServer } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Circuit } from "./circuit.ts";
 import { DLQ_HEADERS } from "./dead-letter-headers.ts";
 import type { BridgeEventMap } from "./events.ts";
+import { freePort } from "./free-port.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
 import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
@@ -221,6 +223,38 @@ describe("circuit breaker on a route", () => {
     await waitFor("the poison message dead-lettered", async () => (await f.dlq()).length === 1);
     expect((await f.dlq())[0]?.header?.get(DLQ_HEADERS.seq)).toBe(String(poison));
     expect(opened).toBe(0);
+  });
+
+  it("pauses while nothing listens at the function's address (connection refused), resumes when it is back", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}/invoke`;
+    const f = await routeFixture(h, url, {
+      backoff: ["20ms"],
+      max_deliver: 3,
+      concurrency: 4,
+      circuit_breaker: { failures: 3, open_for: "100ms", max_open: "200ms" },
+    });
+    const reasons: string[] = [];
+    f.events.on("circuit:open", ({ reason }) => reasons.push(reason));
+    cleanups.push(() => f.consumer.stop(1_000));
+    await f.consumer.start();
+    const seqs = await publish(f, 8);
+    await waitFor("the circuit to open", () => f.consumer.paused);
+    await waitFor("a failed probe", () => reasons.length >= 2);
+    expect(reasons[0]).toContain("connection refused");
+    expect(await f.dlq()).toEqual([]);
+
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    await waitFor("all 8 acked", () => seqs.every((s) => acked(f).has(s)));
+    expect(await f.dlq()).toEqual([]);
   });
 
   it("stop() while paused hands the held messages back, and a new consumer delivers them", async () => {
