@@ -446,7 +446,7 @@ describe("health, readiness and metrics", () => {
     expect((await app.request("/healthz")).status).toBe(200);
     const notReady = await app.request("/readyz");
     expect(notReady.status).toBe(503);
-    expect(await notReady.json()).toEqual({ ready: false, reasons: ["route ship not bound"] });
+    expect(await notReady.json()).toEqual({ ready: false, reasons: ["route ship not bound"], paused: [] });
     readiness = { ready: true, reasons: [] };
     expect((await app.request("/readyz")).status).toBe(200);
   });

@@ -9,6 +9,8 @@ export interface Readiness {
   ready: boolean;
   /** Why not, e.g. "nats disconnected", "route ship not bound", "shutting down". */
   reasons: string[];
+  /** Routes their circuit breaker has paused: their function looks down, which does not make the bridge unready. */
+  paused?: string[];
 }
 
 export interface HttpAppDeps {
@@ -42,7 +44,7 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     const r = deps.readiness();
-    return c.json({ ready: r.ready, reasons: r.reasons }, r.ready ? 200 : 503);
+    return c.json({ ready: r.ready, reasons: r.reasons, paused: r.paused ?? [] }, r.ready ? 200 : 503);
   });
   app.get("/metrics", async (c) => {
     const text = await deps.metrics.metrics();

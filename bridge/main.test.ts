@@ -126,7 +126,9 @@ describe("in-process bridge", () => {
     expect(await metric("jetway_circuit_opened_total")).toBeGreaterThanOrEqual(1);
     expect(await metric("jetway_route_held")).toBeGreaterThanOrEqual(1);
     // The bridge is fine and its ingress must keep taking events: a paused route does not fail readiness.
-    expect((await fetch(`${base()}/readyz`)).status).toBe(200);
+    const ready = await fetch(`${base()}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, reasons: [], paused: ["work"] });
     expect((await publish("down-5")).status).toBe(202);
 
     down = false;

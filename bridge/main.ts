@@ -86,10 +86,13 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     const reasons: string[] = [];
     if (shuttingDown) reasons.push("shutting down");
     if (!connection.connected) reasons.push("nats disconnected");
+    const paused: string[] = [];
     consumers.forEach((c, i) => {
-      if (!c.bound) reasons.push(`route ${config.routes[i]?.name} not bound`);
+      const name = config.routes[i]?.name ?? "";
+      if (!c.bound) reasons.push(`route ${name} not bound`);
+      if (c.paused) paused.push(name);
     });
-    return { ready: reasons.length === 0, reasons };
+    return { ready: reasons.length === 0, reasons, paused };
   };
   metrics.setSources({
     inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
