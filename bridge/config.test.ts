@@ -32,6 +32,7 @@ describe("config", () => {
     expect(route?.ack_wait).toBe(30_000);
     expect(config.streams[0]?.duplicate_window).toBe(120_000);
     expect(config.dead_letter).toMatchObject({ stream: "DLQ", subject_prefix: "dlq" });
+    expect(config.nats).toMatchObject({ ping_interval: 10_000, max_pings_out: 2 });
   });
 
   it("logs acks at debug unless log.acks says info, and names log.acks when it is neither", () => {

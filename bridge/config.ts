@@ -35,6 +35,13 @@ const natsSchema = z
      * cluster electing its leader or placing replicas); a refusal of what was asked fails at once.
      */
     startup_wait: duration.default(60_000),
+    /**
+     * How often the client pings its server; `max_pings_out` unanswered pings mark the connection stale and
+     * it moves to another server. A server that stops answering without closing its sockets (frozen, or cut
+     * off by a partition) is only noticed this way: with nats.js's defaults (2 minutes, 2) after 4–6 minutes.
+     */
+    ping_interval: duration.default(10_000),
+    max_pings_out: z.number().int().min(1).max(100).default(2),
   })
   .strict();
 
@@ -119,6 +126,8 @@ export const configSchema = z
       name: "jetway-bridge",
       connect_timeout: 20_000,
       startup_wait: 60_000,
+      ping_interval: 10_000,
+      max_pings_out: 2,
     }),
     http: z
       .object({

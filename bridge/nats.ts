@@ -25,8 +25,8 @@ export async function connectionOptions(config: NatsConfig): Promise<NodeConnect
     reconnectTimeWait: 1_000,
     reconnectJitter: 500,
     reconnectJitterTLS: 1_000,
-    pingInterval: 20_000,
-    maxPingOut: 3,
+    pingInterval: config.ping_interval,
+    maxPingOut: config.max_pings_out,
     noAsyncTraces: true,
     timeout: config.connect_timeout,
   };
@@ -117,7 +117,7 @@ function logStatus(s: Status, state: { connected: boolean }, logger: pino.Logger
       logger.error({ err: s.error }, "nats async error");
       return;
     case "staleConnection":
-      logger.warn("nats connection stale");
+      logger.warn("nats connection stale: the server stopped answering pings, moving to another");
       return;
     case "slowConsumer":
       logger.warn({ subject: s.sub.getSubject(), pending: s.pending }, "nats slow consumer");

@@ -17,7 +17,9 @@ import { NatsCluster, poll } from "./testing/nats-cluster.ts";
 /**
  * A 3-node JetStream cluster loses one node (kill -9 of the stream leader, which the bridge is connected
  * to) and keeps taking and serving an R3 stream with the remaining two; the node comes back and catches
- * up. Throughout, a RouteConsumer delivers every message to a local HTTP function: nothing is lost.
+ * up. Then a node freezes (SIGSTOP: its sockets stay open and nothing answers, as in a partition or a
+ * stalled VM) and the bridge on it has to notice by itself. Throughout, a RouteConsumer delivers every
+ * message to a local HTTP function: nothing is lost.
  */
 describe("3-node JetStream cluster", () => {
   const silent = pino({ level: "silent" });
@@ -33,11 +35,19 @@ describe("3-node JetStream cluster", () => {
 
   beforeAll(async () => {
     cluster = await NatsCluster.start(3);
-    nc = await connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    // Quick pings, so the test's own connection leaves a frozen node too.
+    nc = await connect({
+      servers: cluster.urls,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      pingInterval: 1_000,
+      maxPingOut: 2,
+    });
     fn = await HttpFunction.start();
     config = parseConfig(
       {
-        nats: { servers: cluster.urls },
+        // A frozen server is noticed after ~3 unanswered pings: 3 s here, ~30 s with the defaults.
+        nats: { servers: cluster.urls, ping_interval: "1s", max_pings_out: 2 },
         streams: [{ name: stream, subjects: [`cluster_${id}.>`], replicas: 3 }],
         dead_letter: { stream: `DLQ_${id}`, subject_prefix: `dlq_${id}`, replicas: 3 },
         routes: [
@@ -177,5 +187,55 @@ describe("3-node JetStream cluster", () => {
     });
     expect(bridge.consumer.bound).toBe(true);
     expect(bridge.nc.info?.server_name).not.toBe(leader);
+    // The next test's bridge must be the only one delivering.
+    await bridge.consumer.stop(1_000);
+  });
+
+  it("leaves a frozen node (no answer, sockets open) for the others and loses nothing; thawed, it catches up", async () => {
+    const before = (await jsm.streams.info(stream)).state.messages;
+    const leader = (await jsm.streams.info(stream)).cluster?.leader;
+    const victim = cluster.node(leader ?? "");
+    const bridge = await bridgeOn(victim.url);
+    expect(bridge.nc.info?.server_name).toBe(leader);
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+    const deliveredAll = (from: number, to: number) =>
+      poll(
+        `messages ${from}..${to - 1} delivered to the function`,
+        async () => (range(from, to).every((i) => delivered().has(i)) ? true : undefined),
+        { timeoutMs: 45_000 },
+      );
+
+    await publish(100, 130);
+    await deliveredAll(100, 130);
+
+    const pid = victim.pid as number;
+    process.kill(pid, "SIGSTOP");
+    const thaw = async () => {
+      process.kill(pid, "SIGCONT");
+    };
+    cleanups.push(thaw);
+    // The other two elect a new stream leader (seen after 6 s, and after more than 15 s)...
+    await poll(
+      "another node to lead the stream",
+      async () => {
+        const now = (await jsm.streams.info(stream)).cluster?.leader;
+        return now && now !== leader ? true : undefined;
+      },
+      { timeoutMs: 45_000 },
+    );
+    // ...and the bridge, whose pings go unanswered, moves to one of them and delivers from there.
+    await publish(130, 160);
+    await deliveredAll(130, 160);
+    expect(bridge.nc.info?.server_name).not.toBe(leader);
+
+    await thaw();
+    await poll("the thawed node to catch up", replicasCurrent, { timeoutMs: 45_000 });
+    await publish(160, 190);
+    await deliveredAll(160, 190);
+    expect((await jsm.streams.info(stream)).state.messages).toBe(before + 90);
+    await poll("the route's consumer to be fully acked", async () => {
+      const ci = await jsm.consumers.info(stream, "deliver");
+      return ci.num_pending === 0 && ci.num_ack_pending === 0 ? true : undefined;
+    });
   });
 });
