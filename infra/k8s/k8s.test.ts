@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { durableName, parseConfig } from "../../bridge/config.ts";
+import { BridgeEvents } from "../../bridge/events.ts";
+import { BridgeMetrics } from "../../bridge/metrics.ts";
 import { MIN_RETENTION_S } from "../../functions/order/admin.ts";
 import {
   asList,
@@ -53,6 +55,7 @@ describe("infra/k8s manifests", () => {
         "Deployment",
         "Namespace",
         "PodDisruptionBudget",
+        "PrometheusRule",
         "ScaledObject",
         "Secret",
         "Secret",
@@ -110,6 +113,27 @@ describe("infra/k8s manifests", () => {
     expect(selects(at(pdb, "spec.selector.matchLabels"))).toBe(true);
     expect(Number(at(pdb, "spec.minAvailable"))).toBeGreaterThanOrEqual(1);
     expect(Number(at(pdb, "spec.minAvailable"))).toBeLessThan(Number(at(deployment(), "spec.replicas")));
+  });
+
+  it("the alert rules use only metrics the bridge exports, and every rule says what it is about", async () => {
+    const exported = new Set(
+      [
+        ...(await new BridgeMetrics(new BridgeEvents(), { defaultMetrics: false }).metrics()).matchAll(
+          /^# TYPE (\S+) /gm,
+        ),
+      ].map((m) => m[1]),
+    );
+    const rules = asList(at(one("PrometheusRule"), "spec.groups"), "groups").flatMap((g) =>
+      asList(at(g, "rules"), "rules").map((r) => asNode(r, "rule")),
+    );
+    expect(rules.length).toBeGreaterThanOrEqual(5);
+    for (const rule of rules) {
+      const used = [...String(rule.expr).matchAll(/\bjetway_[a-z_]+/g)].map((m) => m[0]);
+      expect(used.length, String(rule.alert)).toBeGreaterThan(0);
+      for (const name of used) expect(exported, `${rule.alert} uses ${name}`).toContain(name);
+      expect(at(rule, "annotations.summary"), String(rule.alert)).toBeTruthy();
+    }
+    expect(rules.map((r) => r.alert)).toContain("JetwayRoutePaused");
   });
 
   it("the ScaledObject scales the Deployment with one nats-jetstream trigger per route's consumer", () => {
