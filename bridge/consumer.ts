@@ -217,9 +217,12 @@ export class RouteConsumer {
    */
   private readonly circuitOpened = (pauseMs: number, reason: string): void => {
     for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) this.keep(msg);
-    const held = this.heldCount;
-    this.o.events.emit("circuit:open", { route: this.route.name, pauseMs, reason, held });
-    this.log.warn({ pause_ms: pauseMs, reason, held }, "circuit open: route paused, messages held");
+    // Announced once the failures that opened it are held too, so `held` counts them.
+    queueMicrotask(() => {
+      const held = this.heldCount;
+      this.o.events.emit("circuit:open", { route: this.route.name, pauseMs, reason, held });
+      this.log.warn({ pause_ms: pauseMs, reason, held }, "circuit open: route paused, messages held");
+    });
   };
 
   private readonly circuitHalfOpened = (): void => {
