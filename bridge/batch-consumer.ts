@@ -129,22 +129,25 @@ export class BatchDispatcher {
   }
 
   /** Up to `size` waiting messages; stops early rather than put one id in a batch twice. */
-  private take(from = this.pending, batch: Entry[] = [], ids = new Set<string>()): Entry[] {
-    for (let next = from.peek(); next && batch.length < this.size; next = from.peek()) {
+  private take(): Entry[] {
+    const batch: Entry[] = [];
+    const ids = new Set<string>();
+    for (let next = this.pending.peek(); next && batch.length < this.size; next = this.pending.peek()) {
       if (ids.has(next.d.id)) break;
       ids.add(next.d.id);
-      batch.push(from.shift() as Entry);
+      batch.push(this.pending.shift() as Entry);
     }
     return batch;
   }
 
-  /** Sends one batch as the circuit's probe, the held messages first; false when nothing waits. */
+  /**
+   * Sends the oldest held message, alone, as the circuit's probe (a whole batch would be a burst against a
+   * dependency that may be throttling); false when nothing waits.
+   */
   probe(): boolean {
-    const ids = new Set<string>();
-    const batch = this.take(this.held, [], ids);
-    if (batch.length < this.size && this.held.length === 0) this.take(this.pending, batch, ids);
-    if (batch.length === 0) return false;
-    void this.run(batch);
+    const first = this.held.shift() ?? this.pending.shift();
+    if (!first) return false;
+    void this.run([first]);
     return true;
   }
 

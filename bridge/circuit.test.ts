@@ -178,7 +178,7 @@ describe("circuit breaker on a route", () => {
     expect(transitions).toEqual([]);
   });
 
-  it("pauses a batch route too: failed batches are held and one batch probes", async () => {
+  it("pauses a batch route too: failed batches are held, and one message probes at a time", async () => {
     const breaker = { failures: 10, open_for: "150ms", max_open: "150ms" };
     const { f, fn, transitions, recover } = await outage({
       circuit_breaker: breaker,
@@ -193,12 +193,15 @@ describe("circuit breaker on a route", () => {
     // Two batches of five opened it (10 failures), at most two more were in flight, then a batch per probe.
     expect(fn.requests.length).toBeLessThanOrEqual(4 + probes);
     expect(f.consumer.heldCount).toBe(20);
+    // The latest request was a probe: one message, although a whole batch of them is held.
+    const last = fn.requests.at(-1);
+    expect(JSON.parse(last?.body.toString() ?? "[]")).toHaveLength(1);
 
     recover();
     await waitFor("all 20 acked", () => seqs.every((s) => acked(f).has(s)));
     expect(await f.dlq()).toEqual([]);
-    // The probe took one batch of five; the other 15 were released when it succeeded.
-    expect(transitions.at(-1)).toMatchObject({ type: "closed", held: 15 });
+    // The probe was one message, alone; the other 19 were released when it succeeded.
+    expect(transitions.at(-1)).toMatchObject({ type: "closed", held: 19 });
   });
 
   it("does not open on failures mixed with successes, and a bad message is still dead-lettered", async () => {
