@@ -8,7 +8,7 @@ import type { BridgeEvents, Delivery, OutcomeKind } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
 import type { Invocation, Invoker } from "./invoker.ts";
-import { backoffDelay, beyondMaxDeliver, type Outcome, retryableFailure } from "./outcome.ts";
+import { backoffDelay, beyondMaxDeliver, type Outcome, retryableFailure, retryDelay } from "./outcome.ts";
 import { deliveryOf, type SettleContext, type Settler } from "./settle.ts";
 
 export interface BatchDispatcherOptions {
@@ -241,15 +241,17 @@ export class BatchDispatcher {
   private holdFailures(send: Entry[], outcomes: Outcome[], circuit: Circuit, inv: Invocation): void {
     let failed = 0;
     let reason = "";
+    let retryMs = 0;
     for (const outcome of outcomes) {
       if (!retryableFailure(outcome)) {
         circuit.succeeded();
         return;
       }
       if (failed++ === 0) reason = outcome.reason;
+      retryMs = Math.max(retryMs, retryDelay(outcome));
     }
     if (failed === 0) return;
-    circuit.failed(reason, failed);
+    circuit.failed(reason, failed, retryMs);
     if (!circuit.holding) return;
     for (let i = 0; i < send.length; i++) {
       const e = send[i] as Entry;

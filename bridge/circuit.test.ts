@@ -74,6 +74,20 @@ describe("Circuit", () => {
     c.stop();
   });
 
+  it("never pauses for less than the failure's retry delay (Retry-After), nor longer than max_open", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit(1);
+    c.failed("429", 1, 250);
+    vi.advanceTimersByTime(249);
+    expect(c.state).toBe("open");
+    vi.advanceTimersByTime(1);
+    expect(c.state).toBe("half_open");
+    c.failed("429", 1, 60_000);
+    // The doubled pause (200) stays the base for the next one; the asked 60 s is capped at max_open.
+    expect(calls).toEqual(["open 250", "probe", "open 350"]);
+    c.stop();
+  });
+
   it("a late success while open closes at once; stop() cancels the probe", () => {
     vi.useFakeTimers();
     const { c, calls } = circuit(1);

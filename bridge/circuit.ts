@@ -54,23 +54,27 @@ export class Circuit {
     this.hooks.closed(performance.now() - this.openedAt);
   }
 
-  /** `count` messages failed in a way a retry could fix (a batch counts each of its messages). */
-  failed(reason: string, count = 1): void {
+  /**
+   * `count` messages failed in a way a retry could fix (a batch counts each of its messages). `retryMs` is
+   * the delay their retry would have had (Retry-After, or the route's backoff): a pause is never shorter.
+   */
+  failed(reason: string, count = 1, retryMs = 0): void {
     this.streak += count;
     if (this.current === "half_open") {
       // The probe failed: wait longer before the next one.
       this.pauseMs = Math.min(this.pauseMs * 2, this.policy.max_open);
-      this.open(reason);
+      this.open(reason, retryMs);
     } else if (this.current === "closed" && this.streak >= this.policy.failures) {
       this.openedAt = performance.now();
-      this.open(reason);
+      this.open(reason, retryMs);
     }
   }
 
-  private open(reason: string): void {
+  private open(reason: string, retryMs: number): void {
     this.current = "open";
-    this.timer = setTimeout(this.probe, this.pauseMs);
-    this.hooks.opened(this.pauseMs, reason);
+    const pauseMs = Math.min(Math.max(this.pauseMs, retryMs), this.policy.max_open);
+    this.timer = setTimeout(this.probe, pauseMs);
+    this.hooks.opened(pauseMs, reason);
   }
 
   private readonly probe = (): void => {

@@ -10,7 +10,14 @@ import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
 import { type Invocation, Invoker } from "./invoker.ts";
 import type { MessageStore } from "./js-publisher.ts";
-import { backoffDelay, beyondMaxDeliver, decideOutcome, type Outcome, retryableFailure } from "./outcome.ts";
+import {
+  backoffDelay,
+  beyondMaxDeliver,
+  decideOutcome,
+  type Outcome,
+  retryableFailure,
+  retryDelay,
+} from "./outcome.ts";
 import type { ServerFeatures } from "./server-features.ts";
 import { deliveryOf, Settler } from "./settle.ts";
 
@@ -316,7 +323,7 @@ export class RouteConsumer {
       circuit.succeeded();
       return false;
     }
-    circuit.failed(outcome.reason);
+    circuit.failed(outcome.reason, 1, retryDelay(outcome));
     if (!circuit.holding) return false;
     // Still on the ticker from its invocation; process() leaves it there.
     entry.held = true;

@@ -35,6 +35,9 @@ export type Outcome =
   /** `exhausted`: a retryable failure on the last allowed attempt, not a message refused as bad. */
   | { kind: "dead_letter"; reason: string; exhausted?: true };
 
+/** The delay a retry outcome asks for; 0 for any other. */
+export const retryDelay = (outcome: Outcome): number => (outcome.kind === "retry" ? outcome.delayMs : 0);
+
 /** A failure a retry could fix: what the circuit breaker counts (and holds while open). */
 export const retryableFailure = (outcome: Outcome): outcome is Exclude<Outcome, { kind: "ack" }> =>
   outcome.kind === "retry" || (outcome.kind === "dead_letter" && outcome.exhausted === true);
