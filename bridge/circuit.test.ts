@@ -288,3 +288,62 @@ describe("circuit breaker on a route", () => {
     expect(await f.dlq()).toEqual([]);
   });
 });
+
+describe("circuit breaker under a flapping function", () => {
+  for (const batch of [undefined, { size: 20, max_wait: "5ms" }]) {
+    it(`${batch ? "batch" : "single"} delivery: through outages that come and go, every message succeeds once and none is left held`, async () => {
+      let down = false;
+      const successes = new Map<string, number>();
+      const succeeded = (id: string) => successes.set(id, (successes.get(id) ?? 0) + 1);
+      const fn = await HttpFunction.start((request) => {
+        if (down) return { status: 503, body: { error: "down" } };
+        if (!batch) {
+          succeeded(String(request.headers["ce-id"]));
+          return { status: 200 };
+        }
+        for (const event of JSON.parse(request.body.toString()) as { id: string }[]) succeeded(event.id);
+        return { status: 200, body: { failures: [] } };
+      });
+      cleanups.push(() => fn.close());
+      const f = await routeFixture(h, fn.url, {
+        backoff: ["20ms"],
+        max_deliver: 100,
+        concurrency: batch ? 4 : 32,
+        circuit_breaker: { failures: 10, open_for: "50ms", max_open: "200ms" },
+        ...(batch ? { batch } : {}),
+      });
+      let opened = 0;
+      f.events.on("circuit:open", () => opened++);
+      cleanups.push(() => f.consumer.stop(1_000));
+      await f.consumer.start();
+
+      // Six outages of 300 ms, 200 ms apart, while 1,500 messages are published and delivered.
+      const flapping = (async () => {
+        for (let i = 0; i < 6; i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          down = true;
+          await new Promise((r) => setTimeout(r, 300));
+          down = false;
+        }
+      })();
+      const ids: string[] = [];
+      for (let i = 0; i < 1_500; i++) {
+        const ack = await h.js.publish(f.subject, JSON.stringify({ i }));
+        ids.push(`${ack.stream}:${ack.seq}`);
+      }
+      await flapping;
+      await waitFor("every message to succeed", () => ids.every((id) => successes.has(id)), 30_000);
+      await waitFor(
+        "the route to be closed with nothing held",
+        () => !f.consumer.paused && f.consumer.heldCount === 0,
+      );
+      await waitFor("nothing pending or unacked on the server", async () => {
+        const info = await h.jsm.consumers.info(f.route.stream, f.route.name);
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      });
+      expect(opened).toBeGreaterThan(0);
+      expect(await f.dlq()).toEqual([]);
+      expect(ids.filter((id) => successes.get(id) !== 1)).toEqual([]);
+    }, 60_000);
+  }
+});
