@@ -11,7 +11,11 @@ export interface Delivery {
   delivery: number;
   /** Nats-Msg-Id, or `<stream>:<seq>`. */
   id: string;
-  /** W3C traceparent from the message headers, when present. */
+  /**
+   * The W3C trace context passed on to the function and to the events it emits: the message's
+   * `traceparent` header, or, with tracing on, that of the bridge's span for this delivery (telemetry.ts
+   * sets it at invoke:start), so each hop is a child of the one before.
+   */
   traceparent?: string | undefined;
   /** performance.now() when the bridge took the message. */
   startedAt: number;
@@ -46,7 +50,8 @@ export interface BatchDelivered {
 
 /**
  * Typed lifecycle events. The consume loop only emits; metrics, logs and traces subscribe, so none of
- * them sit in the per-message path's control flow.
+ * them sit in the per-message path's control flow. One exception, by design: tracing replaces
+ * `Delivery.traceparent` at invoke:start with its span's context.
  */
 export interface BridgeEventMap {
   "invoke:start": [Delivery];

@@ -6,7 +6,8 @@ import type { Config } from "./config.ts";
 import type { MessageStore } from "./js-publisher.ts";
 import { type RequestView, requestView } from "./node-request.ts";
 import { type EmittedEvent, field, readEventList } from "./outcome.ts";
-import { type EventSource, eventData, eventHeaders, isTooLarge } from "./publisher.ts";
+import { eventData, eventHeaders, isTooLarge } from "./publisher.ts";
+import type { PublishSpan, Telemetry, TraceContext } from "./telemetry.ts";
 import type { TurnBatch } from "./turn-batch.ts";
 
 /** A failed ingress request: the HTTP status and a stable code; the message is safe to show a caller. */
@@ -32,14 +33,17 @@ export interface IngressDeps {
   publishTimeoutMs?: number;
   /** Publishes of one turn leave in one socket write (see TurnBatch). */
   publishes?: TurnBatch;
+  /** Tracing on: a producer span per request (telemetry.ts), whose context the messages carry. */
+  startPublish?: Telemetry["startPublish"];
 }
+
+const untraced = (trace: TraceContext): PublishSpan => ({ trace, end: () => {} });
 
 // JetStream API, system and inbox subjects are never a publish target from the outside.
 const RESERVED = /^(\$|_INBOX\.)/;
 const VALID_SUBJECT = /^[^\s*>]+$/;
 /** Most events one `POST /v1/publish` may carry. */
 export const MAX_BATCH_EVENTS = 1_000;
-const TRACE_HEADERS = ["traceparent", "tracestate"] as const;
 
 /** A subject the ingress publishes to: concrete, not reserved, no empty tokens. */
 const isPublishable = (subject: string): boolean =>
@@ -134,10 +138,9 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
   const h = natsHeaders();
   const contentType = req.header("content-type");
   if (contentType) h.set("Content-Type", contentType);
-  for (const name of TRACE_HEADERS) {
-    const value = req.header(name);
-    if (value) h.set(name, value);
-  }
+  const span = startPublish(deps, subject, req);
+  if (span.trace.traceparent) h.set("traceparent", span.trace.traceparent);
+  if (span.trace.tracestate) h.set("tracestate", span.trace.tracestate);
   const msgID = req.header("idempotency-key");
   try {
     const publish = () =>
@@ -147,15 +150,21 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
         ...(msgID ? { msgID } : {}),
       });
     const ack = await (deps.publishes ? deps.publishes.run(publish) : publish());
+    span.end();
     return c.json({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }, 202);
   } catch (error) {
     const failure = classify(error);
+    span.end(failure.message);
     if (failure.status >= 500) deps.logger.warn({ err: error, subject }, "ingress publish failed");
     throw failure;
   }
 }
 
-type TraceContext = Pick<EventSource, "traceparent" | "tracestate">;
+/** The request's trace context, or with tracing on that of a producer span under it. */
+function startPublish(deps: IngressDeps, name: string, req: RequestView): PublishSpan {
+  const caller = { traceparent: req.header("traceparent"), tracestate: req.header("tracestate") };
+  return deps.startPublish ? deps.startPublish(name, caller) : untraced(caller);
+}
 
 /** One event of a batch, ready to publish. */
 interface EventMessage {
@@ -234,12 +243,9 @@ export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise
   const req = requestView(c);
   checkAuth(req, deps.http.publish_token);
   const events = readBatch(await readBody(req, deps));
-  const trace: TraceContext = {
-    traceparent: req.header("traceparent"),
-    tracestate: req.header("tracestate"),
-  };
-  const messages = events.map((event) => eventMessage(event, trace));
   ensureConnected(deps);
+  const span = startPublish(deps, events.length === 1 ? (events[0]?.subject ?? "") : "events", req);
+  const messages = events.map((event) => eventMessage(event, span.trace));
   const timeout = deps.publishTimeoutMs ?? 5_000;
   const publishAll = () =>
     Promise.allSettled(
@@ -255,6 +261,9 @@ export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise
   const results = settled.map(resultOf);
   const failed = results.flatMap((r) => ("error" in r ? [r.error] : []));
   const first = failed[0];
+  span.end(
+    first ? `${failed.length} of ${results.length} events not published: ${first.message}` : undefined,
+  );
   if (!first) return c.json({ results }, 202);
 
   const unavailable = results.findIndex((r) => "error" in r && r.error.status >= 500);

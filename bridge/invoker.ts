@@ -27,6 +27,8 @@ export interface InvokeTarget {
   stream: string;
   seq: number;
   delivery: number;
+  /** The trace context to pass on, when set: it replaces the message's own `traceparent` (telemetry.ts). */
+  traceparent?: string | undefined;
 }
 
 /** Message headers never forwarded: ours, or ones an HTTP client must own (hop-by-hop, framing). */
@@ -225,13 +227,14 @@ export class Invoker {
       for (const [key, values] of msg.headers) {
         const name = key.toLowerCase();
         if (name === "content-type" && values[0]) contentType = values[0];
-        if (isReserved(name)) continue;
+        if (isReserved(name) || (name === "traceparent" && target.traceparent !== undefined)) continue;
         for (const value of values) h.push(name, value);
       }
     }
     h.push("content-type", contentType, HEADERS.ceId, target.id, HEADERS.ceType, msg.subject);
     h.push(HEADERS.ceTime, ceTime(msg), HEADERS.seq, String(target.seq));
     h.push(HEADERS.delivery, String(target.delivery));
+    if (target.traceparent !== undefined) h.push("traceparent", target.traceparent);
     if (this.secret !== undefined) h.push(HEADERS.signature, signBody(this.secret, msg.data));
     return h;
   }

@@ -121,6 +121,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
       connected: () => connection.connected,
       logger,
       publishes: new TurnBatch(),
+      ...(telemetry.startPublish ? { startPublish: telemetry.startPublish } : {}),
     },
     metrics,
     readiness,

@@ -1,8 +1,8 @@
-import { tracing } from "@opentelemetry/sdk-node";
 import { describe, expect, it } from "vitest";
 import { BridgeEvents } from "./events.ts";
 import { createLogger } from "./logger.ts";
 import { startTelemetry } from "./telemetry.ts";
+import { collectSpans } from "./testing/spans.ts";
 
 const logger = createLogger({ level: "silent" });
 const config = { enabled: true, service_name: "jetway-test" };
@@ -20,22 +20,15 @@ describe("telemetry", () => {
   });
 
   it("records one span per invocation, child of the message's traceparent", async () => {
-    // Spans export asynchronously; collect them here and read them after shutdown has flushed.
-    const finished: tracing.ReadableSpan[] = [];
-    const exporter: tracing.SpanExporter = {
-      export: (spans, done) => {
-        finished.push(...spans);
-        done({ code: 0 });
-      },
-      shutdown: async () => {},
-    };
+    // Spans export asynchronously; read them after shutdown has flushed.
+    const { finished, spanProcessors } = collectSpans();
     const events = new BridgeEvents();
     const t = await startTelemetry({
       config,
       events,
       logger,
       env: {},
-      sdk: { spanProcessors: [new tracing.SimpleSpanProcessor(exporter)] },
+      sdk: { spanProcessors },
     });
     const traceId = "0af7651916cd43dd8448eb211c80319c";
     const delivery = {
@@ -63,6 +56,8 @@ describe("telemetry", () => {
     const span = spans[0];
     expect(span?.spanContext().traceId).toBe(traceId);
     expect(span?.parentSpanContext?.spanId).toBe("b7ad6b7169203331");
+    // What goes on to the function and the events it emits is the span's own context.
+    expect(delivery.traceparent).toBe(`00-${traceId}-${span?.spanContext().spanId}-01`);
     expect(span?.attributes).toMatchObject({
       "jetway.route": "ship",
       "jetway.outcome": "retry",

@@ -12,8 +12,25 @@ import type pino from "pino";
 import type { Config } from "./config.ts";
 import type { BridgeEvents, Delivery } from "./events.ts";
 
+/** W3C trace context as HTTP and NATS headers carry it. */
+export interface TraceContext {
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+}
+
+/** A publish being traced: the context the published messages carry, and how to end its span. */
+export interface PublishSpan {
+  trace: TraceContext;
+  end(error?: string): void;
+}
+
 export interface Telemetry {
   readonly enabled: boolean;
+  /**
+   * With tracing on: a PRODUCER span for an ingress publish, child of the caller's context; the messages
+   * published carry the span's context, so their deliveries are its children.
+   */
+  startPublish?(name: string, caller: TraceContext): PublishSpan;
   /** Flushes and stops the SDK; ends any span still open. */
   shutdown(): Promise<void>;
 }
@@ -76,6 +93,10 @@ export async function startTelemetry({
       parent,
     );
     open.set(keyOf(d), span);
+    // Pass the span's own context on, so the function's work and the events it emits are its children.
+    const next: Record<string, string> = {};
+    propagation.inject(trace.setSpan(context.active(), span), next);
+    if (next.traceparent) d.traceparent = next.traceparent;
   };
   events.on("invoke:start", onStart);
   events.on("invoke:outcome", (e) => {
@@ -91,8 +112,37 @@ export async function startTelemetry({
   });
   logger.info({ service: config.service_name }, "opentelemetry tracing started");
 
+  const startPublish = (name: string, caller: TraceContext): PublishSpan => {
+    const carrier: Record<string, string> = {};
+    if (caller.traceparent) carrier.traceparent = caller.traceparent;
+    if (caller.tracestate) carrier.tracestate = caller.tracestate;
+    const parent = propagation.extract(context.active(), carrier, carrierGetter);
+    const span = tracer.startSpan(
+      `${name} publish`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "publish",
+          "messaging.destination.name": name,
+        },
+      },
+      parent,
+    );
+    const out: Record<string, string> = {};
+    propagation.inject(trace.setSpan(parent, span), out);
+    return {
+      trace: { traceparent: out.traceparent, tracestate: out.tracestate ?? caller.tracestate },
+      end(error) {
+        if (error) span.setStatus({ code: SpanStatusCode.ERROR, message: error });
+        span.end();
+      },
+    };
+  };
+
   return {
     enabled: true,
+    startPublish,
     async shutdown() {
       for (const span of open.values()) span.end();
       open.clear();
