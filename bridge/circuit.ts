@@ -5,17 +5,17 @@ export type CircuitPolicy = Exclude<RouteConfig["circuit_breaker"], false>;
 
 /** What the route does on each transition; called synchronously from the transition. */
 export interface CircuitHooks {
-  /** Stop pulling and hold what is here; `pauseMs` until the probe. */
+  /** Stop sending and hold what is here; `pauseMs` until the probe. */
   opened(pauseMs: number, reason: string): void;
   /** Send one probe (the oldest held message or batch). */
   halfOpened(): void;
-  /** The function answers again: resume pulling and run what was held. */
+  /** The function answers again: run what was held and go on. */
   closed(pausedMs: number): void;
 }
 
 /**
  * A route's circuit breaker: `failures` retryable failures in a row (transport errors, 5xx, 429, RETRY)
- * mean the function or what it calls is down, so the route stops pulling and holds what it has instead of
+ * mean the function or what it calls is down, so the route stops sending and holds what it has instead of
  * spending every message's max_deliver on an outage. After a pause, one probe; a failed probe doubles the
  * pause up to `max_open`. Any answer that shows the function deciding (an ack, a 4xx) closes it.
  */
