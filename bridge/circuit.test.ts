@@ -274,6 +274,23 @@ describe("circuit breaker on a route", () => {
     expect(await f.dlq()).toEqual([]);
   });
 
+  it("holds at most max_ack_pending messages while paused; the rest of the backlog waits in the stream", async () => {
+    const { f } = await outage({
+      circuit_breaker: { failures: 2, open_for: "30s" },
+      concurrency: 2,
+      max_ack_pending: 4,
+    });
+    await publish(f, 20);
+    await waitFor("the circuit to open", () => f.consumer.paused);
+    await waitFor("max_ack_pending messages held", () => f.consumer.heldCount === 4);
+    // Past a pull's expiry (5 s): the pull is renewed, and the server still sends nothing more.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect(f.consumer.heldCount).toBe(4);
+    const info = await h.jsm.consumers.info(f.route.stream, f.route.name);
+    expect(info.num_ack_pending).toBe(4);
+    expect(info.num_pending).toBe(16);
+  }, 20_000);
+
   it("stop() while paused hands the held messages back, and a new consumer delivers them", async () => {
     const { f, recover } = await outage({ circuit_breaker: { failures: 2, open_for: "10s" } });
     const seqs = await publish(f, 6);
