@@ -207,7 +207,8 @@ export class BatchDispatcher {
         send.map((e) => e.d),
         this.o.route,
       );
-      if (this.o.circuit) this.holdFailures(send, outcomes, this.o.circuit, inv);
+      // A stopping route hands failures back (settled as retries) rather than holding them.
+      if (this.o.circuit && !this.stopping) this.holdFailures(send, outcomes, this.o.circuit, inv);
       // A 2xx answer speaks per message (the reason says it all); otherwise the response is the excerpt.
       const context: SettleContext =
         inv.status !== undefined && inv.status < 300 ? { status: inv.status } : inv;

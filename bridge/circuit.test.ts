@@ -291,6 +291,27 @@ describe("circuit breaker on a route", () => {
     expect(info.num_pending).toBe(16);
   }, 20_000);
 
+  it("stop() during a probe: the failed probe is handed back, not held, and no probe follows", async () => {
+    const fn = await HttpFunction.start(() => ({ status: 503, delayMs: 300 }));
+    cleanups.push(() => fn.close());
+    const f = await routeFixture(h, fn.url, {
+      backoff: ["20ms"],
+      concurrency: 1,
+      circuit_breaker: { failures: 1, open_for: "50ms", max_open: "50ms" },
+    });
+    let probes = 0;
+    f.events.on("circuit:half_open", () => probes++);
+    await f.consumer.start();
+    await publish(f, 1);
+    await waitFor("a probe under way", () => probes >= 1);
+    await f.consumer.stop(2_000);
+    const requests = fn.requests.length;
+    expect(f.outcomes.at(-1)?.outcome).toBe("retry");
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(fn.requests.length).toBe(requests);
+    expect(probes).toBe(1);
+  });
+
   it("stop() while paused hands the held messages back, and a new consumer delivers them", async () => {
     const { f, recover } = await outage({ circuit_breaker: { failures: 2, open_for: "10s" } });
     const seqs = await publish(f, 6);

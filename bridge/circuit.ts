@@ -25,6 +25,8 @@ export class Circuit {
   private pauseMs: number;
   private openedAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** After stop(): no more probes or transitions (the route is shutting down). */
+  private stopped = false;
   private readonly policy: CircuitPolicy;
   private readonly hooks: CircuitHooks;
 
@@ -71,6 +73,7 @@ export class Circuit {
   }
 
   private open(reason: string, retryMs: number): void {
+    if (this.stopped) return;
     this.current = "open";
     const pauseMs = Math.min(Math.max(this.pauseMs, retryMs), this.policy.max_open);
     this.timer = setTimeout(this.probe, pauseMs);
@@ -83,8 +86,9 @@ export class Circuit {
     this.hooks.halfOpened();
   };
 
-  /** Cancels a pending probe (shutdown). */
+  /** Cancels a pending probe and any later one (shutdown). */
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -311,7 +311,8 @@ export class RouteConsumer {
       invocation = await this.invoker.invoke(msg, d);
       if (entry.abandoned) return;
       outcome = decideOutcome(invocation, delivery, this.route);
-      if (this.circuit && this.heldByCircuit(entry, d, outcome, invocation)) return;
+      // A stopping route hands failures back (settled as retries) rather than holding them.
+      if (this.circuit && !this.stopping && this.heldByCircuit(entry, d, outcome, invocation)) return;
     }
     await this.settler.settle(entry, d, outcome, invocation);
   }
