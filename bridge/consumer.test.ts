@@ -219,6 +219,23 @@ describe("RouteConsumer: outcomes end to end", () => {
     expect(f.outcomes.map((o) => o.outcome)).toEqual(["retry", "ack"]);
   });
 
+  it("acks the SDK's empty answer as it acks the same JSON written otherwise, and publishes nothing", async () => {
+    // {"events":[]} exactly is recognised without parsing; any other spelling goes through JSON.parse.
+    const json = { "content-type": "application/json" };
+    const bodies = ['{"events":[]}', '{ "events": [] }', '{"events":[{"subject":"nowhere.x","data":{}}]}'];
+    const fn = await HttpFunction.start((_req, n) => ({ status: 200, headers: json, body: bodies[n] ?? "" }));
+    const f = await setup(fn);
+    for (let i = 0; i < 3; i++) {
+      await h.js.publish(f.subject, "{}");
+      await settled(f, i + 1);
+    }
+    expect(f.outcomes.map((o) => [o.outcome, o.emitted])).toEqual([
+      ["ack", 0],
+      ["ack", 0],
+      ["dead_letter", 0],
+    ]);
+  });
+
   it("applies status_outcomes overrides", async () => {
     const fn = await HttpFunction.start(() => ({ status: 404 }));
     const f = await setup(fn, { status_outcomes: { "404": "ack" } });

@@ -55,9 +55,14 @@ export function classifyTransportError(error: unknown): TransportErrorKind {
   return RESET_CODES.has(code) ? "reset" : "other";
 }
 
+/** The SDK's answer to a message it handled without emitting anything: the common case, not parsed. */
+const SDK_NO_EVENTS_TEXT = '{"events":[]}';
+const SDK_NO_EVENTS: unknown = Object.freeze({ events: Object.freeze([]) });
+
 /** Only JSON objects can carry events or a Dapr status; anything else is not parsed at all. */
 function parseJsonObject(text: string, json: boolean): unknown {
   if (text.length === 0 || !json) return undefined;
+  if (text === SDK_NO_EVENTS_TEXT) return SDK_NO_EVENTS;
   const first = text.trimStart()[0];
   if (first !== "{") return undefined;
   try {
