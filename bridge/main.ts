@@ -9,7 +9,7 @@ import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
-import { provisionConsumer } from "./provision.ts";
+import { recreateConsumer } from "./provision.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
 import { connectAndProvision } from "./startup.ts";
@@ -68,6 +68,8 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
         ackLogLevel: config.log.acks,
       }),
   );
+  /** Routes whose deleted durable is being recreated: one loop each. */
+  const recreating = new Set<string>();
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
   events.on("consumer:bound", ({ route }) => logger.info({ route }, "consumer bound"));
   // Heartbeats missed, consumer deleted, …: notifications, logged from the side, never thrown. A durable
@@ -76,9 +78,11 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     logger.debug({ route, type }, "consumer status");
     const routeConfig = config.routes.find((r) => r.name === route);
     if (!durableGone(type) || !routeConfig || shuttingDown) return;
+    if (recreating.has(route)) return;
     logger.warn({ route }, "consumer was deleted, recreating it");
-    provisionConsumer(jsm, routeConfig, version, logger).catch((error: unknown) =>
-      logger.error({ route, err: error }, "recreating the deleted consumer failed"),
+    recreating.add(route);
+    void recreateConsumer(jsm, routeConfig, version, logger, () => shuttingDown).finally(() =>
+      recreating.delete(route),
     );
   });
 

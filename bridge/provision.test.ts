@@ -1,11 +1,11 @@
-import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { NatsServer } from "./nats-server.ts";
-import { ProvisionError, provision, versionAtLeast } from "./provision.ts";
+import { ProvisionError, provision, recreateConsumer, versionAtLeast } from "./provision.ts";
 
 const logger = createLogger({ level: "silent" });
 let server: NatsServer;
@@ -110,5 +110,72 @@ describe("provision", () => {
     expect(versionAtLeast("2.10.3", 2, 10)).toBe(true);
     expect(versionAtLeast("2.9.10", 2, 10)).toBe(false);
     expect(versionAtLeast("3.0.0", 2, 10)).toBe(true);
+  });
+});
+
+describe("recreateConsumer", () => {
+  const version = () => nc.info?.version ?? "2.9.0";
+
+  /** The manager with `consumers.add` failing the first `failures` times, as an API timeout would. */
+  function flakyAdd(failures: number): JetStreamManager {
+    let left = failures;
+    const consumers = new Proxy(jsm.consumers, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (key !== "add" || typeof value !== "function") {
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return (...args: unknown[]) => {
+          if (left-- > 0) return Promise.reject(new Error("TIMEOUT"));
+          return value.apply(target, args);
+        };
+      },
+    });
+    return new Proxy(jsm, {
+      get: (target, key) => (key === "consumers" ? consumers : Reflect.get(target, key)),
+    });
+  }
+
+  it("tries again while the JetStream API fails, until the deleted durable exists", async () => {
+    const id = uniq();
+    const config = configFor(id);
+    const route = config.routes[0] as (typeof config.routes)[number];
+    await provision(jsm, config, version(), logger);
+    await jsm.consumers.delete(route.stream, route.name);
+    const lines: { msg: string }[] = [];
+    const capture = createLogger({
+      level: "warn",
+      destination: { write: (l: string) => lines.push(JSON.parse(l)) },
+    });
+    expect(await recreateConsumer(flakyAdd(2), route, version(), capture, () => false, 10)).toBe(true);
+    expect((await jsm.consumers.info(route.stream, route.name)).config.durable_name).toBe(route.name);
+    expect(lines.map((l) => l.msg)).toEqual([
+      "recreating the deleted consumer failed, will try again",
+      "recreating the deleted consumer failed, will try again",
+    ]);
+  });
+
+  it("gives up at once when the server refuses the config, and when the bridge stops", async () => {
+    const id = uniq();
+    const config = configFor(id);
+    const route = config.routes[0] as (typeof config.routes)[number];
+    await provision(jsm, config, version(), logger);
+    // A consumer backoff the bridge refuses to work with: not an API failure, so no retrying.
+    await jsm.consumers.delete(route.stream, route.name);
+    await jsm.consumers.add(route.stream, {
+      durable_name: route.name,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: route.filter_subject,
+      backoff: [nanos(1_000), nanos(2_000)],
+      max_deliver: 5,
+    });
+    expect(await recreateConsumer(jsm, route, version(), logger, () => false, 10)).toBe(false);
+    await jsm.consumers.delete(route.stream, route.name);
+    // Failing for good: it keeps trying until the bridge stops (here after two attempts).
+    let checks = 0;
+    expect(await recreateConsumer(flakyAdd(1_000), route, version(), logger, () => checks++ >= 2, 10)).toBe(
+      false,
+    );
+    expect(checks).toBe(3);
   });
 });
