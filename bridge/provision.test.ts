@@ -136,12 +136,17 @@ describe("recreateConsumer", () => {
     });
   }
 
-  it("tries again while the JetStream API fails, until the deleted durable exists", async () => {
-    const id = uniq();
-    const config = configFor(id);
+  /** A provisioned route whose durable was then deleted. */
+  async function deletedConsumer() {
+    const config = configFor(uniq());
     const route = config.routes[0] as (typeof config.routes)[number];
     await provision(jsm, config, version(), logger);
     await jsm.consumers.delete(route.stream, route.name);
+    return route;
+  }
+
+  it("tries again while the JetStream API fails, until the deleted durable exists", async () => {
+    const route = await deletedConsumer();
     const lines: { msg: string }[] = [];
     const capture = createLogger({
       level: "warn",
@@ -156,12 +161,8 @@ describe("recreateConsumer", () => {
   });
 
   it("gives up at once when the server refuses the config, and when the bridge stops", async () => {
-    const id = uniq();
-    const config = configFor(id);
-    const route = config.routes[0] as (typeof config.routes)[number];
-    await provision(jsm, config, version(), logger);
+    const route = await deletedConsumer();
     // A consumer backoff the bridge refuses to work with: not an API failure, so no retrying.
-    await jsm.consumers.delete(route.stream, route.name);
     await jsm.consumers.add(route.stream, {
       durable_name: route.name,
       ack_policy: AckPolicy.Explicit,
