@@ -9,10 +9,9 @@ import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
-import { recreateConsumer } from "./provision.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
-import { connectAndProvision } from "./startup.ts";
+import { connectAndProvision, recreateConsumer } from "./startup.ts";
 import { startTelemetry, type TelemetryOptions } from "./telemetry.ts";
 import { TurnBatch } from "./turn-batch.ts";
 

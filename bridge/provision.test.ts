@@ -1,11 +1,12 @@
 import { AckPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
-import { type NatsConnection, nanos } from "@nats-io/nats-core";
+import { type NatsConnection, nanos, TimeoutError } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { NatsServer } from "./nats-server.ts";
-import { ProvisionError, provision, recreateConsumer, versionAtLeast } from "./provision.ts";
+import { ProvisionError, provision, versionAtLeast } from "./provision.ts";
+import { recreateConsumer } from "./startup.ts";
 
 const logger = createLogger({ level: "silent" });
 let server: NatsServer;
@@ -126,7 +127,7 @@ describe("recreateConsumer", () => {
           return typeof value === "function" ? value.bind(target) : value;
         }
         return (...args: unknown[]) => {
-          if (left-- > 0) return Promise.reject(new Error("TIMEOUT"));
+          if (left-- > 0) return Promise.reject(new TimeoutError());
           return value.apply(target, args);
         };
       },
@@ -152,12 +153,10 @@ describe("recreateConsumer", () => {
       level: "warn",
       destination: { write: (l: string) => lines.push(JSON.parse(l)) },
     });
-    expect(await recreateConsumer(flakyAdd(2), route, version(), capture, () => false, 10)).toBe(true);
+    expect(await recreateConsumer(flakyAdd(2), route, version(), capture, () => false)).toBe(true);
     expect((await jsm.consumers.info(route.stream, route.name)).config.durable_name).toBe(route.name);
-    expect(lines.map((l) => l.msg)).toEqual([
-      "recreating the deleted consumer failed, will try again",
-      "recreating the deleted consumer failed, will try again",
-    ]);
+    const retry = `recreating route ${route.name}'s deleted consumer: not ready yet, retrying`;
+    expect(lines.map((l) => l.msg)).toEqual([retry, retry]);
   });
 
   it("gives up at once when the server refuses the config, and when the bridge stops", async () => {
@@ -170,11 +169,11 @@ describe("recreateConsumer", () => {
       backoff: [nanos(1_000), nanos(2_000)],
       max_deliver: 5,
     });
-    expect(await recreateConsumer(jsm, route, version(), logger, () => false, 10)).toBe(false);
+    expect(await recreateConsumer(jsm, route, version(), logger, () => false)).toBe(false);
     await jsm.consumers.delete(route.stream, route.name);
     // Failing for good: it keeps trying until the bridge stops (here after two attempts).
     let checks = 0;
-    expect(await recreateConsumer(flakyAdd(1_000), route, version(), logger, () => checks++ >= 2, 10)).toBe(
+    expect(await recreateConsumer(flakyAdd(1_000), route, version(), logger, () => checks++ >= 2)).toBe(
       false,
     );
     expect(checks).toBe(3);

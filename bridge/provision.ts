@@ -191,38 +191,6 @@ export function provisionConsumer(
 }
 
 /**
- * Brings back a route's consumer deleted under a running bridge, trying again while the JetStream API fails
- * (a timeout under load, a leader election) until it exists or `stopped()`: one failed attempt must not
- * leave the route without its durable. A refusal of the config (no API error behind it) is final.
- */
-export async function recreateConsumer(
-  jsm: JetStreamManager,
-  route: RouteConfig,
-  version: string,
-  logger: pino.Logger,
-  stopped: () => boolean,
-  retryMs = 1_000,
-): Promise<boolean> {
-  for (let delay = retryMs; !stopped(); delay = Math.min(delay * 2, 30_000)) {
-    try {
-      await provisionConsumer(jsm, route, version, logger);
-      return true;
-    } catch (error) {
-      const final = error instanceof ProvisionError && error.cause === undefined;
-      logger.error(
-        { route: route.name, err: error, ...(final ? {} : { retry_in_ms: delay }) },
-        final
-          ? "recreating the deleted consumer failed"
-          : "recreating the deleted consumer failed, will try again",
-      );
-      if (final) return false;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-  return false;
-}
-
-/**
  * Creates or updates every stream (dead-letter stream included) and one durable pull consumer per route.
  * Safe to run again and again: a second run changes nothing.
  */

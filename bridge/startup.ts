@@ -1,9 +1,9 @@
 import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { TimeoutError } from "@nats-io/nats-core";
 import type pino from "pino";
-import type { Config } from "./config.ts";
+import type { Config, RouteConfig } from "./config.ts";
 import { connectNats, type NatsHandle } from "./nats.ts";
-import { provision } from "./provision.ts";
+import { provision, provisionConsumer } from "./provision.ts";
 
 /**
  * Socket errors of a server that is not listening yet, or whose DNS name does not exist yet: what a bridge
@@ -39,6 +39,8 @@ export function jetStreamNotReady(error: unknown): boolean {
 export interface StartupWaitOptions {
   /** performance.now() after which a failure is final: start-up's start plus `nats.startup_wait`. */
   deadline: number;
+  /** The bridge is going away: a failure is final. */
+  stopped?: () => boolean;
   logger: pino.Logger;
   /** Which failures are worth another try; any other is thrown at once. */
   retryable: (error: unknown) => boolean;
@@ -55,7 +57,7 @@ const MAX_RETRY_MS = 2_000;
 export async function untilReady<T>(
   step: string,
   attempt: () => Promise<T>,
-  { deadline, logger, retryable }: StartupWaitOptions,
+  { deadline, logger, retryable, stopped }: StartupWaitOptions,
 ): Promise<T> {
   let pause = FIRST_RETRY_MS;
   for (let tries = 1; ; tries++) {
@@ -63,7 +65,7 @@ export async function untilReady<T>(
       return await attempt();
     } catch (error) {
       const left = deadline - performance.now();
-      if (!retryable(error)) throw error;
+      if (!retryable(error) || stopped?.()) throw error;
       if (left <= 0) {
         if (tries > 1)
           logger.error(
@@ -76,6 +78,32 @@ export async function untilReady<T>(
       await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
       pause = Math.min(pause * 2, MAX_RETRY_MS);
     }
+  }
+}
+
+/**
+ * Brings back a route's consumer deleted under a running bridge, waiting out a JetStream that does not
+ * answer yet (a timeout under load, a leader election) for as long as the bridge runs: one failed attempt
+ * must not leave the route without its durable. A refusal of the config is final. Resolves to whether the
+ * durable exists again.
+ */
+export async function recreateConsumer(
+  jsm: JetStreamManager,
+  route: RouteConfig,
+  version: string,
+  logger: pino.Logger,
+  stopped: () => boolean,
+): Promise<boolean> {
+  try {
+    await untilReady(
+      `recreating route ${route.name}'s deleted consumer`,
+      () => provisionConsumer(jsm, route, version, logger),
+      { deadline: Number.POSITIVE_INFINITY, logger, retryable: jetStreamNotReady, stopped },
+    );
+    return true;
+  } catch (error) {
+    logger.error({ route: route.name, err: error }, "recreating the deleted consumer failed");
+    return false;
   }
 }
 
