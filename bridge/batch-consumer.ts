@@ -147,6 +147,7 @@ export class BatchDispatcher {
   probe(): boolean {
     const first = this.held.shift() ?? this.pending.shift();
     if (!first) return false;
+    first.held = false;
     void this.run([first]);
     return true;
   }
@@ -154,15 +155,17 @@ export class BatchDispatcher {
   /** The circuit closed: the held messages go first, then what arrived meanwhile. */
   release(): void {
     const arrived = this.pending;
-    this.pending = this.held;
-    this.held = new Fifo<Entry>();
+    this.pending = new Fifo<Entry>();
+    for (let e = this.held.shift(); e; e = this.held.shift()) {
+      e.held = false;
+      this.pending.push(e);
+    }
     for (let e = arrived.shift(); e; e = arrived.shift()) this.pending.push(e);
     this.due = this.pending.length > 0;
     this.dispatch();
   }
 
   private async run(batch: Entry[]): Promise<void> {
-    for (const e of batch) e.held = false;
     this.running.add(batch);
     this.runningMessages += batch.length;
     try {
@@ -193,6 +196,7 @@ export class BatchDispatcher {
       else send.push(e);
     }
     let inv: Invocation | undefined;
+    let held = 0;
     const sentAt = performance.now();
     if (send.length > 0) {
       inv = await this.o.invoker.invokeBatch(encodeBatch(send, this.o.route));
@@ -208,7 +212,7 @@ export class BatchDispatcher {
         this.o.route,
       );
       // A stopping route hands failures back (settled as retries) rather than holding them.
-      if (this.o.circuit && !this.stopping) this.holdFailures(send, outcomes, this.o.circuit, inv);
+      if (this.o.circuit && !this.stopping) held = this.holdFailures(send, outcomes, this.o.circuit, inv);
       // A 2xx answer speaks per message (the reason says it all); otherwise the response is the excerpt.
       const context: SettleContext =
         inv.status !== undefined && inv.status < 300 ? { status: inv.status } : inv;
@@ -228,7 +232,7 @@ export class BatchDispatcher {
         acked: count("ack"),
         retried: count("retry"),
         dead_lettered: count("dead_letter"),
-        held: batch.reduce((n, e) => (e.held ? n + 1 : n), 0),
+        held,
         duration_ms: Math.round((performance.now() - sentAt) * 10) / 10,
       },
       "batch settled",
@@ -238,30 +242,34 @@ export class BatchDispatcher {
   /**
    * Tells the circuit how the batch went: any message the function decided about shows it is up, otherwise
    * each retryable failure counts. While the circuit is open the failed messages are held, not settled.
+   * Returns how many were held.
    */
-  private holdFailures(send: Entry[], outcomes: Outcome[], circuit: Circuit, inv: Invocation): void {
+  private holdFailures(send: Entry[], outcomes: Outcome[], circuit: Circuit, inv: Invocation): number {
     let failed = 0;
     let reason = "";
     let retryMs = 0;
     for (const outcome of outcomes) {
       if (!retryableFailure(outcome)) {
         circuit.succeeded();
-        return;
+        return 0;
       }
       if (failed++ === 0) reason = outcome.reason;
       retryMs = Math.max(retryMs, retryDelay(outcome));
     }
-    if (failed === 0) return;
+    if (failed === 0) return 0;
     circuit.failed(reason, failed, retryMs);
-    if (!circuit.holding) return;
+    if (!circuit.holding) return 0;
+    let held = 0;
     for (let i = 0; i < send.length; i++) {
       const e = send[i] as Entry;
       if (e.abandoned) continue;
       e.held = true;
+      held++;
       this.held.push(e);
       const outcome = outcomes[i];
       if (outcome && outcome.kind !== "ack") this.o.settler.held(e.d, outcome.reason, inv);
     }
+    return held;
   }
 
   private settle(e: Entry, outcome: Outcome, inv?: Invocation): Settling {
