@@ -35,7 +35,7 @@ export default $config({
     // Secrets: `sst secret set <Name> <value>`; each becomes an environment variable below.
     const jetwaySecret = new sst.Secret("JetwaySecret"); // JETWAY_SECRET: HMAC of every delivery
     const databaseUrl = new sst.Secret("DatabaseUrl"); // DATABASE_URL
-    const publishToken = new sst.Secret("PublishToken"); // JETWAY_PUBLISH_TOKEN: bridge ingress bearer
+    const publishSecret = new sst.Secret("PublishSecret"); // JETWAY_PUBLISH_SECRET: signs every ingress publish
     const gatewayUrl = new sst.Secret("GatewayUrl"); // GATEWAY_URL: the payment provider
     const natsUrl = new sst.Secret("NatsUrl"); // NATS_URL, comma-separated seed servers
     const natsUser = new sst.Secret("NatsUser");
@@ -70,7 +70,7 @@ export default $config({
     const extra: Record<(typeof FUNCTIONS)[number], Record<string, $util.Input<string>>> = {
       order: {
         JETWAY_PUBLISH_URL: `https://${bridgeDomain}`,
-        JETWAY_PUBLISH_TOKEN: publishToken.value,
+        JETWAY_PUBLISH_SECRET: publishSecret.value,
       },
       payment: { GATEWAY_URL: gatewayUrl.value },
       inventory: {},
@@ -144,7 +144,7 @@ export default $config({
       route("audit-inventory", "INVENTORY", fns.audit.url, { concurrency: 8 }),
     ]).apply((routes) =>
       JSON.stringify({
-        http: { port: 8080, host: "0.0.0.0", publish_token: "${JETWAY_PUBLISH_TOKEN}" },
+        http: { port: 8080, host: "0.0.0.0", publish_secret: "${JETWAY_PUBLISH_SECRET}" },
         streams,
         dead_letter: { stream: "DLQ", replicas: 3, max_age: "2160h" },
         routes,
@@ -172,12 +172,12 @@ export default $config({
       environment: {
         JETWAY_BRIDGE_CONFIG: bridgeConfig,
         JETWAY_SECRET: jetwaySecret.value,
-        JETWAY_PUBLISH_TOKEN: publishToken.value,
+        JETWAY_PUBLISH_SECRET: publishSecret.value,
         NATS_URL: natsUrl.value,
         NATS_USER: natsUser.value,
         NATS_PASS: natsPassword.value,
       },
-      // Public HTTPS for the publish ingress (bearer-token protected); health checks use /readyz.
+      // Public HTTPS for the publish ingress (every request signed); health checks use /readyz.
       loadBalancer: {
         domain: bridgeDomain,
         rules: [{ listen: "443/https", forward: "8080/http" }],

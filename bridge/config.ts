@@ -135,6 +135,8 @@ export const configSchema = z
         host: z.string().default("0.0.0.0"),
         /** Bearer token required by POST /v1/publish when set. */
         publish_token: z.string().min(1).optional(),
+        /** HMAC key: POST /v1/publish… then needs an `x-jetway-signature` over path and body (ingress.ts). */
+        publish_secret: z.string().min(1).optional(),
         max_body: z.number().int().positive().optional(),
       })
       .strict()

@@ -2,6 +2,7 @@ import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jet
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signIngressRequest, signPayload } from "../functions/sdk/contract.ts";
 import { parseConfig } from "./config.ts";
 import { BridgeEvents } from "./events.ts";
 import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
@@ -337,6 +338,65 @@ describe("POST /v1/publish (a batch of events)", () => {
     expect((await app.request("/v1/publish", batch(events, { authorization: "Bearer s3cret" }))).status).toBe(
       202,
     );
+  });
+});
+
+describe("signed ingress requests (http.publish_secret)", () => {
+  const SECRET = "sign-s3cret";
+  const single = `/v1/publish/in_${id}.signed`;
+  const body = '{"signed":true}';
+  const batchBody = JSON.stringify({ events: [{ subject: `in_${id}.signed`, data: { signed: "batch" } }] });
+  const signed = async (path: string, text: string, secret = SECRET, nowS?: number) => ({
+    "x-jetway-signature": await signIngressRequest(secret, path, text, nowS),
+  });
+  const codeOf = async (res: Response) =>
+    ((await res.json()) as { error: { code: string; message: string } }).error;
+
+  it("stores a request signed over its path and body, on both endpoints", async () => {
+    const { app } = await appWith({ publish_secret: SECRET });
+    const before = await storedCount();
+    const one = await app.request(single, post(body, await signed(single, body)));
+    expect(one.status).toBe(202);
+    const many = await app.request("/v1/publish", post(batchBody, await signed("/v1/publish", batchBody)));
+    expect(many.status).toBe(202);
+    expect(await storedCount()).toBe(before + 2);
+  });
+
+  it("answers 401 invalid_signature, storing nothing, when the signature is missing, stale, for another path, body or secret", async () => {
+    const { app } = await appWith({ publish_secret: SECRET });
+    const before = await storedCount();
+    const stale = Math.floor(Date.now() / 1000) - 301;
+    const cases: [string, Record<string, string>, RegExp][] = [
+      [body, {}, /missing/],
+      [body, { "x-jetway-signature": "v1=abc" }, /malformed/],
+      [body, await signed(single, body, SECRET, stale), /from now/],
+      [body, await signed(`/v1/publish/in_${id}.other`, body), /does not match/],
+      [body, await signed(single, '{"signed":false}'), /does not match/],
+      [body, await signed(single, body, "other"), /does not match/],
+      // A delivery's signature (`<t>.<body>`, no path) is not a publish signature under the same secret.
+      [body, { "x-jetway-signature": await signPayload(SECRET, body) }, /does not match/],
+    ];
+    for (const [text, headers, message] of cases) {
+      const res = await app.request(single, post(text, headers));
+      expect(res.status).toBe(401);
+      const error = await codeOf(res);
+      expect(error.code).toBe("invalid_signature");
+      expect(error.message).toMatch(message);
+    }
+    // The batch endpoint's signature does not pass for a single-subject publish, nor the reverse.
+    const forBatch = await signed("/v1/publish", body);
+    expect((await app.request(single, post(body, forBatch))).status).toBe(401);
+    const forSingle = await signed(single, batchBody);
+    expect((await app.request("/v1/publish", post(batchBody, forSingle))).status).toBe(401);
+    expect(await storedCount()).toBe(before);
+  });
+
+  it("with both a token and a secret set, requires both", async () => {
+    const { app } = await appWith({ publish_secret: SECRET, publish_token: "tok" });
+    const sig = await signed(single, body);
+    expect((await app.request(single, post(body, sig))).status).toBe(401);
+    expect((await app.request(single, post(body, { authorization: "Bearer tok" }))).status).toBe(401);
+    expect((await app.request(single, post(body, { ...sig, authorization: "Bearer tok" }))).status).toBe(202);
   });
 });
 

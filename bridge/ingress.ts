@@ -2,6 +2,7 @@ import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
 import { errors, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import type { Context } from "hono";
 import type pino from "pino";
+import { HEADERS, SignatureError, verifySignature } from "../functions/sdk/contract.ts";
 import type { Config } from "./config.ts";
 import type { MessageStore } from "./js-publisher.ts";
 import { type RequestView, requestView } from "./node-request.ts";
@@ -55,6 +56,20 @@ function checkAuth(req: RequestView, token: string | undefined): void {
   if (!header) throw new IngressError(401, "unauthorized", "missing Authorization: Bearer token");
   const given = header.startsWith("Bearer ") ? header.slice(7) : "";
   if (!timingSafeEqual(given, token)) throw new IngressError(403, "forbidden", "invalid publish token");
+}
+
+/**
+ * With `http.publish_secret`, the request must carry a fresh `x-jetway-signature` of `<t>.<path>.<body>`
+ * (signIngressRequest in functions/sdk/contract.ts), where the path names the subject as it is published.
+ */
+async function checkSignature(req: RequestView, secret: string | undefined, path: string, body: Uint8Array) {
+  if (!secret) return;
+  try {
+    await verifySignature(secret, body, req.header(HEADERS.signature), { path });
+  } catch (error) {
+    if (error instanceof SignatureError) throw new IngressError(401, "invalid_signature", error.message);
+    throw error;
+  }
 }
 
 function timingSafeEqual(a: string, b: string): boolean {
@@ -134,6 +149,7 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
     throw new IngressError(400, "invalid_subject", "invalid subject (no wildcards, spaces, $ or _INBOX)");
   }
   const body = await readBody(req, deps);
+  await checkSignature(req, deps.http.publish_secret, `/v1/publish/${subject}`, body);
   ensureConnected(deps);
   const h = natsHeaders();
   const contentType = req.header("content-type");
@@ -242,7 +258,9 @@ function resultOf(settled: PromiseSettledResult<PubAck>): BatchResult {
 export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise<Response> {
   const req = requestView(c);
   checkAuth(req, deps.http.publish_token);
-  const events = readBatch(await readBody(req, deps));
+  const body = await readBody(req, deps);
+  await checkSignature(req, deps.http.publish_secret, "/v1/publish", body);
+  const events = readBatch(body);
   ensureConnected(deps);
   const span = startPublish(deps, events.length === 1 ? (events[0]?.subject ?? "") : "events", req);
   const messages = events.map((event) => eventMessage(event, span.trace));

@@ -20,14 +20,17 @@ describe("logger", () => {
     const { lines, logger } = capture();
     logger.info(
       {
-        config: { nats: { pass: "p4ss", token: "t0ken" }, http: { publish_token: "pubtok123" } },
+        config: {
+          nats: { pass: "p4ss", token: "t0ken" },
+          http: { publish_token: "pubtok123", publish_secret: "pubsig456" },
+        },
         headers: { authorization: "Bearer abc" },
         route: { name: "ship", secret: "hmac" },
       },
       "starting",
     );
     const text = lines.join("");
-    for (const secret of ["p4ss", "t0ken", "pubtok123", "Bearer abc", "hmac"])
+    for (const secret of ["p4ss", "t0ken", "pubtok123", "pubsig456", "Bearer abc", "hmac"])
       expect(text).not.toContain(secret);
     expect(text).toContain("[redacted]");
     expect(JSON.parse(text)).toMatchObject({ msg: "starting", route: { name: "ship" } });

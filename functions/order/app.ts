@@ -39,6 +39,7 @@ function publishTarget(c: Context, deps: OrderDeps): PublishTarget {
   return {
     url: requireVar(v, "JETWAY_PUBLISH_URL"),
     token: v.JETWAY_PUBLISH_TOKEN,
+    secret: v.JETWAY_PUBLISH_SECRET,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   };
 }
@@ -79,7 +80,8 @@ export const orderView = (o: Order) => ({
  * finds the stored order and publishes the very same event (same message id, so JetStream drops a copy
  * that did get through). POST /orders/outbox/flush republishes orders a client never retried;
  * POST /orders/processed/prune forgets old idempotency records (admin.ts).
- * Env: JETWAY_PUBLISH_URL (required), JETWAY_PUBLISH_TOKEN, JETWAY_ADMIN_TOKEN (guards both).
+ * Env: JETWAY_PUBLISH_URL (required), JETWAY_PUBLISH_TOKEN and/or JETWAY_PUBLISH_SECRET (as the bridge's
+ * http.publish_token / publish_secret), JETWAY_ADMIN_TOKEN (guards both).
  */
 export function createOrder(deps: OrderDeps): JetwayFunction {
   const fn = defineFunction({ name: "order" });

@@ -1,16 +1,12 @@
-import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { inArray, sql } from "drizzle-orm";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig } from "../../bridge/config.ts";
-import { BridgeEvents } from "../../bridge/events.ts";
-import { createHttpApp, type RunningHttpServer, startHttpServer } from "../../bridge/http.ts";
-import { JetStreamPublisher } from "../../bridge/js-publisher.ts";
-import { createLogger } from "../../bridge/logger.ts";
-import { BridgeMetrics } from "../../bridge/metrics.ts";
+import type { RunningHttpServer } from "../../bridge/http.ts";
 import { NatsServer } from "../../bridge/nats-server.ts";
+import { startIngress } from "../../bridge/testing/ingress.ts";
 import {
   InventoryReleased,
   InventoryReserved,
@@ -46,22 +42,7 @@ beforeAll(async () => {
   jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: STREAM, subjects: ["orders.>"] });
   // The real bridge ingress, so the publish contract is tested end to end.
-  const logger = createLogger({ level: "silent" });
-  const config = parseConfig({}, "test", {});
-  const app = createHttpApp({
-    ingress: {
-      nc,
-      store: new JetStreamPublisher(nc, jetstream(nc)),
-      http: config.http,
-      connected: () => true,
-      logger,
-      publishTimeoutMs: 2_000,
-    },
-    metrics: new BridgeMetrics(new BridgeEvents(), { defaultMetrics: false }),
-    readiness: () => ({ ready: true, reasons: [] }),
-    logger,
-  });
-  ingress = await startHttpServer(app, 0, "127.0.0.1");
+  ingress = await startIngress(nc);
   env = { JETWAY_PUBLISH_URL: `http://127.0.0.1:${ingress.port}`, JETWAY_LOG_LEVEL: "silent" };
   handle = await createTestDb();
   order = createOrder({ db: () => handle.db });

@@ -67,14 +67,19 @@ function hmacKey(secret: string): Promise<HmacKey> {
   return key;
 }
 
-async function hmacHex(secret: string, timestamp: number, body: Uint8Array | string): Promise<string> {
-  if (nodeCrypto)
-    return nodeCrypto.createHmac("sha256", secret).update(`${timestamp}.`).update(body).digest("hex");
+/** The signed text: `<t>.<body>` for a delivery, `<t>.<path>.<body>` for a request to the bridge's ingress. */
+function signedPrefix(timestamp: number, path: string | undefined): string {
+  return path === undefined ? `${timestamp}.` : `${timestamp}.${path}.`;
+}
+
+async function hmacHex(secret: string, prefix: string, body: Uint8Array | string): Promise<string> {
+  if (nodeCrypto) return nodeCrypto.createHmac("sha256", secret).update(prefix).update(body).digest("hex");
   const key = await hmacKey(secret);
+  const head = encoder.encode(prefix);
   const bodyBytes = typeof body === "string" ? encoder.encode(body) : body;
-  const message = new Uint8Array(String(timestamp).length + 1 + bodyBytes.length);
-  message.set(encoder.encode(`${timestamp}.`), 0);
-  message.set(bodyBytes, String(timestamp).length + 1);
+  const message = new Uint8Array(head.length + bodyBytes.length);
+  message.set(head, 0);
+  message.set(bodyBytes, head.length);
   return toHex(await crypto.subtle.sign("HMAC", key, message));
 }
 
@@ -87,7 +92,22 @@ export async function signPayload(
   body: Uint8Array | string,
   nowS = Math.floor(Date.now() / 1000),
 ) {
-  return `t=${nowS},v1=${await hmacHex(secret, nowS, body)}`;
+  return `t=${nowS},v1=${await hmacHex(secret, signedPrefix(nowS, undefined), body)}`;
+}
+
+/**
+ * The signature of a request to the bridge's ingress (`POST /v1/publish…`): the same header, with the
+ * request path signed between the timestamp and the body, `<t>.<path>.<body>`. The path binds a
+ * single-subject publish to its subject, and a delivery's signature can never pass as a publish (nor
+ * the reverse) where one secret serves both.
+ */
+export async function signIngressRequest(
+  secret: string,
+  path: string,
+  body: Uint8Array | string,
+  nowS = Math.floor(Date.now() / 1000),
+) {
+  return `t=${nowS},v1=${await hmacHex(secret, signedPrefix(nowS, path), body)}`;
 }
 
 export type SignatureFailure = "missing" | "malformed" | "expired" | "mismatch";
@@ -109,12 +129,23 @@ function timingSafeEqualHex(a: string, b: string): boolean {
   return diff === 0;
 }
 
+export interface VerifyOptions {
+  toleranceS?: number;
+  nowS?: number;
+  /** An ingress request's path: verifies a `signIngressRequest` signature instead of a delivery's. */
+  path?: string | undefined;
+}
+
 /** Throws SignatureError unless `header` is a valid, fresh signature of `body` under `secret`. */
 export async function verifySignature(
   secret: string,
   body: Uint8Array | string,
   header: string | null | undefined,
-  { toleranceS = DEFAULT_SIGNATURE_TOLERANCE_S, nowS = Math.floor(Date.now() / 1000) } = {},
+  {
+    toleranceS = DEFAULT_SIGNATURE_TOLERANCE_S,
+    nowS = Math.floor(Date.now() / 1000),
+    path,
+  }: VerifyOptions = {},
 ): Promise<void> {
   if (!header) throw new SignatureError("missing", `missing ${HEADERS.signature} header`);
   const parts = new Map(header.split(",").map((p) => p.trim().split("=", 2) as [string, string]));
@@ -128,7 +159,7 @@ export async function verifySignature(
       `signature timestamp is ${nowS - t}s from now (tolerance ${toleranceS}s)`,
     );
   }
-  if (!timingSafeEqualHex(await hmacHex(secret, t, body), v1)) {
+  if (!timingSafeEqualHex(await hmacHex(secret, signedPrefix(t, path), body), v1)) {
     throw new SignatureError("mismatch", "signature does not match the body");
   }
 }

@@ -24,6 +24,16 @@ export { EmitValidationError, type ErrorBody, InvalidEventError, RetryableError 
 export { createFunctionLogger, type FunctionLoggerOptions, type Logger } from "./logger.ts";
 export { mapLimit } from "./map-limit.ts";
 export { classifyError, type ErrorOutcome } from "./outcome.ts";
+export {
+  createPublisher,
+  type IngressEvent,
+  PublishError,
+  type Publisher,
+  type PublishOptions,
+  type PublishTarget,
+  publishEvents,
+  type TypedEvent,
+} from "./publish.ts";
 export { readBody, readText } from "./request-body.ts";
 export type { BatchFailure } from "./run.ts";
 export type * from "./types.ts";

@@ -24,6 +24,8 @@ import { functionVars } from "./vars.ts";
  */
 
 export const SYSTEM_SECRET = "system-test-secret";
+/** The ingress's signing key: the order function signs every publish with it, as deployed systems do. */
+export const SYSTEM_PUBLISH_SECRET = "system-test-publish-secret";
 
 export interface System {
   ports: DevPorts;
@@ -79,7 +81,10 @@ export async function prepareSystem(options: SystemOptions): Promise<PreparedSys
   const ports: DevPorts = { bridge: await freePort(), nats: nats.port, functions };
   const dataDir = await mkdtemp(join(tmpdir(), "jetway-system-"));
   const vars: Record<string, string> = {
-    ...functionVars(ports, dataDir, { JETWAY_SECRET: SYSTEM_SECRET }),
+    ...functionVars(ports, dataDir, {
+      JETWAY_SECRET: SYSTEM_SECRET,
+      JETWAY_PUBLISH_SECRET: SYSTEM_PUBLISH_SECRET,
+    }),
     JETWAY_LOG_LEVEL: "error",
   };
   const raw = devBridgeConfig(await readRawConfig(DEFAULT_DEV_CONFIG), ports);
@@ -97,7 +102,7 @@ export async function prepareSystem(options: SystemOptions): Promise<PreparedSys
     bridgeRaw: {
       ...raw,
       nats: { servers: [nats.url] },
-      http: { port: ports.bridge, host: "127.0.0.1" },
+      http: { port: ports.bridge, host: "127.0.0.1", publish_secret: SYSTEM_PUBLISH_SECRET },
       routes: [...routes, ...(options.extraRoutes?.(ports) ?? [])],
       shutdown: { grace_period: "2s" },
     },

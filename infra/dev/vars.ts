@@ -17,5 +17,6 @@ export function functionVars(
     AUDIT_DIR: env.AUDIT_DIR ?? join(dataDir, "audit"),
   };
   if (env.JETWAY_PUBLISH_TOKEN) vars.JETWAY_PUBLISH_TOKEN = env.JETWAY_PUBLISH_TOKEN;
+  if (env.JETWAY_PUBLISH_SECRET) vars.JETWAY_PUBLISH_SECRET = env.JETWAY_PUBLISH_SECRET;
   return vars;
 }
