@@ -88,6 +88,20 @@ describe("config", () => {
     expect(issues.some((i) => i.startsWith("routes[0].concurrency:"))).toBe(true);
   });
 
+  it("takes http.publish_secret as one key or a list of them, and names it when empty", () => {
+    expect(parseConfig({ ...minimal, http: { publish_secret: "k" } }, "t", {}).http.publish_secret).toBe("k");
+    expect(
+      parseConfig({ ...minimal, http: { publish_secret: ["new", "old"] } }, "t", {}).http.publish_secret,
+    ).toEqual(["new", "old"]);
+    for (const bad of ["", [], ["new", ""]]) {
+      const issues = issuesOf({ ...minimal, http: { publish_secret: bad } });
+      expect(
+        issues.some((i) => i.startsWith("http.publish_secret")),
+        `${JSON.stringify(bad)}: ${issues}`,
+      ).toBe(true);
+    }
+  });
+
   it("rejects a route whose stream is not declared, and unknown keys", () => {
     expect(issuesOf({ ...minimal, routes: [{ ...minimal.routes[0], stream: "OTHER" }] })).toContain(
       'routes[0].stream: stream "OTHER" is not declared under streams',

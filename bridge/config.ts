@@ -135,8 +135,15 @@ export const configSchema = z
         host: z.string().default("0.0.0.0"),
         /** Bearer token required by POST /v1/publish when set. */
         publish_token: z.string().min(1).optional(),
-        /** HMAC key: POST /v1/publish… then needs an `x-jetway-signature` over path and body (ingress.ts). */
-        publish_secret: z.string().min(1).optional(),
+        /**
+         * HMAC key: POST /v1/publish… then needs an `x-jetway-signature` over path and body (ingress.ts).
+         * A list accepts a signature under any of its keys, for rotating one.
+         */
+        publish_secret: z
+          .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+            error: "must be a key (a non-empty string) or a list of keys",
+          })
+          .optional(),
         max_body: z.number().int().positive().optional(),
       })
       .strict()

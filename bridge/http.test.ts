@@ -391,6 +391,14 @@ describe("signed ingress requests (http.publish_secret)", () => {
     expect(await storedCount()).toBe(before);
   });
 
+  it("accepts a signature under any key of a publish_secret list (rotation), and no other", async () => {
+    const { app } = await appWith({ publish_secret: ["new-key", SECRET] });
+    for (const key of ["new-key", SECRET]) {
+      expect((await app.request(single, post(body, await signed(single, body, key)))).status).toBe(202);
+    }
+    expect((await app.request(single, post(body, await signed(single, body, "retired")))).status).toBe(401);
+  });
+
   it("with both a token and a secret set, requires both", async () => {
     const { app } = await appWith({ publish_secret: SECRET, publish_token: "tok" });
     const sig = await signed(single, body);

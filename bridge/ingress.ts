@@ -62,7 +62,12 @@ function checkAuth(req: RequestView, token: string | undefined): void {
  * With `http.publish_secret`, the request must carry a fresh `x-jetway-signature` of `<t>.<path>.<body>`
  * (signIngressRequest in functions/sdk/contract.ts), where the path names the subject as it is published.
  */
-async function checkSignature(req: RequestView, secret: string | undefined, path: string, body: Uint8Array) {
+async function checkSignature(
+  req: RequestView,
+  secret: string | readonly string[] | undefined,
+  path: string,
+  body: Uint8Array,
+) {
   if (!secret) return;
   try {
     await verifySignature(secret, body, req.header(HEADERS.signature), { path });

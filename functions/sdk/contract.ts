@@ -136,9 +136,12 @@ export interface VerifyOptions {
   path?: string | undefined;
 }
 
-/** Throws SignatureError unless `header` is a valid, fresh signature of `body` under `secret`. */
+/**
+ * Throws SignatureError unless `header` is a valid, fresh signature of `body` under `secret`, or under any
+ * one of several: while a key is rotated the receiver accepts the new one and the old.
+ */
 export async function verifySignature(
-  secret: string,
+  secret: string | readonly string[],
   body: Uint8Array | string,
   header: string | null | undefined,
   {
@@ -159,7 +162,9 @@ export async function verifySignature(
       `signature timestamp is ${nowS - t}s from now (tolerance ${toleranceS}s)`,
     );
   }
-  if (!timingSafeEqualHex(await hmacHex(secret, signedPrefix(t, path), body), v1)) {
-    throw new SignatureError("mismatch", "signature does not match the body");
+  const prefix = signedPrefix(t, path);
+  for (const key of typeof secret === "string" ? [secret] : secret) {
+    if (timingSafeEqualHex(await hmacHex(key, prefix, body), v1)) return;
   }
+  throw new SignatureError("mismatch", "signature does not match the body");
 }

@@ -78,6 +78,24 @@ describe("signature", () => {
     expect(await res.text()).toContain("expired");
   });
 
+  it("accepts JETWAY_SECRET_PREVIOUS beside JETWAY_SECRET while the key is rotated, and no other key", async () => {
+    const env = { JETWAY_SECRET: "new", JETWAY_SECRET_PREVIOUS: "old" };
+    for (const secret of ["new", "old"]) {
+      expect((await invoke(fn.app, OrderCreated, order(), { secret, env })).status).toBe(200);
+    }
+    const other = await invoke(fn.app, OrderCreated, order(), { secret: "other", env });
+    expect(other.status).toBe(401);
+    expect(await other.text()).toContain("mismatch");
+    const unsigned = await invoke(fn.app, OrderCreated, order(), { env });
+    expect(unsigned.status).toBe(401);
+    // Without the previous key, a delivery signed with it is refused.
+    const retired = await invoke(fn.app, OrderCreated, order(), {
+      secret: "old",
+      env: { JETWAY_SECRET: "new" },
+    });
+    expect(retired.status).toBe(401);
+  });
+
   it("reads the secret through the secret option", async () => {
     const custom = defineFunction({
       name: "custom",

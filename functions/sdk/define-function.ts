@@ -16,8 +16,11 @@ import { requestVars } from "./vars.ts";
 export interface FunctionOptions {
   /** Bound to every log line as `fn`. */
   name: string;
-  /** The signing secret for this request; default `env.JETWAY_SECRET`. Undefined → no check. */
-  secret?: (env: Vars) => string | undefined;
+  /**
+   * The signing secret(s) a delivery may be signed with; default `env.JETWAY_SECRET` and, while the key is
+   * rotated, `env.JETWAY_SECRET_PREVIOUS`. Undefined or empty → no check.
+   */
+  secret?: (env: Vars) => string | readonly string[] | undefined;
   /** Default: a pino logger writing JSON lines (see logger.ts). */
   logger?: Logger;
   /** Where bridge deliveries arrive. Default "/events". */
@@ -38,6 +41,13 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
+/** `JETWAY_SECRET`, and `JETWAY_SECRET_PREVIOUS` beside it while the bridge may still sign with the old key. */
+function deliverySecrets(vars: Vars): string | string[] | undefined {
+  const { JETWAY_SECRET: current, JETWAY_SECRET_PREVIOUS: previous } = vars;
+  if (!previous) return current;
+  return current ? [current, previous] : [previous];
+}
+
 export class JetwayFunction {
   readonly name: string;
   readonly app: Hono<JetwayEnv>;
@@ -56,11 +66,11 @@ export class JetwayFunction {
       const vars = requestVars(c);
       c.set("vars", vars);
       c.set("log", this.log);
-      const secret = options.secret ? options.secret(vars) : vars.JETWAY_SECRET;
-      if (secret && c.req.method === "POST") {
+      const secret = options.secret ? options.secret(vars) : deliverySecrets(vars);
+      if (secret?.length && c.req.method === "POST") {
         const body = await readBody(c);
         await verifySignature(secret, body, headerReader(c)(HEADERS.signature) ?? undefined);
-      } else if (!secret && !this.#warnedUnsigned) {
+      } else if (!secret?.length && !this.#warnedUnsigned) {
         // Unsigned is fine for local dev, dangerous in production: say so once, loudly.
         this.#warnedUnsigned = true;
         this.log.warn("no JETWAY_SECRET configured: deliveries are accepted without a signature check");
