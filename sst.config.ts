@@ -147,6 +147,7 @@ export default $config({
         http: { port: 8080, host: "0.0.0.0", publish_secret: "${JETWAY_PUBLISH_SECRET}" },
         streams,
         dead_letter: { stream: "DLQ", replicas: 3, max_age: "2160h" },
+        control: { replicas: 3 },
         routes,
         shutdown: { grace_period: "20s" },
       }),

@@ -11,6 +11,14 @@ const COMMANDS: Record<string, Entry> = {
     () => import("../bridge/cli/provision.ts"),
   ],
   dlq: ["list, show and redrive dead letters", () => import("../bridge/cli/dlq.ts")],
+  pause: [
+    "pause a route on every bridge replica (or list paused routes)",
+    () => import("../bridge/cli/pause.ts"),
+  ],
+  resume: [
+    "resume a paused route on every bridge replica",
+    async () => ({ command: (await import("../bridge/cli/pause.ts")).resumeCommand }),
+  ],
   dev: ["run NATS, every function and the bridge locally", () => import("../bridge/cli/dev.ts")],
   invoke: ["send one event file to a function, without NATS", () => import("../bridge/cli/invoke.ts")],
 };

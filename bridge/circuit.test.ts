@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Circuit } from "./circuit.ts";
+import { Circuit, NO_BREAKER } from "./circuit.ts";
 import { DLQ_HEADERS } from "./dead-letter-headers.ts";
 import type { BridgeEventMap } from "./events.ts";
 import { freePort } from "./free-port.ts";
@@ -20,6 +20,8 @@ describe("Circuit", () => {
         opened: (pauseMs) => calls.push(`open ${pauseMs}`),
         halfOpened: () => calls.push("probe"),
         closed: () => calls.push("closed"),
+        paused: (reason) => calls.push(`paused ${reason}`),
+        resumed: () => calls.push("resumed"),
       },
     );
     return { c, calls };
@@ -98,6 +100,73 @@ describe("Circuit", () => {
     c.stop();
     vi.advanceTimersByTime(1_000);
     expect(calls).toEqual(["open 100", "closed", "open 100"]);
+  });
+
+  it("an operator's pause holds with the circuit closed, probes nothing, and resume releases", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit(2);
+    c.pause("maintenance");
+    c.pause("maintenance, longer");
+    expect(c.holding).toBe(true);
+    expect(c.pausedBy).toBe("maintenance, longer");
+    // Answers from requests sent before the pause neither close nor release anything.
+    c.succeeded();
+    vi.advanceTimersByTime(10_000);
+    expect(calls).toEqual(["paused maintenance"]);
+    c.resume();
+    c.resume();
+    expect(c.holding).toBe(false);
+    expect(c.pausedBy).toBeUndefined();
+    expect(calls).toEqual(["paused maintenance", "resumed"]);
+  });
+
+  it("a breaker open under an operator's pause probes only once resumed, at once", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit(1);
+    c.failed("down");
+    c.pause("maintenance");
+    vi.advanceTimersByTime(1_000);
+    // Failures of requests still out keep it open, and schedule no probe either.
+    c.failed("down");
+    vi.advanceTimersByTime(1_000);
+    expect(calls).toEqual(["open 100", "paused maintenance"]);
+    c.resume();
+    expect(c.state).toBe("half_open");
+    expect(calls.at(-1)).toBe("probe");
+    c.succeeded();
+    expect(calls.at(-1)).toBe("closed");
+  });
+
+  it("a probe that succeeds under an operator's pause closes the breaker, but what is held waits for resume", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit(1);
+    c.failed("down");
+    vi.advanceTimersByTime(100);
+    c.pause("maintenance");
+    c.succeeded();
+    expect(c.state).toBe("closed");
+    expect(c.holding).toBe(true);
+    expect(calls).toEqual(["open 100", "probe", "paused maintenance"]);
+    c.resume();
+    expect(calls.at(-1)).toBe("resumed");
+    expect(c.holding).toBe(false);
+  });
+
+  it("without a breaker (NO_BREAKER) it never opens by itself, but an operator can pause it", () => {
+    const calls: string[] = [];
+    const c = new Circuit(NO_BREAKER, {
+      opened: () => calls.push("open"),
+      halfOpened: () => calls.push("probe"),
+      closed: () => calls.push("closed"),
+      paused: () => calls.push("paused"),
+      resumed: () => calls.push("resumed"),
+    });
+    c.failed("down", 1_000_000);
+    expect(c.holding).toBe(false);
+    c.pause("by hand");
+    expect(c.holding).toBe(true);
+    c.resume();
+    expect(calls).toEqual(["paused", "resumed"]);
   });
 });
 

@@ -3,6 +3,9 @@ import type { RouteConfig } from "./config.ts";
 export type CircuitState = "closed" | "open" | "half_open";
 export type CircuitPolicy = Exclude<RouteConfig["circuit_breaker"], false>;
 
+/** A route with `circuit_breaker: false`: its circuit never opens by itself, only an operator pauses it. */
+export const NO_BREAKER: CircuitPolicy = { failures: Number.POSITIVE_INFINITY, open_for: 0, max_open: 0 };
+
 /** What the route does on each transition; called synchronously from the transition. */
 export interface CircuitHooks {
   /** Stop sending and hold what is here; `pauseMs` until the probe. */
@@ -11,6 +14,10 @@ export interface CircuitHooks {
   halfOpened(): void;
   /** The function answers again: run what was held and go on. */
   closed(pausedMs: number): void;
+  /** An operator paused the route (`jetway pause`): stop sending and hold what is here, without probes. */
+  paused(reason: string): void;
+  /** The operator's pause ended with the circuit closed: run what was held and go on. */
+  resumed(pausedMs: number): void;
 }
 
 /**
@@ -18,6 +25,10 @@ export interface CircuitHooks {
  * mean the function or what it calls is down, so the route stops sending and holds what it has instead of
  * spending every message's max_deliver on an outage. After a pause, one probe; a failed probe doubles the
  * pause up to `max_open`. Any answer that shows the function deciding (an ack, a 4xx) closes it.
+ *
+ * An operator's pause (`pause()`, from `jetway pause` through control.ts) holds the same way, on every
+ * replica and with or without a breaker, but sends no probe until `resume()`. A breaker that opened before
+ * or during it probes as soon as it ends; one that is closed releases what was held.
  */
 export class Circuit {
   private current: CircuitState = "closed";
@@ -27,6 +38,9 @@ export class Circuit {
   private timer: NodeJS.Timeout | undefined;
   /** After stop(): no more probes or transitions (the route is shutting down). */
   private stopped = false;
+  /** The operator's reason while paused by hand. */
+  private manual: string | undefined;
+  private manualAt = 0;
   private readonly policy: CircuitPolicy;
   private readonly hooks: CircuitHooks;
 
@@ -40,9 +54,14 @@ export class Circuit {
     return this.current;
   }
 
-  /** While open or probing, a retryable failure is held, not naked or dead-lettered. */
+  /** While open, probing or paused by hand, a retryable failure is held, not naked or dead-lettered. */
   get holding(): boolean {
-    return this.current !== "closed";
+    return this.current !== "closed" || this.manual !== undefined;
+  }
+
+  /** Why an operator paused the route; undefined when they did not. */
+  get pausedBy(): string | undefined {
+    return this.manual;
   }
 
   /** The function decided about a message (acked it, or refused it as bad). */
@@ -53,7 +72,8 @@ export class Circuit {
     this.timer = undefined;
     this.current = "closed";
     this.pauseMs = this.policy.open_for;
-    this.hooks.closed(performance.now() - this.openedAt);
+    // Paused by hand, what is held waits for resume() instead.
+    if (this.manual === undefined) this.hooks.closed(performance.now() - this.openedAt);
   }
 
   /**
@@ -76,7 +96,8 @@ export class Circuit {
     if (this.stopped) return;
     this.current = "open";
     const pauseMs = Math.min(Math.max(this.pauseMs, retryMs), this.policy.max_open);
-    this.timer = setTimeout(this.probe, pauseMs);
+    // Paused by hand: the probe waits for resume().
+    if (this.manual === undefined) this.timer = setTimeout(this.probe, pauseMs);
     this.hooks.opened(pauseMs, reason);
   }
 
@@ -85,6 +106,28 @@ export class Circuit {
     this.current = "half_open";
     this.hooks.halfOpened();
   };
+
+  /** An operator's pause: hold everything, probe nothing, until resume(). Again while paused: a new reason. */
+  pause(reason: string): void {
+    if (this.stopped) return;
+    const first = this.manual === undefined;
+    this.manual = reason;
+    if (!first) return;
+    this.manualAt = performance.now();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.hooks.paused(reason);
+  }
+
+  /** Ends an operator's pause: releases what was held, or probes at once if the breaker is open. */
+  resume(): void {
+    if (this.manual === undefined) return;
+    this.manual = undefined;
+    if (this.stopped) return;
+    if (this.current === "closed") this.hooks.resumed(performance.now() - this.manualAt);
+    else if (this.current === "open") this.probe();
+    // half_open: the probe sent before the pause is still out; its answer decides.
+  }
 
   /** Cancels a pending probe and any later one (shutdown). */
   stop(): void {

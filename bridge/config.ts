@@ -162,6 +162,17 @@ export const configSchema = z
       })
       .strict()
       .default({ stream: "DLQ", subject_prefix: "dlq", storage: "file", replicas: 1 }),
+    /** Where operator pauses live (control.ts): a key-value bucket every replica watches. */
+    control: z
+      .object({
+        bucket: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")
+          .default("jetway-control"),
+        replicas: z.number().int().min(1).max(5).default(1),
+      })
+      .strict()
+      .default({ bucket: "jetway-control", replicas: 1 }),
     routes: z.array(routeSchema).default([]),
     shutdown: z
       .object({ grace_period: duration.default(10_000) })

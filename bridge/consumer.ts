@@ -3,7 +3,7 @@ import type pino from "pino";
 import { AckBatcher } from "./ack-batcher.ts";
 import { AckTicker, type Tickable } from "./ack-ticker.ts";
 import { BatchDispatcher } from "./batch-consumer.ts";
-import { Circuit } from "./circuit.ts";
+import { Circuit, NO_BREAKER } from "./circuit.ts";
 import { type Config, durableName, maxAckPending, type RouteConfig } from "./config.ts";
 import type { BridgeEvents, Delivery } from "./events.ts";
 import { Fifo } from "./fifo.ts";
@@ -78,7 +78,7 @@ export class RouteConsumer {
   private readonly running = new Set<InFlight>();
   /** Messages kept while the circuit is open, oldest first; each stays on the ticker. */
   private readonly held = new Fifo<InFlight>();
-  private readonly circuit: Circuit | undefined;
+  private readonly circuit: Circuit;
   private readonly settler: Settler;
   /** Set on a route with `batch`: it takes every message instead of the per-message path. */
   private readonly batches: BatchDispatcher | undefined;
@@ -108,13 +108,14 @@ export class RouteConsumer {
       ackLevel: options.route.batch ? "debug" : (options.ackLogLevel ?? "debug"),
     });
     const { batch, circuit_breaker: policy } = options.route;
-    if (policy) {
-      this.circuit = new Circuit(policy, {
-        opened: this.circuitOpened,
-        halfOpened: this.circuitHalfOpened,
-        closed: this.circuitClosed,
-      });
-    }
+    // Without a breaker the circuit never opens by itself, but an operator can still pause the route.
+    this.circuit = new Circuit(policy || NO_BREAKER, {
+      opened: this.circuitOpened,
+      halfOpened: this.circuitHalfOpened,
+      closed: this.circuitClosed,
+      paused: this.operatorPaused,
+      resumed: this.operatorResumed,
+    });
     if (batch) {
       this.batches = new BatchDispatcher({
         route: { ...options.route, batch },
@@ -143,9 +144,31 @@ export class RouteConsumer {
     return this.queue.length;
   }
 
-  /** The circuit breaker has paused the route: its function looks down, so messages are held, not sent. */
+  /**
+   * The route is paused, messages are held, not sent: its circuit breaker found the function down, or an
+   * operator paused it (`pausedBy`).
+   */
   get paused(): boolean {
-    return this.circuit?.holding ?? false;
+    return this.circuit.holding;
+  }
+
+  /** The circuit breaker has paused the route (open or probing), whether or not an operator has too. */
+  get pausedByBreaker(): boolean {
+    return this.circuit.state !== "closed";
+  }
+
+  /** The reason an operator gave for pausing the route (`jetway pause`); undefined when they did not. */
+  get pausedBy(): string | undefined {
+    return this.circuit.pausedBy;
+  }
+
+  /** An operator's pause: nothing is sent until resume(); what arrives meanwhile is held. */
+  pause(reason: string): void {
+    this.circuit.pause(reason);
+  }
+
+  resume(): void {
+    this.circuit.resume();
   }
 
   /** Messages kept for a probe while the circuit is open. */
@@ -223,7 +246,7 @@ export class RouteConsumer {
    * already on the wire until its ack_wait ran out.
    */
   private readonly circuitOpened = (pauseMs: number, reason: string): void => {
-    for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) this.keep(msg);
+    this.holdQueued();
     // Announced once the failures that opened it are held too, so `held` counts them.
     queueMicrotask(() => {
       const held = this.heldCount;
@@ -237,7 +260,7 @@ export class RouteConsumer {
     this.log.info({ held: this.heldCount }, "circuit half-open: probing with one held delivery");
     const sent = this.batches ? this.batches.probe() : this.probe();
     // Nothing held to try: close, and a function still failing opens the circuit again.
-    if (!sent) this.circuit?.succeeded();
+    if (!sent) this.circuit.succeeded();
   };
 
   private readonly circuitClosed = (pausedMs: number): void => {
@@ -245,6 +268,29 @@ export class RouteConsumer {
     const held = this.held.length + (this.batches?.waiting ?? 0);
     this.o.events.emit("circuit:closed", { route: this.route.name, pausedMs, held });
     this.log.info({ paused_ms: Math.round(pausedMs), held }, "circuit closed: route resumed");
+    this.releaseHeld();
+  };
+
+  private readonly operatorPaused = (reason: string): void => {
+    this.holdQueued();
+    this.o.events.emit("route:paused", { route: this.route.name, reason });
+    this.log.warn({ reason }, "route paused by an operator: messages held until it is resumed");
+  };
+
+  private readonly operatorResumed = (pausedMs: number): void => {
+    const held = this.held.length + (this.batches?.waiting ?? 0);
+    this.o.events.emit("route:resumed", { route: this.route.name, pausedMs, held });
+    this.log.info({ paused_ms: Math.round(pausedMs), held }, "route resumed by an operator");
+    this.releaseHeld();
+  };
+
+  /** Paused: what waits for a free slot is held too. */
+  private holdQueued(): void {
+    for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) this.keep(msg);
+  }
+
+  /** Runs what the pause held, oldest first, then goes on. */
+  private releaseHeld(): void {
     if (this.batches) this.batches.release();
     else {
       for (let entry = this.held.shift(); entry; entry = this.held.shift()) {
@@ -252,7 +298,7 @@ export class RouteConsumer {
         this.onMessage(entry.msg);
       }
     }
-  };
+  }
 
   /** Keeps a message that arrived while the circuit is open, alive until the probe or the close. */
   private keep(msg: JsMsg): void {
@@ -274,7 +320,7 @@ export class RouteConsumer {
   private readonly onMessage = (msg: JsMsg): void => {
     if (this.stopping) msg.nak(SHUTDOWN_NAK_MS);
     else if (this.batches) this.batches.push(msg);
-    else if (this.circuit?.holding) this.keep(msg);
+    else if (this.circuit.holding) this.keep(msg);
     else if (this.running.size < this.route.concurrency) void this.process(msg);
     else this.queue.push(msg);
   };
@@ -312,14 +358,14 @@ export class RouteConsumer {
       if (entry.abandoned) return;
       outcome = decideOutcome(invocation, delivery, this.route);
       // A stopping route hands failures back (settled as retries) rather than holding them.
-      if (this.circuit && !this.stopping && this.heldByCircuit(entry, d, outcome, invocation)) return;
+      if (!this.stopping && this.heldByCircuit(entry, d, outcome, invocation)) return;
     }
     await this.settler.settle(entry, d, outcome, invocation);
   }
 
   /** Tells the circuit how the attempt went; true when the failure is held rather than settled. */
   private heldByCircuit(entry: InFlight, d: Delivery, outcome: Outcome, invocation: Invocation): boolean {
-    const circuit = this.circuit as Circuit;
+    const { circuit } = this;
     if (!retryableFailure(outcome)) {
       circuit.succeeded();
       return false;
@@ -337,7 +383,7 @@ export class RouteConsumer {
   async stop(gracePeriodMs: number): Promise<void> {
     this.stopping = true;
     this.isBound = false;
-    this.circuit?.stop();
+    this.circuit.stop();
     await this.messages?.close().catch(() => undefined);
     for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) msg.nak(SHUTDOWN_NAK_MS);
     for (let entry = this.held.shift(); entry; entry = this.held.shift()) {

@@ -68,6 +68,9 @@ export interface BridgeEventMap {
   "circuit:half_open": [{ route: string; held: number }];
   /** A probe (or a late answer) succeeded: pulling resumes and the held messages run. */
   "circuit:closed": [{ route: string; pausedMs: number; held: number }];
+  /** An operator paused the route (`jetway pause`, on every replica): messages are held until resumed. */
+  "route:paused": [{ route: string; reason: string }];
+  "route:resumed": [{ route: string; pausedMs: number; held: number }];
 }
 
 export class BridgeEvents extends EventEmitter<BridgeEventMap> {}

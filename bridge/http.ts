@@ -9,8 +9,13 @@ export interface Readiness {
   ready: boolean;
   /** Why not, e.g. "nats disconnected", "route ship not bound", "shutting down". */
   reasons: string[];
-  /** Routes their circuit breaker has paused: their function looks down, which does not make the bridge unready. */
+  /**
+   * Paused routes: their circuit breaker found the function down, or an operator paused them. Neither
+   * makes the bridge unready (the ingress must keep taking events).
+   */
   paused?: string[];
+  /** The reason of each route an operator paused (`jetway pause`). */
+  paused_by?: Record<string, string>;
 }
 
 export interface HttpAppDeps {
@@ -44,7 +49,11 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     const r = deps.readiness();
-    return c.json({ ready: r.ready, reasons: r.reasons, paused: r.paused ?? [] }, r.ready ? 200 : 503);
+    const body = { ready: r.ready, reasons: r.reasons, paused: r.paused ?? [] };
+    return c.json(
+      r.paused_by && Object.keys(r.paused_by).length > 0 ? { ...body, paused_by: r.paused_by } : body,
+      r.ready ? 200 : 503,
+    );
   });
   app.get("/metrics", async (c) => {
     const text = await deps.metrics.metrics();

@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type pino from "pino";
 import { type Config, durableName } from "./config.ts";
 import { durableGone, RouteConsumer } from "./consumer.ts";
+import { PauseWatcher } from "./control.ts";
 import { BridgeEvents } from "./events.ts";
 import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
 import { JetStreamPublisher } from "./js-publisher.ts";
@@ -47,7 +48,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     ...(options.telemetrySdk ? { sdk: options.telemetrySdk } : {}),
   });
   const metrics = new BridgeMetrics(events);
-  const { nc, version, jsm } = await connectAndProvision(config, logger);
+  const { nc, version, jsm, control } = await connectAndProvision(config, logger);
   const connection = watchStatus(nc, logger);
   const js = jetstream(nc);
   const store = new JetStreamPublisher(nc, js);
@@ -67,6 +68,13 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
         ackLogLevel: config.log.acks,
       }),
   );
+  // Operator pauses apply before any consumer binds: a replica started during a pause starts paused.
+  const pauses = new PauseWatcher(
+    control,
+    new Map(consumers.map((c, i) => [config.routes[i]?.name ?? "", c])),
+    logger,
+  );
+  await pauses.start();
   /** Routes whose deleted durable is being recreated: one loop each. */
   const recreating = new Set<string>();
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
@@ -90,18 +98,24 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     if (shuttingDown) reasons.push("shutting down");
     if (!connection.connected) reasons.push("nats disconnected");
     const paused: string[] = [];
+    const pausedBy: Record<string, string> = {};
     consumers.forEach((c, i) => {
       const name = config.routes[i]?.name ?? "";
       if (!c.bound) reasons.push(`route ${name} not bound`);
       if (c.paused) paused.push(name);
+      const reason = c.pausedBy;
+      if (reason !== undefined) pausedBy[name] = reason;
     });
-    return { ready: reasons.length === 0, reasons, paused };
+    return { ready: reasons.length === 0, reasons, paused, paused_by: pausedBy };
   };
   metrics.setSources({
     inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
     circuits: () =>
       Object.fromEntries(
-        consumers.map((c, i) => [config.routes[i]?.name, { paused: c.paused, held: c.heldCount }]),
+        consumers.map((c, i) => [
+          config.routes[i]?.name,
+          { paused: c.pausedByBreaker, pausedByOperator: c.pausedBy !== undefined, held: c.heldCount },
+        ]),
       ),
     pending: async () => {
       // Without NATS a consumer-info call would hang a scrape for the request timeout; metrics keep the last value.
@@ -149,6 +163,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
 
   const shutdown = once(async () => {
     shuttingDown = true;
+    pauses.stop();
     await Promise.all(consumers.map((c) => c.stop(config.shutdown.grace_period)));
     await http.close();
     await nc.drain().catch((error: unknown) => logger.warn({ err: error }, "nats drain failed"));

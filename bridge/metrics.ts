@@ -8,8 +8,8 @@ export interface MetricSources {
   inFlight?: () => Record<string, number>;
   /** num_pending per route from consumer info; cached by the metrics for `pendingCacheMs`. */
   pending?: () => Promise<Record<string, number>>;
-  /** Per route: paused by its circuit breaker, and how many messages it holds meanwhile. */
-  circuits?: () => Record<string, { paused: boolean; held: number }>;
+  /** Per route: paused by its circuit breaker, by an operator, and how many messages it holds meanwhile. */
+  circuits?: () => Record<string, { paused: boolean; pausedByOperator?: boolean; held: number }>;
 }
 
 export interface BridgeMetricsOptions {
@@ -82,8 +82,19 @@ export class BridgeMetrics {
       },
     });
     new Gauge({
+      name: "jetway_route_paused_by_operator",
+      help: "1 while an operator has paused the route (jetway pause), else 0.",
+      labelNames: ["route"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [route, c] of Object.entries(self.sources.circuits?.() ?? {}))
+          this.set({ route }, +(c.pausedByOperator ?? false));
+      },
+    });
+    new Gauge({
       name: "jetway_route_held",
-      help: "Messages a paused route holds for its probe (kept alive, not pending on the server).",
+      help: "Messages a paused route holds for its probe or its resume (kept alive, not pending on the server).",
       labelNames: ["route"] as const,
       registers,
       collect() {

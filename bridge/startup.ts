@@ -1,7 +1,9 @@
 import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { TimeoutError } from "@nats-io/nats-core";
 import type pino from "pino";
 import type { Config, RouteConfig } from "./config.ts";
+import { openControl } from "./control.ts";
 import { connectNats, type NatsHandle } from "./nats.ts";
 import { provision, provisionConsumer } from "./provision.ts";
 
@@ -108,14 +110,14 @@ export async function recreateConsumer(
 }
 
 /**
- * Connects and provisions streams and consumers, waiting out a NATS that is still starting (no server
+ * Connects and provisions streams, consumers and the control bucket (operator pauses), waiting out a NATS that is still starting (no server
  * listening yet, a JetStream cluster without a leader or with nodes not yet reported in) for up to
  * `nats.startup_wait` in all.
  */
 export async function connectAndProvision(
   config: Config,
   logger: pino.Logger,
-): Promise<NatsHandle & { jsm: JetStreamManager }> {
+): Promise<NatsHandle & { jsm: JetStreamManager; control: KV }> {
   const wait = { deadline: performance.now() + config.nats.startup_wait, logger };
   const { nc, version } = await untilReady("connecting to NATS", () => connectNats(config.nats), {
     ...wait,
@@ -130,7 +132,12 @@ export async function connectAndProvision(
       () => provision(jsm, config, version, logger),
       ready,
     );
-    return { nc, version, jsm };
+    const control = await untilReady(
+      "opening the control bucket",
+      () => openControl(nc, config.control),
+      ready,
+    );
+    return { nc, version, jsm, control };
   } catch (error) {
     await nc.close();
     throw error;

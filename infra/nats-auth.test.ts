@@ -8,6 +8,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Config, parseConfig, type RouteConfig } from "../bridge/config.ts";
 import { RouteConsumer } from "../bridge/consumer.ts";
+import { openControl, PauseWatcher, pauseKey } from "../bridge/control.ts";
 import { BridgeEvents } from "../bridge/events.ts";
 import { JetStreamPublisher } from "../bridge/js-publisher.ts";
 import { connectionOptions } from "../bridge/nats.ts";
@@ -90,6 +91,33 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
       });
     } finally {
       await consumer.stop(1_000);
+    }
+  });
+
+  it("creates and watches the control bucket; an admin's pause reaches it", async () => {
+    const kv = await openControl(nc, config.control);
+    const paused: string[] = [];
+    const watcher = new PauseWatcher(
+      kv,
+      new Map([
+        ["payment", { pause: (reason: string) => paused.push(reason), resume: () => paused.push("resumed") }],
+      ]),
+      silent,
+    );
+    await watcher.start();
+    const admin = await connect({ servers: server.url, user: "admin", pass: "a" });
+    try {
+      const asAdmin = await openControl(admin, config.control);
+      await asAdmin.put(
+        pauseKey("payment"),
+        JSON.stringify({ reason: "maintenance", at: new Date().toISOString() }),
+      );
+      await poll("the pause to arrive", async () => (paused.includes("maintenance") ? true : undefined));
+      await asAdmin.delete(pauseKey("payment"));
+      await poll("the resume to arrive", async () => (paused.at(-1) === "resumed" ? true : undefined));
+    } finally {
+      watcher.stop();
+      await admin.close();
     }
   });
 

@@ -1,0 +1,132 @@
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type pino from "pino";
+import type { Config } from "./config.ts";
+
+/**
+ * Operator pauses, shared by every replica: a JetStream key-value bucket (`control.bucket`) holds one key
+ * per paused route, `pause.<route>` → PauseRecord. `jetway pause` writes it, `jetway resume` deletes it,
+ * and every bridge watches the bucket and pauses or resumes its consumer of that route (consumer.ts holds
+ * what arrives meanwhile, as an open circuit does). The server keeps the state, so a replica started
+ * during a pause starts paused. Works on every JetStream server (2.9 included), unlike a consumer pause.
+ */
+
+const PAUSE_PREFIX = "pause.";
+
+export interface PauseRecord {
+  reason: string;
+  /** When the pause ends by itself (ISO 8601); absent: until `jetway resume`. */
+  until?: string | undefined;
+  /** When it was set (ISO 8601), and who set it, as the CLI knows them. */
+  at: string;
+  by?: string | undefined;
+}
+
+/** What the watcher drives: one route's consumer. */
+export interface Pausable {
+  pause(reason: string): void;
+  resume(): void;
+}
+
+export function pauseKey(route: string): string {
+  return `${PAUSE_PREFIX}${route}`;
+}
+
+/** Creates the bucket if it is missing (idempotent) and opens it. */
+export function openControl(nc: NatsConnection, control: Config["control"]): Promise<KV> {
+  return new Kvm(nc).create(control.bucket, {
+    replicas: control.replicas,
+    history: 1,
+    description: "jetway operator controls: pause.<route> while a route is paused",
+  });
+}
+
+/** The record under a key, or why it is not one. */
+export function readPause(value: Uint8Array): PauseRecord | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(value));
+  } catch {
+    return "not JSON";
+  }
+  const record = parsed as Partial<PauseRecord> | null;
+  if (typeof record?.reason !== "string") return "reason must be a string";
+  if (record.until !== undefined && Number.isNaN(Date.parse(record.until))) {
+    return "until must be an ISO 8601 time";
+  }
+  return record as PauseRecord;
+}
+
+/** Every pause in the bucket, by route. */
+export async function listPauses(kv: KV): Promise<Map<string, PauseRecord | string>> {
+  const out = new Map<string, PauseRecord | string>();
+  for await (const key of await kv.keys(`${PAUSE_PREFIX}>`)) {
+    const entry = await kv.get(key);
+    if (entry && entry.operation === "PUT") out.set(key.slice(PAUSE_PREFIX.length), readPause(entry.value));
+  }
+  return out;
+}
+
+/**
+ * Applies the bucket's pauses to this bridge's routes as they change, and ends a timed one when its
+ * `until` passes (each replica on its own clock; the key stays until someone resumes or pauses again).
+ */
+export class PauseWatcher {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private stopWatching: (() => void) | undefined;
+  private stopped = false;
+
+  private readonly kv: KV;
+  private readonly routes: ReadonlyMap<string, Pausable>;
+  private readonly log: pino.Logger;
+
+  constructor(kv: KV, routes: ReadonlyMap<string, Pausable>, log: pino.Logger) {
+    this.kv = kv;
+    this.routes = routes;
+    this.log = log;
+  }
+
+  /** Applies what the bucket holds now, then follows it; resolves once the current pauses are applied. */
+  async start(): Promise<void> {
+    for (const [route, record] of await listPauses(this.kv)) this.apply(route, record);
+    const watch = await this.kv.watch({ key: `${PAUSE_PREFIX}>` });
+    this.stopWatching = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        const route = entry.key.slice(PAUSE_PREFIX.length);
+        this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined);
+      }
+    })().catch((error: unknown) => {
+      if (!this.stopped) this.log.error({ err: error }, "watching operator pauses failed");
+    });
+  }
+
+  private apply(route: string, record: PauseRecord | string | undefined): void {
+    const target = this.routes.get(route);
+    if (!target) return;
+    clearTimeout(this.timers.get(route));
+    this.timers.delete(route);
+    if (typeof record === "string") {
+      // Someone meant to pause it: do, with no end, and say what is wrong with the record.
+      this.log.warn({ route, problem: record }, "unreadable pause record: pausing until it is resumed");
+      target.pause(`unreadable pause record (${record})`);
+      return;
+    }
+    const left =
+      record?.until === undefined ? Number.POSITIVE_INFINITY : Date.parse(record.until) - Date.now();
+    if (!record || left <= 0) {
+      target.resume();
+      return;
+    }
+    target.pause(record.reason);
+    // setTimeout holds at most ~24.8 days; a longer pause is simply not timed here.
+    if (left < 2 ** 31) this.timers.set(route, setTimeout(() => target.resume(), left).unref());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stopWatching?.();
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+}
