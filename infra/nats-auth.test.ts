@@ -94,7 +94,7 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
     }
   });
 
-  it("creates and watches the control bucket; an admin's pause reaches it", async () => {
+  it("creates and watches the control bucket, and may write it as `jetway pause` does", async () => {
     const kv = await openControl(nc, config.control);
     const paused: string[] = [];
     const watcher = new PauseWatcher(
@@ -105,19 +105,20 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
       silent,
     );
     await watcher.start();
-    const admin = await connect({ servers: server.url, user: "admin", pass: "a" });
+    // The CLI's connection: the same user, as `jetway pause` run in the bridge's pod has.
+    const cli = await connect(await connectionOptions(config.nats));
     try {
-      const asAdmin = await openControl(admin, config.control);
-      await asAdmin.put(
+      const control = await openControl(cli, config.control);
+      await control.put(
         pauseKey("payment"),
         JSON.stringify({ reason: "maintenance", at: new Date().toISOString() }),
       );
       await poll("the pause to arrive", async () => (paused.includes("maintenance") ? true : undefined));
-      await asAdmin.delete(pauseKey("payment"));
+      await control.delete(pauseKey("payment"));
       await poll("the resume to arrive", async () => (paused.at(-1) === "resumed" ? true : undefined));
     } finally {
       watcher.stop();
-      await admin.close();
+      await cli.close();
     }
   });
 
