@@ -205,6 +205,27 @@ describe("jetway pause / resume", () => {
     }
   });
 
+  it("still follows the bucket after a nats-server restart", async () => {
+    await server.restart();
+    await waitFor("every replica ready again", () => bridges.every((b) => b.readiness().ready), 20_000);
+    await waitFor(
+      "the CLI gets through",
+      async () => (await jetway("pause", "work", "--reason", "after restart")).code === 0,
+      20_000,
+    );
+    await waitFor(
+      "every replica paused",
+      () => bridges.every((b) => b.readiness().paused_by?.work === "after restart"),
+      20_000,
+    );
+    await jetway("resume", "work");
+    await waitFor(
+      "every replica resumed",
+      () => bridges.every((b) => !b.readiness().paused?.includes("work")),
+      20_000,
+    );
+  });
+
   it("names the config's routes for an unknown one, and a bad --for, exiting 2", async () => {
     const unknown = await jetway("pause", "shipping");
     expect(unknown.code).toBe(2);

@@ -96,6 +96,9 @@ export class PauseWatcher {
         const route = entry.key.slice(PAUSE_PREFIX.length);
         this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined);
       }
+      // Reconnects are the watcher's own business; it ends only if its bucket went away.
+      if (!this.stopped)
+        this.log.error("watching operator pauses ended: restart the bridge to follow them again");
     })().catch((error: unknown) => {
       if (!this.stopped) this.log.error({ err: error }, "watching operator pauses failed");
     });
