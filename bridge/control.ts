@@ -96,7 +96,8 @@ export class PauseWatcher {
         const route = entry.key.slice(PAUSE_PREFIX.length);
         this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined);
       }
-      // Reconnects are the watcher's own business; it ends only if its bucket went away.
+      // It rides out reconnects (and a deleted bucket) on its own and ends with the connection, which
+      // only shutdown closes; anything else would leave the pauses unfollowed, so say so.
       if (!this.stopped)
         this.log.error("watching operator pauses ended: restart the bridge to follow them again");
     })().catch((error: unknown) => {
