@@ -171,7 +171,7 @@ export class RouteConsumer {
     this.circuit.resume();
   }
 
-  /** Messages kept for a probe while the circuit is open. */
+  /** Messages kept while the route is paused: for the breaker's probe, or until an operator resumes it. */
   get heldCount(): number {
     return this.held.length + (this.batches?.heldCount ?? 0);
   }
