@@ -170,9 +170,11 @@ export const configSchema = z
           .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")
           .default("jetway-control"),
         replicas: z.number().int().min(1).max(5).default(1),
+        /** How often each route's key is read as well as watched: the most a missed change can wait. */
+        poll_interval: duration.default(5_000),
       })
       .strict()
-      .default({ bucket: "jetway-control", replicas: 1 }),
+      .default({ bucket: "jetway-control", replicas: 1, poll_interval: 5_000 }),
     routes: z.array(routeSchema).default([]),
     shutdown: z
       .object({ grace_period: duration.default(10_000) })

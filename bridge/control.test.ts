@@ -226,6 +226,80 @@ describe("jetway pause / resume", () => {
     );
   });
 
+  it("reads the keys as well as watching them: a change the watch never brings applies within poll_interval", async () => {
+    const kv = await new Kvm(nc).open(`control-${id}`);
+    // The watch is deaf, as it was seen for ~60 s after the loss of the bucket's leader node (cluster.test.ts).
+    const deaf = Object.assign(Object.create(kv) as typeof kv, {
+      watch: async () => ({ stop() {}, async *[Symbol.asyncIterator]() {} }),
+    });
+    const calls: string[] = [];
+    const watcher = new PauseWatcher(
+      deaf,
+      new Map([
+        ["work", { pause: (reason: string) => calls.push(reason), resume: () => calls.push("resumed") }],
+      ]),
+      createLogger({ level: "silent" }),
+      100,
+    );
+    try {
+      await watcher.start();
+      await kv.put("pause.work", JSON.stringify({ reason: "polled", at: new Date().toISOString() }));
+      await waitFor("the pause read", () => calls.at(-1) === "polled", 2_000);
+      await kv.delete("pause.work");
+      await waitFor("the resume read", () => calls.at(-1) === "resumed", 2_000);
+    } finally {
+      watcher.stop();
+    }
+  });
+
+  it("applies entries in revision order: a stale read never undoes a newer change", async () => {
+    const pauseAt = (revision: number) => ({
+      revision,
+      operation: "PUT" as const,
+      value: new TextEncoder().encode(
+        JSON.stringify({ reason: `rev ${revision}`, at: "2026-01-01T00:00:00Z" }),
+      ),
+    });
+    let latest: ReturnType<typeof pauseAt> | { revision: number; operation: "DEL"; value: Uint8Array } =
+      pauseAt(4);
+    let push: ((entry: unknown) => void) | undefined;
+    const watched: unknown[] = [];
+    const fake = {
+      get: async () => latest,
+      watch: async () => ({
+        stop() {},
+        async *[Symbol.asyncIterator]() {
+          for (;;) {
+            const next = watched.shift() ?? (await new Promise((resolve) => (push = resolve)));
+            yield next;
+          }
+        },
+      }),
+    } as unknown as ConstructorParameters<typeof PauseWatcher>[0];
+    const calls: string[] = [];
+    const watcher = new PauseWatcher(
+      fake,
+      new Map([
+        ["work", { pause: (reason: string) => calls.push(reason), resume: () => calls.push("resumed") }],
+      ]),
+      createLogger({ level: "silent" }),
+      50,
+    );
+    try {
+      await watcher.start();
+      expect(calls).toEqual(["rev 4"]);
+      // The watch brings a resume at revision 5, while reads still see revision 4 (a lagging replica).
+      push?.({ key: "pause.work", revision: 5, operation: "DEL", value: new Uint8Array() });
+      await waitFor("the resume", () => calls.at(-1) === "resumed", 2_000);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(calls).toEqual(["rev 4", "resumed"]);
+      latest = pauseAt(6);
+      await waitFor("a newer pause read", () => calls.at(-1) === "rev 6", 2_000);
+    } finally {
+      watcher.stop();
+    }
+  });
+
   it("names the config's routes for an unknown one, and a bad --for, exiting 2", async () => {
     const unknown = await jetway("pause", "shipping");
     expect(unknown.code).toBe(2);

@@ -1,4 +1,4 @@
-import { type KV, Kvm } from "@nats-io/kv";
+import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type pino from "pino";
 import type { Config } from "./config.ts";
@@ -33,7 +33,10 @@ export function pauseKey(route: string): string {
 }
 
 /** Creates the bucket if it is missing (idempotent) and opens it. */
-export function openControl(nc: NatsConnection, control: Config["control"]): Promise<KV> {
+export function openControl(
+  nc: NatsConnection,
+  control: Pick<Config["control"], "bucket" | "replicas">,
+): Promise<KV> {
   return new Kvm(nc).create(control.bucket, {
     replicas: control.replicas,
     history: 1,
@@ -67,42 +70,71 @@ export async function listPauses(kv: KV): Promise<Map<string, PauseRecord | stri
   return out;
 }
 
+/** What the watcher needs of a key's latest entry. */
+type PauseEntry = Pick<KvEntry, "revision" | "operation" | "value">;
+
 /**
  * Applies the bucket's pauses to this bridge's routes as they change, and ends a timed one when its
  * `until` passes (each replica on its own clock; the key stays until someone resumes or pauses again).
+ *
+ * The watch brings a change at once. It rides out reconnects, but after the loss of the node that led
+ * the bucket it was seen deaf for ~60 s in 2 of 4 runs (its consumer is recreated only after missed
+ * heartbeats, and its first attempts fail while the cluster elects), so each route's key is also read
+ * every `pollMs`: a change is applied within that, whatever the watch is doing. Entries apply in revision
+ * order, so a late read never undoes a newer change.
  */
 export class PauseWatcher {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** The revision last applied per route. */
+  private readonly revisions = new Map<string, number>();
   private stopWatching: (() => void) | undefined;
+  private poller: NodeJS.Timeout | undefined;
   private stopped = false;
 
   private readonly kv: KV;
   private readonly routes: ReadonlyMap<string, Pausable>;
   private readonly log: pino.Logger;
+  private readonly pollMs: number;
 
-  constructor(kv: KV, routes: ReadonlyMap<string, Pausable>, log: pino.Logger) {
+  constructor(kv: KV, routes: ReadonlyMap<string, Pausable>, log: pino.Logger, pollMs = 5_000) {
     this.kv = kv;
     this.routes = routes;
     this.log = log;
+    this.pollMs = pollMs;
   }
 
   /** Applies what the bucket holds now, then follows it; resolves once the current pauses are applied. */
   async start(): Promise<void> {
-    for (const [route, record] of await listPauses(this.kv)) this.apply(route, record);
+    await this.readAll();
     const watch = await this.kv.watch({ key: `${PAUSE_PREFIX}>` });
     this.stopWatching = () => watch.stop();
     void (async () => {
-      for await (const entry of watch) {
-        const route = entry.key.slice(PAUSE_PREFIX.length);
-        this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined);
-      }
-      // It rides out reconnects (and a deleted bucket) on its own and ends with the connection, which
-      // only shutdown closes; anything else would leave the pauses unfollowed, so say so.
-      if (!this.stopped)
-        this.log.error("watching operator pauses ended: restart the bridge to follow them again");
+      for await (const entry of watch) this.applyEntry(entry.key.slice(PAUSE_PREFIX.length), entry);
+      // It ends with the connection, which only shutdown closes; anything else would leave the pauses to
+      // the reads alone, so say so.
+      if (!this.stopped) this.log.error("watching operator pauses ended: changes now arrive by polling only");
     })().catch((error: unknown) => {
       if (!this.stopped) this.log.error({ err: error }, "watching operator pauses failed");
     });
+    this.poller = setInterval(() => {
+      this.readAll().catch((error: unknown) => {
+        this.log.debug({ err: error }, "reading operator pauses failed, will read again");
+      });
+    }, this.pollMs).unref();
+  }
+
+  /** Reads every route's key (a direct read each, no consumer) and applies what is newer. */
+  private async readAll(): Promise<void> {
+    const entries = await Promise.all(
+      [...this.routes.keys()].map(async (route) => [route, await this.kv.get(pauseKey(route))] as const),
+    );
+    for (const [route, entry] of entries) if (entry) this.applyEntry(route, entry);
+  }
+
+  private applyEntry(route: string, entry: PauseEntry): void {
+    if (this.stopped || entry.revision <= (this.revisions.get(route) ?? 0)) return;
+    this.revisions.set(route, entry.revision);
+    this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined);
   }
 
   private apply(route: string, record: PauseRecord | string | undefined): void {
@@ -129,6 +161,7 @@ export class PauseWatcher {
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.poller);
     this.stopWatching?.();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

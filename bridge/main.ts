@@ -73,6 +73,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     control,
     new Map(consumers.map((c, i) => [config.routes[i]?.name ?? "", c])),
     logger,
+    config.control.poll_interval,
   );
   await pauses.start();
   /** Routes whose deleted durable is being recreated: one loop each. */
