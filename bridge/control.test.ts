@@ -228,6 +228,16 @@ describe("jetway pause / resume", () => {
 
   it("reads the keys as well as watching them: a change the watch never brings applies within poll_interval", async () => {
     const kv = await new Kvm(nc).open(`control-${id}`);
+    // Right after the restart above, a loaded server may take a while to serve the bucket again.
+    await waitFor(
+      "the bucket to answer",
+      () =>
+        kv.get("pause.work").then(
+          () => true,
+          () => false,
+        ),
+      30_000,
+    );
     // The watch is deaf, as it was seen for ~60 s after the loss of the bucket's leader node (cluster.test.ts).
     const deaf = Object.assign(Object.create(kv) as typeof kv, {
       watch: async () => ({ stop() {}, async *[Symbol.asyncIterator]() {} }),
@@ -244,9 +254,9 @@ describe("jetway pause / resume", () => {
     try {
       await watcher.start();
       await kv.put("pause.work", JSON.stringify({ reason: "polled", at: new Date().toISOString() }));
-      await waitFor("the pause read", () => calls.at(-1) === "polled", 2_000);
+      await waitFor("the pause read", () => calls.at(-1) === "polled", 10_000);
       await kv.delete("pause.work");
-      await waitFor("the resume read", () => calls.at(-1) === "resumed", 2_000);
+      await waitFor("the resume read", () => calls.at(-1) === "resumed", 10_000);
     } finally {
       watcher.stop();
     }
@@ -290,11 +300,11 @@ describe("jetway pause / resume", () => {
       expect(calls).toEqual(["rev 4"]);
       // The watch brings a resume at revision 5, while reads still see revision 4 (a lagging replica).
       push?.({ key: "pause.work", revision: 5, operation: "DEL", value: new Uint8Array() });
-      await waitFor("the resume", () => calls.at(-1) === "resumed", 2_000);
+      await waitFor("the resume", () => calls.at(-1) === "resumed", 10_000);
       await new Promise((r) => setTimeout(r, 200));
       expect(calls).toEqual(["rev 4", "resumed"]);
       latest = pauseAt(6);
-      await waitFor("a newer pause read", () => calls.at(-1) === "rev 6", 2_000);
+      await waitFor("a newer pause read", () => calls.at(-1) === "rev 6", 10_000);
     } finally {
       watcher.stop();
     }

@@ -12,7 +12,7 @@ import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
-import { connectAndProvision, recreateConsumer } from "./startup.ts";
+import { connectAndProvision, jetStreamNotReady, recreateConsumer, untilReady } from "./startup.ts";
 import { startTelemetry, type TelemetryOptions } from "./telemetry.ts";
 import { TurnBatch } from "./turn-batch.ts";
 
@@ -75,7 +75,12 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     logger,
     config.control.poll_interval,
   );
-  await pauses.start();
+  // Its first read may meet a JetStream still recovering (a server just restarted): waited out like start-up's.
+  await untilReady("reading operator pauses", () => pauses.start(), {
+    deadline: performance.now() + config.nats.startup_wait,
+    logger,
+    retryable: jetStreamNotReady,
+  });
   /** Routes whose deleted durable is being recreated: one loop each. */
   const recreating = new Set<string>();
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
