@@ -262,27 +262,26 @@ describe("jetway pause / resume", () => {
     }
   });
 
-  it("applies entries in revision order: a stale read never undoes a newer change", async () => {
-    const pauseAt = (revision: number) => ({
+  it("applies entries in revision order: a stale read never undoes a newer change; a recreated bucket's do", async () => {
+    const t0 = Date.now();
+    type Entry = { revision: number; created: Date; operation: "PUT" | "DEL"; value: Uint8Array };
+    /** A pause written `atMs` after t0. */
+    const pauseAt = (revision: number, atMs: number): Entry => ({
       revision,
-      operation: "PUT" as const,
+      created: new Date(t0 + atMs),
+      operation: "PUT",
       value: new TextEncoder().encode(
         JSON.stringify({ reason: `rev ${revision}`, at: "2026-01-01T00:00:00Z" }),
       ),
     });
-    let latest: ReturnType<typeof pauseAt> | { revision: number; operation: "DEL"; value: Uint8Array } =
-      pauseAt(4);
+    let latest: Entry = pauseAt(4, 0);
     let push: ((entry: unknown) => void) | undefined;
-    const watched: unknown[] = [];
     const fake = {
       get: async () => latest,
       watch: async () => ({
         stop() {},
         async *[Symbol.asyncIterator]() {
-          for (;;) {
-            const next = watched.shift() ?? (await new Promise((resolve) => (push = resolve)));
-            yield next;
-          }
+          for (;;) yield await new Promise((resolve) => (push = resolve));
         },
       }),
     } as unknown as ConstructorParameters<typeof PauseWatcher>[0];
@@ -299,12 +298,22 @@ describe("jetway pause / resume", () => {
       await watcher.start();
       expect(calls).toEqual(["rev 4"]);
       // The watch brings a resume at revision 5, while reads still see revision 4 (a lagging replica).
-      push?.({ key: "pause.work", revision: 5, operation: "DEL", value: new Uint8Array() });
+      await waitFor("the watch to listen", () => push !== undefined);
+      push?.({
+        key: "pause.work",
+        revision: 5,
+        created: new Date(t0 + 10),
+        operation: "DEL",
+        value: new Uint8Array(),
+      });
       await waitFor("the resume", () => calls.at(-1) === "resumed", 10_000);
       await new Promise((r) => setTimeout(r, 200));
       expect(calls).toEqual(["rev 4", "resumed"]);
-      latest = pauseAt(6);
+      latest = pauseAt(6, 20);
       await waitFor("a newer pause read", () => calls.at(-1) === "rev 6", 10_000);
+      // The bucket deleted and created again: revision 1, written a minute later, is the newest.
+      latest = pauseAt(1, 60_000);
+      await waitFor("the recreated bucket's pause", () => calls.at(-1) === "rev 1", 10_000);
     } finally {
       watcher.stop();
     }

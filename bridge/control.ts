@@ -71,7 +71,13 @@ export async function listPauses(kv: KV): Promise<Map<string, PauseRecord | stri
 }
 
 /** What the watcher needs of a key's latest entry. */
-type PauseEntry = Pick<KvEntry, "revision" | "operation" | "value">;
+type PauseEntry = Pick<KvEntry, "revision" | "created" | "operation" | "value">;
+
+/**
+ * A bucket deleted and created again numbers its revisions from 1: an entry written clearly later than
+ * the last one applied is newer whatever its revision. (Clearly: servers' clocks may differ a little.)
+ */
+const RECREATED_AFTER_MS = 1_000;
 
 /**
  * Applies the bucket's pauses to this bridge's routes as they change, and ends a timed one when its
@@ -81,12 +87,12 @@ type PauseEntry = Pick<KvEntry, "revision" | "operation" | "value">;
  * the bucket it was seen deaf for ~60 s in 2 of 4 runs (its consumer is recreated only after missed
  * heartbeats, and its first attempts fail while the cluster elects), so each route's key is also read
  * every `pollMs`: a change is applied within that, whatever the watch is doing. Entries apply in revision
- * order, so a late read never undoes a newer change.
+ * order, so a late read never undoes a newer change (a recreated bucket aside, see RECREATED_AFTER_MS).
  */
 export class PauseWatcher {
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** The revision last applied per route. */
-  private readonly revisions = new Map<string, number>();
+  /** The entry last applied per route. */
+  private readonly applied = new Map<string, { revision: number; createdMs: number }>();
   private stopWatching: (() => void) | undefined;
   private poller: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -132,8 +138,11 @@ export class PauseWatcher {
   }
 
   private applyEntry(route: string, entry: PauseEntry): void {
-    if (this.stopped || entry.revision <= (this.revisions.get(route) ?? 0)) return;
-    this.revisions.set(route, entry.revision);
+    if (this.stopped) return;
+    const last = this.applied.get(route);
+    const createdMs = entry.created.getTime();
+    if (last && entry.revision <= last.revision && createdMs <= last.createdMs + RECREATED_AFTER_MS) return;
+    this.applied.set(route, { revision: entry.revision, createdMs });
     this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined);
   }
 
