@@ -169,6 +169,9 @@ describe("jetway pause / resume", () => {
     expect(fn.requests.length).toBe(before);
     await waitFor("delivered once the pause ran out", () => seqs.every((s) => delivered().has(s)), 5_000);
     expect(bridges.every((b) => !b.readiness().paused?.includes("work"))).toBe(true);
+    expect((await jetway("pause")).stdout).toMatch(
+      /^work: not paused \(a pause ended at \S+\): paused by an operator$/m,
+    );
     await jetway("resume", "work");
   });
 

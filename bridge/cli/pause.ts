@@ -43,8 +43,12 @@ async function withControl<T>(
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
-function describe(route: string, record: PauseRecord | string): string {
+function describe(route: string, record: PauseRecord | string, now = Date.now()): string {
   if (typeof record === "string") return `${route}: unreadable pause record (${record})`;
+  // A timed pause ends on each bridge by itself; its record stays until the next pause or resume.
+  if (record.until && Date.parse(record.until) <= now) {
+    return `${route}: not paused (a pause ended at ${record.until}): ${record.reason}`;
+  }
   const until = record.until ? ` until ${record.until}` : "";
   const by = record.by ? ` by ${record.by}` : "";
   return `${route}: paused${until} (since ${record.at}${by}): ${record.reason}`;
