@@ -102,6 +102,19 @@ describe("config", () => {
     }
   });
 
+  it("names control.poll_interval when it is below 100ms (0 would read the bucket without pause)", () => {
+    for (const bad of [0, "50ms", "soon"]) {
+      const issues = issuesOf({ ...minimal, control: { poll_interval: bad } });
+      expect(
+        issues.some((i) => i.startsWith("control.poll_interval")),
+        `${bad}: ${issues}`,
+      ).toBe(true);
+    }
+    expect(parseConfig({ ...minimal, control: { poll_interval: "1s" } }, "t", {}).control.poll_interval).toBe(
+      1_000,
+    );
+  });
+
   it("rejects a route whose stream is not declared, and unknown keys", () => {
     expect(issuesOf({ ...minimal, routes: [{ ...minimal.routes[0], stream: "OTHER" }] })).toContain(
       'routes[0].stream: stream "OTHER" is not declared under streams',

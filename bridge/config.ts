@@ -171,7 +171,7 @@ export const configSchema = z
           .default("jetway-control"),
         replicas: z.number().int().min(1).max(5).default(1),
         /** How often each route's key is read as well as watched: the most a missed change can wait. */
-        poll_interval: duration.default(5_000),
+        poll_interval: duration.refine((ms) => ms >= 100, "at least 100ms").default(5_000),
       })
       .strict()
       .default({ bucket: "jetway-control", replicas: 1, poll_interval: 5_000 }),

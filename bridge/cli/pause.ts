@@ -1,4 +1,5 @@
 import { hostname, userInfo } from "node:os";
+import type { KV } from "@nats-io/kv";
 import type { Config } from "../config.ts";
 import { listPauses, openControl, type PauseRecord, pauseKey } from "../control.ts";
 import { parseDuration } from "../duration.ts";
@@ -29,10 +30,7 @@ function who(): string {
 }
 
 /** Opens the control bucket with the config's NATS settings, runs `use`, and closes the connection. */
-async function withControl<T>(
-  config: Config,
-  use: (kv: Awaited<ReturnType<typeof openControl>>) => Promise<T>,
-) {
+async function withControl<T>(config: Config, use: (kv: KV) => Promise<T>) {
   const { nc } = await connectNats(config.nats);
   try {
     return await use(await openControl(nc, config.control));

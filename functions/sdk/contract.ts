@@ -122,6 +122,11 @@ export class SignatureError extends Error {
   }
 }
 
+async function someAsync(keys: readonly string[], test: (key: string) => Promise<boolean>) {
+  for (const key of keys) if (await test(key)) return true;
+  return false;
+}
+
 function timingSafeEqualHex(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
@@ -163,8 +168,7 @@ export async function verifySignature(
     );
   }
   const prefix = signedPrefix(t, path);
-  for (const key of typeof secret === "string" ? [secret] : secret) {
-    if (timingSafeEqualHex(await hmacHex(key, prefix, body), v1)) return;
-  }
+  const matches = async (key: string) => timingSafeEqualHex(await hmacHex(key, prefix, body), v1);
+  if (typeof secret === "string" ? await matches(secret) : await someAsync(secret, matches)) return;
   throw new SignatureError("mismatch", "signature does not match the body");
 }
