@@ -14,6 +14,7 @@ import { createLogger } from "./logger.ts";
 import { type RunningBridge, startBridge } from "./main.ts";
 import { NatsServer } from "./nats-server.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
+import { pauseRecorder } from "./testing/pauses.ts";
 
 // Operator pauses end to end: the real CLI writes the control bucket, and every replica of a real bridge
 // (in-process, wired as `jetway bridge` wires it) follows it.
@@ -187,22 +188,13 @@ describe("jetway pause / resume", () => {
   it("PauseWatcher.start() resolves with the bucket's pauses applied, so a replica binds already paused", async () => {
     const kv = await new Kvm(nc).open(`control-${id}`);
     await kv.put("pause.work", JSON.stringify({ reason: "before start", at: new Date().toISOString() }));
-    const calls: string[] = [];
-    const watcher = new PauseWatcher(
-      kv,
-      new Map([
-        [
-          "work",
-          { pause: (reason: string) => calls.push(`pause ${reason}`), resume: () => calls.push("resume") },
-        ],
-      ]),
-      createLogger({ level: "silent" }),
-    );
+    const { calls, routes } = pauseRecorder("work");
+    const watcher = new PauseWatcher(kv, routes, createLogger({ level: "silent" }));
     try {
       await watcher.start();
-      expect(calls).toEqual(["pause before start"]);
+      expect(calls).toEqual(["before start"]);
       await kv.delete("pause.work");
-      await waitFor("resumed", () => calls.at(-1) === "resume");
+      await waitFor("resumed", () => calls.at(-1) === "resumed");
     } finally {
       watcher.stop();
     }
@@ -245,15 +237,8 @@ describe("jetway pause / resume", () => {
     const deaf = Object.assign(Object.create(kv) as typeof kv, {
       watch: async () => ({ stop() {}, async *[Symbol.asyncIterator]() {} }),
     });
-    const calls: string[] = [];
-    const watcher = new PauseWatcher(
-      deaf,
-      new Map([
-        ["work", { pause: (reason: string) => calls.push(reason), resume: () => calls.push("resumed") }],
-      ]),
-      createLogger({ level: "silent" }),
-      100,
-    );
+    const { calls, routes } = pauseRecorder("work");
+    const watcher = new PauseWatcher(deaf, routes, createLogger({ level: "silent" }), 100);
     try {
       await watcher.start();
       await kv.put("pause.work", JSON.stringify({ reason: "polled", at: new Date().toISOString() }));
@@ -288,15 +273,8 @@ describe("jetway pause / resume", () => {
         },
       }),
     } as unknown as ConstructorParameters<typeof PauseWatcher>[0];
-    const calls: string[] = [];
-    const watcher = new PauseWatcher(
-      fake,
-      new Map([
-        ["work", { pause: (reason: string) => calls.push(reason), resume: () => calls.push("resumed") }],
-      ]),
-      createLogger({ level: "silent" }),
-      50,
-    );
+    const { calls, routes } = pauseRecorder("work");
+    const watcher = new PauseWatcher(fake, routes, createLogger({ level: "silent" }), 50);
     try {
       await watcher.start();
       expect(calls).toEqual(["rev 4"]);

@@ -13,6 +13,7 @@ import { connectionOptions } from "../bridge/nats.ts";
 import { provision } from "../bridge/provision.ts";
 import { serverFeatures } from "../bridge/server-features.ts";
 import { HttpFunction } from "../bridge/testing/http-function.ts";
+import { pauseRecorder } from "../bridge/testing/pauses.ts";
 import { NatsCluster, poll } from "./testing/nats-cluster.ts";
 
 /**
@@ -205,14 +206,8 @@ describe("3-node JetStream cluster", () => {
     const bridgeNc = await connect({ ...opts, servers, noRandomize: true, reconnectTimeWait: 250 });
     cleanups.push(() => bridgeNc.close());
     expect(bridgeNc.info?.server_name).toBe(leader);
-    const calls: string[] = [];
-    const watcher = new PauseWatcher(
-      await openControl(bridgeNc, control),
-      new Map([
-        ["deliver", { pause: (reason: string) => calls.push(reason), resume: () => calls.push("resumed") }],
-      ]),
-      silent,
-    );
+    const { calls, routes } = pauseRecorder("deliver");
+    const watcher = new PauseWatcher(await openControl(bridgeNc, control), routes, silent);
     await watcher.start();
     cleanups.push(async () => watcher.stop());
     const pause = (reason: string) => JSON.stringify({ reason, at: new Date().toISOString() });

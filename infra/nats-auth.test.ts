@@ -16,6 +16,7 @@ import { NatsServer } from "../bridge/nats-server.ts";
 import { provision } from "../bridge/provision.ts";
 import { serverFeatures } from "../bridge/server-features.ts";
 import { HttpFunction } from "../bridge/testing/http-function.ts";
+import { pauseRecorder } from "../bridge/testing/pauses.ts";
 import { readText, readYaml } from "./testing/manifests.ts";
 import { poll } from "./testing/nats-cluster.ts";
 
@@ -96,14 +97,8 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
 
   it("creates and watches the control bucket, and may write it as `jetway pause` does", async () => {
     const kv = await openControl(nc, config.control);
-    const paused: string[] = [];
-    const watcher = new PauseWatcher(
-      kv,
-      new Map([
-        ["payment", { pause: (reason: string) => paused.push(reason), resume: () => paused.push("resumed") }],
-      ]),
-      silent,
-    );
+    const { calls: paused, routes } = pauseRecorder("payment");
+    const watcher = new PauseWatcher(kv, routes, silent);
     await watcher.start();
     // The CLI's connection: the same user, as `jetway pause` run in the bridge's pod has.
     const cli = await connect(await connectionOptions(config.nats));
