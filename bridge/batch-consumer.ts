@@ -9,6 +9,7 @@ import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
 import type { Invocation, Invoker } from "./invoker.ts";
 import { backoffDelay, beyondMaxDeliver, type Outcome, retryableFailure, retryDelay } from "./outcome.ts";
+import type { RatePacer } from "./rate-limit.ts";
 import { deliveryOf, type SettleContext, type Settler } from "./settle.ts";
 
 export interface BatchDispatcherOptions {
@@ -23,6 +24,8 @@ export interface BatchDispatcherOptions {
   shutdownNakMs: number;
   /** The route's circuit breaker, when it has one: told each batch's result; while open, nothing is sent. */
   circuit?: Circuit | undefined;
+  /** The route's `rate_limit`, when it has one: a batch goes when its messages may (its wake calls wake()). */
+  pacer?: RatePacer | undefined;
 }
 
 type SettledKind = OutcomeKind | undefined;
@@ -106,6 +109,11 @@ export class BatchDispatcher {
     this.dispatch();
   };
 
+  /** The rate limit allows more now. */
+  wake(): void {
+    this.dispatch();
+  }
+
   private dispatch(): void {
     if (this.o.circuit?.holding) {
       // Paused: what waits stays (ticked) for the probe or the close; no max_wait clock meanwhile.
@@ -113,11 +121,14 @@ export class BatchDispatcher {
       this.timer = undefined;
       return;
     }
+    const { pacer } = this.o;
     while (
       !this.stopping &&
       this.running.size < this.o.route.concurrency &&
       this.pending.length > 0 &&
-      (this.due || this.pending.length >= this.size)
+      (this.due || this.pending.length >= this.size) &&
+      // Counted as a full take; one cut short by a repeated id pays a little ahead.
+      (pacer === undefined || pacer.take(Math.min(this.size, this.pending.length)))
     ) {
       void this.run(this.take());
     }
@@ -148,6 +159,7 @@ export class BatchDispatcher {
     const first = this.held.shift() ?? this.pending.shift();
     if (!first) return false;
     first.held = false;
+    this.o.pacer?.spend(1);
     void this.run([first]);
     return true;
   }

@@ -115,6 +115,20 @@ describe("config", () => {
     );
   });
 
+  it("reads a route's rate_limit as messages per duration, and names it when it is not one", () => {
+    const route = (rate: unknown) =>
+      parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], rate_limit: rate }] }, "t", {}).routes[0];
+    expect(route("200/s")?.rate_limit).toEqual({ messages: 200, perMs: 1_000 });
+    expect(route("1000 / m")?.rate_limit).toEqual({ messages: 1_000, perMs: 60_000 });
+    expect(route("5/10s")?.rate_limit).toEqual({ messages: 5, perMs: 10_000 });
+    expect(route(50)?.rate_limit).toEqual({ messages: 50, perMs: 1_000 });
+    expect(parseConfig(minimal, "t", {}).routes[0]?.rate_limit).toBeUndefined();
+    for (const bad of ["fast", "0/s", "10/0s", "10/fortnight", "10", -1, 0]) {
+      const issues = issuesOf({ ...minimal, routes: [{ ...minimal.routes[0], rate_limit: bad }] });
+      expect(issues, String(bad)).toEqual([expect.stringMatching(/^routes\[0\]\.rate_limit: invalid rate/)]);
+    }
+  });
+
   it("rejects a route whose stream is not declared, and unknown keys", () => {
     expect(issuesOf({ ...minimal, routes: [{ ...minimal.routes[0], stream: "OTHER" }] })).toContain(
       'routes[0].stream: stream "OTHER" is not declared under streams',

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { duration } from "./duration.ts";
+import { rate } from "./rate-limit.ts";
 
 /** A token that names a JetStream stream or consumer (no dots, spaces or wildcards). */
 const name = z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only");
@@ -105,6 +106,11 @@ const routeSchema = z
      * structured CloudEvents (functions/sdk/contract.ts). On such a route `concurrency` counts batches.
      */
     batch: batchSchema.optional(),
+    /**
+     * At most this many messages a second (or per the duration given) to the function, per bridge replica:
+     * "200/s", "1000/m", "5/10s". What arrives faster waits in the bridge, kept alive (rate-limit.ts).
+     */
+    rate_limit: rate.optional(),
     /**
      * Pauses the route while its function is down (circuit.ts): held messages are probed one at a time
      * instead of spending their max_deliver on the outage. `false` switches it off.

@@ -18,6 +18,7 @@ import {
   retryableFailure,
   retryDelay,
 } from "./outcome.ts";
+import { RatePacer } from "./rate-limit.ts";
 import type { ServerFeatures } from "./server-features.ts";
 import { deliveryOf, Settler } from "./settle.ts";
 
@@ -48,7 +49,7 @@ const DURABLE_GONE = new Set(["consumer_deleted", "consumer_not_found"]);
 export const durableGone = (statusType: string): boolean => DURABLE_GONE.has(statusType);
 for (const type of ["stream_not_found", "no_responders", "exceeded_limits"]) NOTABLE_STATUS.add(type);
 
-/** One message being worked on; the ack ticker keeps it alive, stop() abandons it. */
+/** One message from arrival to settlement; the ack ticker keeps it alive, stop() abandons it. */
 class InFlight implements Tickable {
   msg: JsMsg;
   touchedAt: number;
@@ -63,9 +64,10 @@ class InFlight implements Tickable {
 
 /**
  * Pulls one route's durable consumer and runs every message through invoke → decide → settle, with at
- * most `route.concurrency` invocations in flight; the rest wait in an O(1) queue (bounded by the
- * consumer's max_ack_pending on the server). A route with `batch` hands every message to a BatchDispatcher
- * instead (batch-consumer.ts), where `concurrency` counts batches in flight.
+ * most `route.concurrency` invocations in flight and, with `rate_limit`, no faster than it allows; the
+ * rest wait, kept alive, in an O(1) queue (bounded by the consumer's max_ack_pending on the server). A
+ * route with `batch` hands every message to a BatchDispatcher instead (batch-consumer.ts), where
+ * `concurrency` counts batches in flight.
  */
 export class RouteConsumer {
   private readonly o: RouteConsumerOptions;
@@ -74,7 +76,8 @@ export class RouteConsumer {
   private readonly invoker: Invoker;
   private readonly ticker: AckTicker;
   private readonly acks: AckBatcher;
-  private readonly queue = new Fifo<JsMsg>();
+  /** Messages waiting for a free slot or the rate limit, oldest first; each on the ticker. */
+  private readonly queue = new Fifo<InFlight>();
   private readonly running = new Set<InFlight>();
   /** Messages kept while the circuit is open, oldest first; each stays on the ticker. */
   private readonly held = new Fifo<InFlight>();
@@ -82,6 +85,8 @@ export class RouteConsumer {
   private readonly settler: Settler;
   /** Set on a route with `batch`: it takes every message instead of the per-message path. */
   private readonly batches: BatchDispatcher | undefined;
+  /** Set on a route with `rate_limit`. */
+  private readonly pacer: RatePacer | undefined;
   private messages: ConsumerMessages | undefined;
   private stopping = false;
   private isBound = false;
@@ -116,6 +121,8 @@ export class RouteConsumer {
       paused: this.operatorPaused,
       resumed: this.operatorResumed,
     });
+    const { rate_limit: rateLimit } = options.route;
+    if (rateLimit) this.pacer = new RatePacer(rateLimit, () => this.wake());
     if (batch) {
       this.batches = new BatchDispatcher({
         route: { ...options.route, batch },
@@ -126,6 +133,7 @@ export class RouteConsumer {
         log: this.log,
         shutdownNakMs: SHUTDOWN_NAK_MS,
         circuit: this.circuit,
+        pacer: this.pacer,
       });
     }
   }
@@ -139,7 +147,10 @@ export class RouteConsumer {
     return this.running.size + (this.batches?.inFlight ?? 0);
   }
 
-  /** Messages received and waiting for a free slot; always 0 on a batch route, whose wait in its batches. */
+  /**
+   * Messages received and waiting for a free slot or the rate limit; always 0 on a batch route, whose wait
+   * in its batches.
+   */
   get queued(): number {
     return this.queue.length;
   }
@@ -284,49 +295,80 @@ export class RouteConsumer {
     this.releaseHeld();
   };
 
-  /** Paused: what waits for a free slot is held too. */
+  /** Paused: what waits for a free slot or the rate limit is held too. */
   private holdQueued(): void {
-    for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) this.keep(msg);
+    for (let entry = this.queue.shift(); entry; entry = this.queue.shift()) this.hold(entry);
   }
 
   /** Runs what the pause held, oldest first, then goes on. */
   private releaseHeld(): void {
     if (this.batches) this.batches.release();
-    else {
+    else if (!this.stopping) {
       for (let entry = this.held.shift(); entry; entry = this.held.shift()) {
-        this.ticker.delete(entry);
-        this.onMessage(entry.msg);
+        entry.held = false;
+        this.admit(entry);
       }
     }
   }
 
-  /** Keeps a message that arrived while the circuit is open, alive until the probe or the close. */
-  private keep(msg: JsMsg): void {
-    const entry = new InFlight(msg, performance.now());
+  /** Keeps a message while the route is paused, alive until the probe, the close or the resume. */
+  private hold(entry: InFlight): void {
     entry.held = true;
     this.ticker.add(entry);
     this.held.push(entry);
   }
 
-  /** Sends the oldest held message as the probe; false when none is held. */
+  /** Sends the oldest held message as the probe (whatever the rate limit says); false when none is held. */
   private probe(): boolean {
     const entry = this.held.shift();
     if (!entry) return false;
-    this.ticker.delete(entry);
-    void this.process(entry.msg);
+    entry.held = false;
+    this.pacer?.spend(1);
+    void this.process(entry);
     return true;
   }
 
   private readonly onMessage = (msg: JsMsg): void => {
     if (this.stopping) msg.nak(SHUTDOWN_NAK_MS);
     else if (this.batches) this.batches.push(msg);
-    else if (this.circuit.holding) this.keep(msg);
-    else if (this.running.size < this.route.concurrency) void this.process(msg);
-    else this.queue.push(msg);
+    else this.admit(new InFlight(msg, performance.now()));
   };
 
-  private async process(msg: JsMsg): Promise<void> {
-    const entry = new InFlight(msg, performance.now());
+  /** Sends the message now if nothing waits before it, a slot is free and the rate limit allows; else queues it. */
+  private admit(entry: InFlight): void {
+    if (this.circuit.holding) this.hold(entry);
+    else if (
+      this.queue.length === 0 &&
+      this.running.size < this.route.concurrency &&
+      (this.pacer === undefined || this.pacer.take(1))
+    )
+      void this.process(entry);
+    else {
+      // Waiting counts against ack_wait too (a rate limit can make it long): kept alive from now.
+      this.ticker.add(entry);
+      this.queue.push(entry);
+    }
+  }
+
+  /** Sends what waits, oldest first, while slots are free and the rate limit allows. */
+  private wake(): void {
+    if (this.batches) {
+      this.batches.wake();
+      return;
+    }
+    while (
+      !this.stopping &&
+      !this.circuit.holding &&
+      this.queue.length > 0 &&
+      this.running.size < this.route.concurrency &&
+      (this.pacer === undefined || this.pacer.take(1))
+    ) {
+      void this.process(this.queue.shift() as InFlight);
+    }
+  }
+
+  private async process(entry: InFlight): Promise<void> {
+    const { msg } = entry;
     this.running.add(entry);
     try {
       await this.handle(entry);
@@ -338,15 +380,14 @@ export class RouteConsumer {
     } finally {
       this.running.delete(entry);
       if (!entry.held) this.ticker.delete(entry);
-      const next = this.paused ? undefined : this.queue.shift();
-      if (next) this.onMessage(next);
-      else if (this.running.size === 0) this.idle.notify();
+      if (this.queue.length > 0) this.wake();
+      if (this.running.size === 0) this.idle.notify();
     }
   }
 
   private async handle(entry: InFlight): Promise<void> {
     const { msg } = entry;
-    const d = deliveryOf(msg, this.route.name, entry.touchedAt);
+    const d = deliveryOf(msg, this.route.name, performance.now());
     const { delivery } = d;
     this.o.events.emit("invoke:start", d);
     let outcome = beyondMaxDeliver(delivery, this.route);
@@ -384,8 +425,12 @@ export class RouteConsumer {
     this.stopping = true;
     this.isBound = false;
     this.circuit.stop();
+    this.pacer?.stop();
     await this.messages?.close().catch(() => undefined);
-    for (let msg = this.queue.shift(); msg; msg = this.queue.shift()) msg.nak(SHUTDOWN_NAK_MS);
+    for (let entry = this.queue.shift(); entry; entry = this.queue.shift()) {
+      this.ticker.delete(entry);
+      entry.msg.nak(SHUTDOWN_NAK_MS);
+    }
     for (let entry = this.held.shift(); entry; entry = this.held.shift()) {
       this.ticker.delete(entry);
       entry.msg.nak(SHUTDOWN_NAK_MS);

@@ -1,0 +1,171 @@
+import { describe, expect, it } from "vitest";
+import { RatePacer } from "./rate-limit.ts";
+import { HttpFunction, type RecordedRequest, waitFor } from "./testing/http-function.ts";
+import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
+
+/** Sends one message at a time as soon as the pacer allows, from `start`; returns when each went. */
+function paced(pacer: RatePacer, messages: number, start = 0): number[] {
+  const sent: number[] = [];
+  let now = start;
+  while (sent.length < messages) {
+    const wait = pacer.delay(1, now);
+    now += wait;
+    expect(pacer.take(1, now)).toBe(true);
+    sent.push(now);
+  }
+  pacer.stop();
+  return sent;
+}
+
+describe("RatePacer", () => {
+  it("lets a tenth of a second's worth go at once, then spaces the rest at the limit", () => {
+    const sent = paced(new RatePacer({ messages: 100, perMs: 1_000 }, () => {}), 30);
+    expect(sent.slice(0, 10)).toEqual(Array(10).fill(0));
+    expect(sent.slice(10)).toEqual(Array.from({ length: 20 }, (_, i) => (i + 1) * 10));
+  });
+
+  it("sends one at a time, evenly, when a tenth of a second holds less than one", () => {
+    const sent = paced(new RatePacer({ messages: 2, perMs: 1_000 }, () => {}), 4);
+    expect(sent).toEqual([0, 500, 1_000, 1_500]);
+  });
+
+  it("refills while the route is quiet, but no more than the burst", () => {
+    const pacer = new RatePacer({ messages: 100, perMs: 1_000 }, () => {});
+    paced(pacer, 30);
+    // Quiet for a second: again ten at once, not a hundred.
+    const sent = paced(pacer, 12, 1_200);
+    expect(sent).toEqual([...Array(10).fill(1_200), 1_210, 1_220]);
+  });
+
+  it("lets a batch larger than the burst go when nothing is owed, and makes the next wait for it", () => {
+    const pacer = new RatePacer({ messages: 100, perMs: 1_000 }, () => {});
+    expect(pacer.take(50, 0)).toBe(true);
+    expect(pacer.delay(50, 0)).toBe(500);
+    expect(pacer.delay(50, 499)).toBe(1);
+    expect(pacer.take(50, 500)).toBe(true);
+    expect(pacer.delay(1, 500)).toBe(410);
+    pacer.stop();
+  });
+
+  it("keeps the average for any mix of sizes: 1,000 messages at 100/s take ~10 s", () => {
+    const pacer = new RatePacer({ messages: 100, perMs: 1_000 }, () => {});
+    let now = 0;
+    let sent = 0;
+    for (let i = 0; sent < 1_000; i++) {
+      const size = [1, 7, 30, 3][i % 4] as number;
+      now += pacer.delay(size, now);
+      expect(pacer.take(size, now)).toBe(true);
+      sent += size;
+    }
+    // The first burst is free; everything after it went at 10 ms a message.
+    expect(now).toBeGreaterThanOrEqual((sent - 30 - 10) * 10);
+    expect(now).toBeLessThanOrEqual(sent * 10);
+    pacer.stop();
+  });
+
+  it("wakes its caller once when what it refused may go", async () => {
+    let woken = 0;
+    const pacer = new RatePacer({ messages: 20, perMs: 1_000 }, () => woken++);
+    // A burst of two (a tenth of a second at 50 ms a message), then one every 50 ms.
+    expect(pacer.take(1)).toBe(true);
+    expect(pacer.take(1)).toBe(true);
+    const refusedAt = performance.now();
+    expect(pacer.take(1)).toBe(false);
+    expect(pacer.take(1)).toBe(false);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(woken).toBe(1);
+    expect(pacer.take(1)).toBe(true);
+    expect(performance.now() - refusedAt).toBeGreaterThanOrEqual(49);
+    pacer.stop();
+  });
+});
+
+const { h, cleanups } = useHarness();
+
+async function setup(fn: HttpFunction, route: Record<string, unknown>): Promise<RouteFixture> {
+  cleanups.push(() => fn.close());
+  const f = await routeFixture(h, fn.url, route);
+  cleanups.push(() => f.consumer.stop(1_000));
+  return f;
+}
+
+async function publish(f: RouteFixture, count: number): Promise<void> {
+  for (let n = 0; n < count; n++) await h.js.publish(f.subject, JSON.stringify({ n }));
+}
+
+/** The `n` of every message the function received, in the order it received them (a batch's in its order). */
+function received(requests: RecordedRequest[]): number[] {
+  return requests.flatMap((r) => {
+    const body = JSON.parse(r.body.toString()) as { n: number } | { data: { n: number } }[];
+    return Array.isArray(body) ? body.map((e) => e.data.n) : [body.n];
+  });
+}
+
+const range = (count: number) => Array.from({ length: count }, (_, n) => n);
+/** Highest number of requests that arrived within any `windowMs`. */
+function busiestWindow(requests: RecordedRequest[], windowMs: number): number {
+  const at = requests.map((r) => r.at).sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; j < at.length; j++) {
+    while ((at[j] as number) - (at[i] as number) >= windowMs) i++;
+    most = Math.max(most, j - i + 1);
+  }
+  return most;
+}
+const span = (requests: RecordedRequest[]) => (requests.at(-1)?.at ?? 0) - (requests[0]?.at ?? 0);
+
+describe("a route with rate_limit, against a real nats-server", () => {
+  it("sends a backlog no faster than the limit, each message once and in order", async () => {
+    const fn = await HttpFunction.start();
+    const f = await setup(fn, { rate_limit: "20/s" });
+    await publish(f, 40);
+    await f.consumer.start();
+    await waitFor("40 acks", () => f.outcomes.length >= 40);
+    expect(received(fn.requests)).toEqual(range(40));
+    // A burst of two (a tenth of a second's worth), then one every 50 ms: 38 intervals.
+    expect(span(fn.requests)).toBeGreaterThanOrEqual(38 * 50 - 20);
+    expect(busiestWindow(fn.requests, 500)).toBeLessThanOrEqual(12);
+    // Not slower than the limit either: the pace holds while a timer fires late.
+    expect(span(fn.requests)).toBeLessThan(3 * 38 * 50);
+  });
+
+  it("keeps the messages it has not sent yet alive past ack_wait: none is redelivered", async () => {
+    const fn = await HttpFunction.start();
+    const f = await setup(fn, { rate_limit: "4/s", ack_wait: "1s", concurrency: 8 });
+    await publish(f, 8);
+    await f.consumer.start();
+    await waitFor("8 acks", () => f.outcomes.length >= 8);
+    // The last one waited ~1.75 s in the bridge; a redelivery would have reached the function again.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(received(fn.requests)).toEqual(range(8));
+    expect(fn.requests.map((r) => r.headers["x-jetway-delivery"])).toEqual(Array(8).fill("1"));
+    expect(span(fn.requests)).toBeGreaterThanOrEqual(7 * 250 - 20);
+  });
+
+  it("paces a batch route by messages: a batch goes when its messages may", async () => {
+    const fn = await HttpFunction.start(() => ({ status: 200, body: { failures: [] } }));
+    const f = await setup(fn, { rate_limit: "200/s", batch: { size: 20, max_wait: "5ms" } });
+    await publish(f, 200);
+    await f.consumer.start();
+    await waitFor("200 acks", () => f.outcomes.length >= 200);
+    expect(received(fn.requests).sort((a, b) => a - b)).toEqual(range(200));
+    // Twenty at once (the burst is a tenth of a second: 20), then 100 ms owed per batch of 20.
+    expect(fn.requests.length).toBe(10);
+    expect(span(fn.requests)).toBeGreaterThanOrEqual(9 * 100 - 20);
+    expect(span(fn.requests)).toBeLessThan(3 * 9 * 100);
+  });
+
+  it("releases what a pause held at the limit's pace, not all at once", async () => {
+    const fn = await HttpFunction.start();
+    const f = await setup(fn, { rate_limit: "20/s" });
+    await f.consumer.start();
+    f.consumer.pause("maintenance");
+    await publish(f, 20);
+    await waitFor("20 held", () => f.consumer.heldCount === 20);
+    expect(fn.requests).toEqual([]);
+    f.consumer.resume();
+    await waitFor("20 acks", () => f.outcomes.length >= 20);
+    expect(received(fn.requests)).toEqual(range(20));
+    expect(span(fn.requests)).toBeGreaterThanOrEqual(18 * 50 - 20);
+  });
+});
