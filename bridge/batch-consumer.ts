@@ -82,6 +82,11 @@ export class BatchDispatcher {
     return this.o.circuit?.holding ? this.waiting : 0;
   }
 
+  /** Messages waiting for their batch to fill or go (a free slot, the rate limit); 0 while paused (held). */
+  get queued(): number {
+    return this.o.circuit?.holding ? 0 : this.pending.length;
+  }
+
   /** Messages not in a batch in flight: held after failing, or not sent yet. */
   get waiting(): number {
     return this.held.length + this.pending.length;

@@ -148,11 +148,11 @@ export class RouteConsumer {
   }
 
   /**
-   * Messages received and waiting for a free slot or the rate limit; always 0 on a batch route, whose wait
-   * in its batches.
+   * Messages received and not sent yet: waiting for a free slot, the rate limit or (on a batch route) their
+   * batch. Held messages are not counted (heldCount).
    */
   get queued(): number {
-    return this.queue.length;
+    return this.queue.length + (this.batches?.queued ?? 0);
   }
 
   /**

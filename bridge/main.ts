@@ -116,6 +116,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   };
   metrics.setSources({
     inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
+    waiting: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.queued])),
     circuits: () =>
       Object.fromEntries(
         consumers.map((c, i) => [

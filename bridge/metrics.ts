@@ -6,10 +6,18 @@ import { OutcomeTally } from "./outcome-tally.ts";
 export interface MetricSources {
   /** In-flight invocations per route (RouteConsumer.inFlight). */
   inFlight?: () => Record<string, number>;
+  /** Messages received and not sent yet per route (RouteConsumer.queued). */
+  waiting?: () => Record<string, number>;
   /** num_pending per route from consumer info; cached by the metrics for `pendingCacheMs`. */
   pending?: () => Promise<Record<string, number>>;
   /** Per route: paused by its circuit breaker, by an operator, and how many messages it holds meanwhile. */
-  circuits?: () => Record<string, { paused: boolean; pausedByOperator?: boolean; held: number }>;
+  circuits?: () => Record<string, CircuitSource>;
+}
+
+export interface CircuitSource {
+  paused: boolean;
+  pausedByOperator?: boolean;
+  held: number;
 }
 
 export interface BridgeMetricsOptions {
@@ -49,16 +57,28 @@ export class BridgeMetrics {
       registers,
     });
     const self = this;
-    new Gauge({
-      name: "jetway_in_flight",
-      help: "Invocations currently in flight.",
-      labelNames: ["route"] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const [route, n] of Object.entries(self.sources.inFlight?.() ?? {})) this.set({ route }, n);
-      },
-    });
+    /** A gauge with one value per route, read from a source at scrape time. */
+    const routeGauge = (name: string, help: string, read: () => Record<string, number>) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["route"] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const [route, n] of Object.entries(read())) this.set({ route }, n);
+        },
+      });
+    /** One field of every route's circuit, as a number. */
+    const circuitField = (field: (c: CircuitSource) => number) => () =>
+      Object.fromEntries(Object.entries(self.sources.circuits?.() ?? {}).map(([r, c]) => [r, field(c)]));
+
+    routeGauge("jetway_in_flight", "Invocations currently in flight.", () => self.sources.inFlight?.() ?? {});
+    routeGauge(
+      "jetway_route_waiting",
+      "Messages the replica has received and not sent yet: waiting for a free slot, the route's rate_limit or their batch.",
+      () => self.sources.waiting?.() ?? {},
+    );
     new Gauge({
       name: "jetway_consumer_pending",
       help: "Messages in the stream not yet delivered to the route's consumer (num_pending).",
@@ -70,38 +90,21 @@ export class BridgeMetrics {
       },
     });
 
-    new Gauge({
-      name: "jetway_route_paused",
-      help: "1 while the route's circuit breaker has paused it (its function looks down), else 0.",
-      labelNames: ["route"] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const [route, c] of Object.entries(self.sources.circuits?.() ?? {}))
-          this.set({ route }, +c.paused);
-      },
-    });
-    new Gauge({
-      name: "jetway_route_paused_by_operator",
-      help: "1 while an operator has paused the route (jetway pause), else 0.",
-      labelNames: ["route"] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const [route, c] of Object.entries(self.sources.circuits?.() ?? {}))
-          this.set({ route }, +(c.pausedByOperator ?? false));
-      },
-    });
-    new Gauge({
-      name: "jetway_route_held",
-      help: "Messages a paused route holds for its probe or its resume (kept alive, not pending on the server).",
-      labelNames: ["route"] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const [route, c] of Object.entries(self.sources.circuits?.() ?? {})) this.set({ route }, c.held);
-      },
-    });
+    routeGauge(
+      "jetway_route_paused",
+      "1 while the route's circuit breaker has paused it (its function looks down), else 0.",
+      circuitField((c) => +c.paused),
+    );
+    routeGauge(
+      "jetway_route_paused_by_operator",
+      "1 while an operator has paused the route (jetway pause), else 0.",
+      circuitField((c) => +(c.pausedByOperator ?? false)),
+    );
+    routeGauge(
+      "jetway_route_held",
+      "Messages a paused route holds for its probe or its resume (kept alive, not pending on the server).",
+      circuitField((c) => c.held),
+    );
     const circuitOpened = new Counter({
       name: "jetway_circuit_opened_total",
       help: "Times a route's circuit breaker opened (after failures in a row, or a failed probe).",

@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { parseConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+import { startBridge } from "./main.ts";
 import { RatePacer } from "./rate-limit.ts";
 import { HttpFunction, type RecordedRequest, waitFor } from "./testing/http-function.ts";
 import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
@@ -147,7 +150,9 @@ describe("a route with rate_limit, against a real nats-server", () => {
     const f = await setup(fn, { rate_limit: "200/s", batch: { size: 20, max_wait: "5ms" } });
     await publish(f, 200);
     await f.consumer.start();
+    await waitFor("messages waiting for the limit", () => f.consumer.queued >= 100);
     await waitFor("200 acks", () => f.outcomes.length >= 200);
+    expect(f.consumer.queued).toBe(0);
     expect(received(fn.requests).sort((a, b) => a - b)).toEqual(range(200));
     // Twenty at once (the burst is a tenth of a second: 20), then 100 ms owed per batch of 20.
     expect(fn.requests.length).toBe(10);
@@ -167,5 +172,34 @@ describe("a route with rate_limit, against a real nats-server", () => {
     await waitFor("20 acks", () => f.outcomes.length >= 20);
     expect(received(fn.requests)).toEqual(range(20));
     expect(span(fn.requests)).toBeGreaterThanOrEqual(18 * 50 - 20);
+  });
+
+  it("counts what waits for the limit in jetway_route_waiting, back to 0 once sent", async () => {
+    const fn = await HttpFunction.start();
+    cleanups.push(() => fn.close());
+    const id = Math.random().toString(36).slice(2, 8);
+    const config = parseConfig(
+      {
+        nats: { servers: [h.server.url] },
+        http: { port: 0, host: "127.0.0.1" },
+        streams: [{ name: `RL_${id}`, subjects: [`rl_${id}.>`] }],
+        dead_letter: { stream: `RLDLQ_${id}`, subject_prefix: `rldlq_${id}` },
+        control: { bucket: `rl-${id}` },
+        routes: [{ name: "paced", stream: `RL_${id}`, url: fn.url, rate_limit: "10/s" }],
+      },
+      "test",
+      {},
+    );
+    const bridge = await startBridge(config, { logger: createLogger({ level: "silent" }) });
+    cleanups.push(() => bridge.shutdown());
+    for (let n = 0; n < 20; n++) await h.js.publish(`rl_${id}.x`, JSON.stringify({ n }));
+    const waiting = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${bridge.port}/metrics`)).text();
+      return Number(text.match(/^jetway_route_waiting\{route="paced"\} (\d+)$/m)?.[1]);
+    };
+    await waitFor("messages waiting for the limit", async () => (await waiting()) >= 10);
+    expect(fn.requests.length).toBeLessThan(20);
+    await waitFor("all 20 sent", () => fn.requests.length === 20, 5_000);
+    expect(await waiting()).toBe(0);
   });
 });
