@@ -19,6 +19,10 @@ const COMMANDS: Record<string, Entry> = {
     "resume a paused route on every bridge replica",
     async () => ({ command: (await import("../bridge/cli/pause.ts")).resumeCommand }),
   ],
+  status: [
+    "each route's lag, messages out, retries, dead letters and pause",
+    () => import("../bridge/cli/status.ts"),
+  ],
   dev: ["run NATS, every function and the bridge locally", () => import("../bridge/cli/dev.ts")],
   invoke: ["send one event file to a function, without NATS", () => import("../bridge/cli/invoke.ts")],
 };

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DLQ_HEADERS } from "../dead-letter-headers.ts";
 import type { DeadLetter, DeadLetterDetail, RedriveResult } from "../dlq.ts";
 import { NatsServer } from "../nats-server.ts";
+import type { RouteStatus } from "./status.ts";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/jetway.ts");
@@ -153,5 +154,59 @@ describe("jetway CLI", () => {
     const missing = await jetway("dlq", "show", String(a), "--config", configFile);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`no dead letter with sequence ${a}`);
+  });
+
+  it("status: each route's lag, messages out, redeliveries, dead letters and operator pause", async () => {
+    const stream = `ST_${id}`;
+    const write = async (file: string, routes: string[]) => {
+      await writeFile(
+        file,
+        JSON.stringify({
+          nats: { servers: [server.url] },
+          streams: [{ name: stream, subjects: [`st_${id}.>`] }],
+          dead_letter: { stream: `STDLQ_${id}`, subject_prefix: `stdlq_${id}` },
+          control: { bucket: `st-${id}` },
+          routes: routes.map((name) => ({ name, stream, url: `http://127.0.0.1:9/${name}` })),
+        }),
+      );
+      return file;
+    };
+    expect(
+      (await jetway("provision", "--config", await write(join(dir, "alpha.json"), ["alpha"]))).code,
+    ).toBe(0);
+    // beta is in the config but was never provisioned.
+    const both = await write(join(dir, "status.json"), ["alpha", "beta"]);
+    for (let n = 0; n < 5; n++) await js.publish(`st_${id}.x`, JSON.stringify({ n }));
+    const alpha = await js.consumers.get(stream, "alpha");
+    const fetched = [];
+    for await (const m of await alpha.fetch({ max_messages: 2, expires: 2_000 })) fetched.push(m);
+    fetched[0]?.nak();
+    // The nak'ed message again, now counted as redelivered; still two out, none acked.
+    for await (const m of await alpha.fetch({ max_messages: 1, expires: 2_000 })) fetched.push(m);
+    for (const route of ["alpha", "alpha", "beta"]) await js.publish(`stdlq_${id}.${route}`, "{}");
+    expect((await jetway("pause", "alpha", "--reason", "gateway maintenance", "--config", both)).code).toBe(
+      0,
+    );
+
+    const json = await jetway("status", "--json", "--config", both);
+    expect(json.code).toBe(0);
+    const rows = JSON.parse(json.stdout) as RouteStatus[];
+    expect(rows).toEqual([
+      {
+        route: "alpha",
+        stream,
+        consumer: { pending: 3, unacked: 2, max_unacked: 128, redelivered: 1, pulls: 0 },
+        dead_letters: 2,
+        paused: expect.objectContaining({ reason: "gateway maintenance" }),
+      },
+      { route: "beta", stream, dead_letters: 1 },
+    ]);
+    const table = (await jetway("status", "--config", both)).stdout.split("\n");
+    expect(table[0]).toMatch(
+      /^route\s+stream\s+pending\s+unacked\s+redelivered\s+pulls\s+dead letters\s+note$/,
+    );
+    expect(table[1]).toMatch(/^alpha\s+ST_\w+\s+3\s+2\/128\s+1\s+0\s+2\s+paused: gateway maintenance$/);
+    expect(table[2]).toMatch(/^beta\s+ST_\w+(\s+-){4}\s+1\s+no consumer: jetway provision creates it$/);
+    expect((await jetway("status", "extra", "--config", both)).code).toBe(2);
   });
 });

@@ -1,0 +1,138 @@
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { type Config, durableName, maxAckPending } from "../config.ts";
+import { listPauses, openControl, type PauseRecord } from "../control.ts";
+import { deadLetterSubject } from "../dead-letter-headers.ts";
+import { connectNats } from "../nats.ts";
+import { CONFIG_OPTION, type Command, configFrom, parseFlags, UsageError } from "./common.ts";
+
+/** One route as JetStream and the control bucket see it: every replica's share together. */
+export interface RouteStatus {
+  route: string;
+  stream: string;
+  /** Undefined when the durable does not exist (not provisioned, or deleted). */
+  consumer?: {
+    /** In the stream, not yet delivered to any replica: the lag. */
+    pending: number;
+    /** Delivered to a replica and not yet acked: in flight, waiting, or held by a pause. */
+    unacked: number;
+    max_unacked: number;
+    /** Messages delivered more than once so far (retries and redeliveries). */
+    redelivered: number;
+    /** Pull requests waiting on the server: about one per replica consuming the route. */
+    pulls: number;
+  };
+  /** Messages of this route in the dead-letter stream. */
+  dead_letters: number;
+  /** An operator's pause (`jetway pause`), or why its record is unreadable. */
+  paused?: PauseRecord | string;
+}
+
+/** The stream or the durable does not exist: not provisioned yet, or deleted. */
+const missing = (error: unknown): boolean =>
+  error instanceof JetStreamApiError &&
+  (error.code === JetStreamApiCodes.StreamNotFound || error.code === JetStreamApiCodes.ConsumerNotFound);
+
+async function deadLettersByRoute(jsm: JetStreamManager, config: Config): Promise<Map<string, number>> {
+  const { stream, subject_prefix: prefix } = config.dead_letter;
+  try {
+    const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}.>` });
+    const counts = info.state.subjects ?? {};
+    return new Map(config.routes.map((r) => [r.name, counts[deadLetterSubject(prefix, r.name)] ?? 0]));
+  } catch (error) {
+    // Not provisioned yet: nothing was dead-lettered.
+    if (missing(error)) return new Map();
+    throw error;
+  }
+}
+
+/** Every route of the config: consumer state, dead letters and operator pauses. */
+export async function routeStatuses(
+  jsm: JetStreamManager,
+  config: Config,
+  pauses: Map<string, PauseRecord | string>,
+): Promise<RouteStatus[]> {
+  const deadLetters = await deadLettersByRoute(jsm, config);
+  return Promise.all(
+    config.routes.map(async (route): Promise<RouteStatus> => {
+      const info = await jsm.consumers.info(route.stream, durableName(route)).catch((error: unknown) => {
+        if (missing(error)) return undefined;
+        throw error;
+      });
+      const paused = pauses.get(route.name);
+      return {
+        route: route.name,
+        stream: route.stream,
+        ...(info && {
+          consumer: {
+            pending: info.num_pending,
+            unacked: info.num_ack_pending,
+            max_unacked: info.config.max_ack_pending ?? maxAckPending(route),
+            redelivered: info.num_redelivered,
+            pulls: info.num_waiting,
+          },
+        }),
+        dead_letters: deadLetters.get(route.name) ?? 0,
+        ...(paused !== undefined && { paused }),
+      };
+    }),
+  );
+}
+
+/** What else to know of the route: no durable, or an operator's pause in force. */
+function note(r: RouteStatus, now: number): string {
+  if (!r.consumer) return "no consumer: jetway provision creates it";
+  const { paused } = r;
+  if (paused === undefined) return "-";
+  if (typeof paused === "string") return `paused (unreadable record: ${paused})`;
+  // A timed pause ends on each bridge by itself; its record stays until the next pause or resume.
+  if (paused.until && Date.parse(paused.until) <= now) return "-";
+  return `paused: ${paused.reason}${paused.until ? ` (until ${paused.until})` : ""}`;
+}
+
+/** A table: one line per route, columns padded to their widest cell. */
+export function formatStatus(rows: RouteStatus[], now = Date.now()): string {
+  const header = ["route", "stream", "pending", "unacked", "redelivered", "pulls", "dead letters", "note"];
+  const lines = rows.map((r) => {
+    const c = r.consumer;
+    const counts = c
+      ? [String(c.pending), `${c.unacked}/${c.max_unacked}`, String(c.redelivered), String(c.pulls)]
+      : ["-", "-", "-", "-"];
+    return [r.route, r.stream, ...counts, String(r.dead_letters), note(r, now)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
+  return [header, ...lines]
+    .map((cells) =>
+      cells
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/**
+ * `jetway status`: each route's lag, messages out with the replicas, retries, consumers pulling, dead letters
+ * and operator pause, read from JetStream and the control bucket (a breaker's pause is per replica: /readyz).
+ */
+export const command: Command = {
+  usage: "jetway status [--json] --config FILE",
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { ...CONFIG_OPTION, json: { type: "boolean" } }, true);
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    const config = await configFrom(values.config);
+    const { nc } = await connectNats(config.nats);
+    try {
+      const pauses = await listPauses(await openControl(nc, config.control));
+      const rows = await routeStatuses(await jetstreamManager(nc), config, pauses);
+      process.stdout.write(`${values.json ? JSON.stringify(rows) : formatStatus(rows)}\n`);
+      return 0;
+    } finally {
+      await nc.close();
+    }
+  },
+};
