@@ -2,12 +2,19 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, maxAckPending, parseConfig } from "./config.ts";
+import { ConfigError, loadConfig, maxAckPending, parseConfig, pullSize } from "./config.ts";
 
 const minimal = {
   streams: [{ name: "ORDERS", subjects: ["orders.>"] }],
   routes: [{ name: "payment", stream: "ORDERS", url: "http://127.0.0.1:8788/" }],
 };
+
+/** The one route of `minimal` with `extra` on it, as the config reads it. */
+function routeWith(extra: Record<string, unknown>) {
+  const route = parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], ...extra }] }, "t", {}).routes[0];
+  if (!route) throw new Error("no route");
+  return route;
+}
 
 function issuesOf(raw: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] {
   try {
@@ -43,11 +50,9 @@ describe("config", () => {
   });
 
   it("has a circuit breaker on every route unless switched off, and names its bad fields", () => {
-    const route = (extra: Record<string, unknown>) =>
-      parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], ...extra }] }, "t", {}).routes[0];
-    expect(route({})?.circuit_breaker).toEqual({ failures: 20, open_for: 5_000, max_open: 120_000 });
-    expect(route({ circuit_breaker: false })?.circuit_breaker).toBe(false);
-    expect(route({ circuit_breaker: { open_for: "1s" } })?.circuit_breaker).toEqual({
+    expect(routeWith({}).circuit_breaker).toEqual({ failures: 20, open_for: 5_000, max_open: 120_000 });
+    expect(routeWith({ circuit_breaker: false }).circuit_breaker).toBe(false);
+    expect(routeWith({ circuit_breaker: { open_for: "1s" } }).circuit_breaker).toEqual({
       failures: 20,
       open_for: 1_000,
       max_open: 120_000,
@@ -61,16 +66,25 @@ describe("config", () => {
   });
 
   it("sizes max_ack_pending to what a route can have out, batches capped at 16", () => {
-    const route = (extra: Record<string, unknown>) => {
-      const r = parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], ...extra }] }, "t", {}).routes[0];
-      if (!r) throw new Error("no route");
-      return maxAckPending(r);
-    };
+    const route = (extra: Record<string, unknown>) => maxAckPending(routeWith(extra));
     expect(route({ concurrency: 8 })).toBe(16);
     expect(route({ concurrency: 1, batch: { size: 50 } })).toBe(200);
     expect(route({ concurrency: 4, batch: { size: 50 } })).toBe(500);
     expect(route({ concurrency: 64, batch: { size: 100 } })).toBe(1_600);
     expect(route({ concurrency: 64, batch: { size: 100 }, max_ack_pending: 300 })).toBe(300);
+  });
+
+  it("pulls what the route can use at once, and with a rate limit about a second's worth of it", () => {
+    const route = (extra: Record<string, unknown>) => pullSize(routeWith(extra));
+    expect(route({ concurrency: 8 })).toBe(8);
+    expect(route({ concurrency: 4, batch: { size: 50 } })).toBe(250);
+    expect(route({ concurrency: 64, batch: { size: 100 } })).toBe(1_600);
+    expect(route({ concurrency: 64, rate_limit: "10/s" })).toBe(10);
+    expect(route({ concurrency: 64, rate_limit: "1000/s" })).toBe(64);
+    expect(route({ concurrency: 64, rate_limit: "1/h" })).toBe(1);
+    expect(route({ concurrency: 64, rate_limit: "90/m" })).toBe(2);
+    expect(route({ concurrency: 4, batch: { size: 50 }, rate_limit: "120/s" })).toBe(120);
+    expect(route({ concurrency: 4, batch: { size: 50 }, rate_limit: "5/s" })).toBe(50);
   });
 
   it("names the field and the reason for each invalid value", () => {
@@ -116,12 +130,11 @@ describe("config", () => {
   });
 
   it("reads a route's rate_limit as messages per duration, and names it when it is not one", () => {
-    const route = (rate: unknown) =>
-      parseConfig({ ...minimal, routes: [{ ...minimal.routes[0], rate_limit: rate }] }, "t", {}).routes[0];
-    expect(route("200/s")?.rate_limit).toEqual({ messages: 200, perMs: 1_000 });
-    expect(route("1000 / m")?.rate_limit).toEqual({ messages: 1_000, perMs: 60_000 });
-    expect(route("5/10s")?.rate_limit).toEqual({ messages: 5, perMs: 10_000 });
-    expect(route(50)?.rate_limit).toEqual({ messages: 50, perMs: 1_000 });
+    const route = (rate: unknown) => routeWith({ rate_limit: rate });
+    expect(route("200/s").rate_limit).toEqual({ messages: 200, perMs: 1_000 });
+    expect(route("1000 / m").rate_limit).toEqual({ messages: 1_000, perMs: 60_000 });
+    expect(route("5/10s").rate_limit).toEqual({ messages: 5, perMs: 10_000 });
+    expect(route(50).rate_limit).toEqual({ messages: 50, perMs: 1_000 });
     expect(parseConfig(minimal, "t", {}).routes[0]?.rate_limit).toBeUndefined();
     for (const bad of ["fast", "0/s", "10/0s", "10/fortnight", "10", -1, 0]) {
       const issues = issuesOf({ ...minimal, routes: [{ ...minimal.routes[0], rate_limit: bad }] });

@@ -1,10 +1,8 @@
 import { headers } from "@nats-io/nats-core";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { RouteConsumer } from "./consumer.ts";
 import { provisionConsumer } from "./provision.ts";
 import { publishEvents } from "./publisher.ts";
-import { serverFeatures } from "./server-features.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
 import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
@@ -232,15 +230,7 @@ describe("consumer notifications", () => {
         };
       },
     });
-    const consumer = new RouteConsumer({
-      js: deletingAfterLookup,
-      store: h.store,
-      route: f.route,
-      deadLetter: f.config.dead_letter,
-      events: f.events,
-      logger: pino({ level: "silent" }),
-      features: serverFeatures(h.nc.info?.version ?? ""),
-    });
+    const consumer = f.newConsumer({}, deletingAfterLookup);
     cleanups.push(() => consumer.stop(1_000));
     await consumer.start();
     await waitFor("a consumer_not_found notification", () => statuses.includes("consumer_not_found"), 20_000);

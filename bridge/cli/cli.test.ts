@@ -181,6 +181,8 @@ describe("jetway CLI", () => {
     const fetched = [];
     for await (const m of await alpha.fetch({ max_messages: 2, expires: 2_000 })) fetched.push(m);
     fetched[0]?.nak();
+    // The server takes acks off a queue of their own, and a pull arriving first would get a new message.
+    await new Promise((r) => setTimeout(r, 250));
     // The nak'ed message again, now counted as redelivered; still two out, none acked.
     for await (const m of await alpha.fetch({ max_messages: 1, expires: 2_000 })) fetched.push(m);
     for (const route of ["alpha", "alpha", "beta"]) await js.publish(`stdlq_${id}.${route}`, "{}");

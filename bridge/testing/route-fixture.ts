@@ -73,8 +73,11 @@ export interface RouteFixture {
   config: Config;
   route: RouteConfig;
   consumer: RouteConsumer;
-  /** Another RouteConsumer on the same durable and events (a restarted bridge). */
-  newConsumer(): RouteConsumer;
+  /**
+   * Another RouteConsumer on the same durable and events (a restarted bridge, another replica), with
+   * `overrides` on its route and a NATS client of its own if given.
+   */
+  newConsumer(overrides?: Partial<RouteConfig>, js?: JetStreamClient): RouteConsumer;
   events: BridgeEvents;
   outcomes: OutcomeEvent[];
   /** A subject of the route's stream. */
@@ -116,11 +119,11 @@ export async function routeFixture(
   const events = new BridgeEvents();
   const outcomes: OutcomeEvent[] = [];
   events.on("invoke:outcome", (event) => outcomes.push(event));
-  const newConsumer = () =>
+  const newConsumer = (overrides: Partial<RouteConfig> = {}, js = h.js) =>
     new RouteConsumer({
-      js: h.js,
+      js,
       store: h.store,
-      route: routeConfig,
+      route: { ...routeConfig, ...overrides },
       deadLetter: config.dead_letter,
       events,
       logger: silent,
