@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, maxAckPending, parseConfig, pullSize } from "./config.ts";
+import { ConfigError, loadConfig, maxAckPending, parseConfig } from "./config.ts";
 
 const minimal = {
   streams: [{ name: "ORDERS", subjects: ["orders.>"] }],
@@ -72,19 +72,6 @@ describe("config", () => {
     expect(route({ concurrency: 4, batch: { size: 50 } })).toBe(500);
     expect(route({ concurrency: 64, batch: { size: 100 } })).toBe(1_600);
     expect(route({ concurrency: 64, batch: { size: 100 }, max_ack_pending: 300 })).toBe(300);
-  });
-
-  it("pulls what the route can use at once, and with a rate limit about a second's worth of it", () => {
-    const route = (extra: Record<string, unknown>) => pullSize(routeWith(extra));
-    expect(route({ concurrency: 8 })).toBe(8);
-    expect(route({ concurrency: 4, batch: { size: 50 } })).toBe(250);
-    expect(route({ concurrency: 64, batch: { size: 100 } })).toBe(1_600);
-    expect(route({ concurrency: 64, rate_limit: "10/s" })).toBe(10);
-    expect(route({ concurrency: 64, rate_limit: "1000/s" })).toBe(64);
-    expect(route({ concurrency: 64, rate_limit: "1/h" })).toBe(1);
-    expect(route({ concurrency: 64, rate_limit: "90/m" })).toBe(2);
-    expect(route({ concurrency: 4, batch: { size: 50 }, rate_limit: "120/s" })).toBe(120);
-    expect(route({ concurrency: 4, batch: { size: 50 }, rate_limit: "5/s" })).toBe(50);
   });
 
   it("names the field and the reason for each invalid value", () => {

@@ -335,19 +335,3 @@ export const maxAckPending = (route: RouteConfig): number => {
   if (!route.batch) return route.concurrency * 2;
   return route.batch.size * Math.min(2 * (route.concurrency + 1), MAX_BATCHES_OUT);
 };
-
-/**
- * Messages a replica asks the server for at once. A batch route pulls enough to fill every batch slot plus
- * one batch ready for the first slot to free, within what the server would let it hold anyway. With a
- * rate limit, about a second's worth at the limit: more would only wait in this replica while the other
- * replicas pulling the route get none.
- */
-export const pullSize = (route: RouteConfig): number => {
-  const { batch, concurrency, rate_limit: limit } = route;
-  const wanted = batch
-    ? Math.max(batch.size, Math.min(batch.size * (concurrency + 1), maxAckPending(route)))
-    : concurrency;
-  if (!limit) return wanted;
-  const perSecond = Math.ceil((limit.messages * 1_000) / limit.perMs);
-  return Math.max(batch?.size ?? 1, Math.min(wanted, perSecond));
-};

@@ -4,7 +4,7 @@ import { AckBatcher } from "./ack-batcher.ts";
 import { AckTicker, type Tickable } from "./ack-ticker.ts";
 import { BatchDispatcher } from "./batch-consumer.ts";
 import { Circuit, NO_BREAKER } from "./circuit.ts";
-import { type Config, durableName, pullSize, type RouteConfig } from "./config.ts";
+import { type Config, durableName, maxAckPending, type RouteConfig } from "./config.ts";
 import type { BridgeEvents, Delivery } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
@@ -191,7 +191,7 @@ export class RouteConsumer {
   async start(): Promise<void> {
     const consumer = await this.o.js.consumers.get(this.route.stream, durableName(this.route));
     const messages = await consumer.consume({
-      max_messages: pullSize(this.route),
+      max_messages: this.pullSize(),
       // Short-lived pulls: a pull parked on a cluster node that dies is only replaced when it expires,
       // so the default 30 s would stall the route that long after a failover.
       expires: PULL_EXPIRES_MS,
@@ -206,6 +206,16 @@ export class RouteConsumer {
     this.isBound = true;
     this.o.events.emit("consumer:bound", { route: this.route.name });
     void this.watch(messages);
+  }
+
+  /**
+   * A batch route pulls enough to fill every batch slot plus one batch ready for the first slot to free,
+   * within what the server would let it hold anyway.
+   */
+  private pullSize(): number {
+    const { batch, concurrency } = this.route;
+    if (!batch) return concurrency;
+    return Math.max(batch.size, Math.min(batch.size * (concurrency + 1), maxAckPending(this.route)));
   }
 
   /** Notifications are informational: reported, never thrown. An unexpected end triggers a rebind. */

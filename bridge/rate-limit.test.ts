@@ -143,22 +143,6 @@ describe("a route with rate_limit, against a real nats-server", () => {
     expect(span(sent)).toBeLessThan(3 * 38 * 50);
   });
 
-  it("leaves a share of a slow route's backlog to each replica: one pulls about a second's worth", async () => {
-    const fn = await HttpFunction.start();
-    const other = await HttpFunction.start();
-    cleanups.push(() => other.close());
-    const f = await setup(fn, { rate_limit: "10/s" });
-    await publish(f, 40);
-    await f.consumer.start();
-    // A second replica on the same durable, calling a function of its own so its share can be told apart.
-    const second = f.newConsumer({ url: other.url });
-    cleanups.push(() => second.stop(1_000));
-    await second.start();
-    await waitFor("40 acks", () => f.outcomes.length >= 40);
-    expect([...received(fn.requests), ...received(other.requests)].sort((a, b) => a - b)).toEqual(range(40));
-    expect(other.requests.length).toBeGreaterThanOrEqual(10);
-  });
-
   it("keeps the messages it has not sent yet alive past ack_wait: none is redelivered", async () => {
     const fn = await HttpFunction.start();
     const f = await setup(fn, { rate_limit: "4/s", ack_wait: "1s", concurrency: 8 });
