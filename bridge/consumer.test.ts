@@ -120,17 +120,30 @@ describe("RouteConsumer: invocation contract", () => {
     expect(fn.requests[0]?.headers["ce-id"]).toBe(`${f.route.stream}:${pub.seq}`);
   });
 
-  it("signs the body so that contract.ts verifySignature accepts it", async () => {
+  it("signs body, id and type so that contract.ts verifySignature accepts it, and no other id or type", async () => {
     const fn = await HttpFunction.start();
     const f = await setup(fn, { secret: "s3cret" });
-    await h.js.publish(f.subject, '{"amount":42}');
+    await h.js.publish(f.subject, '{"amount":42}', { msgID: "pay-42" });
     await settled(f);
     const req = fn.requests[0];
     const signature = req?.headers["x-jetway-signature"] as string;
-    expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
-    await expect(verifySignature("s3cret", req?.body ?? "", signature)).resolves.toBeUndefined();
-    await expect(verifySignature("s3cret", '{"amount":43}', signature)).rejects.toThrow(/does not match/);
-    await expect(verifySignature("other", req?.body ?? "", signature)).rejects.toThrow(/does not match/);
+    expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64},v2=[0-9a-f]{64}$/);
+    const body = req?.body ?? "";
+    const identity = { id: "pay-42", type: f.subject };
+    expect(req?.headers["ce-id"]).toBe(identity.id);
+    await expect(verifySignature("s3cret", body, signature, { identity })).resolves.toBeUndefined();
+    // v1 still passes for a function that checks the body alone (built before v2).
+    await expect(verifySignature("s3cret", body, signature)).resolves.toBeUndefined();
+    for (const [secret, text, id, type] of [
+      ["s3cret", '{"amount":43}', identity.id, identity.type],
+      ["s3cret", body, "pay-43", identity.type],
+      ["s3cret", body, identity.id, `${f.subject}.v2`],
+      ["other", body, identity.id, identity.type],
+    ] as const) {
+      await expect(verifySignature(secret, text, signature, { identity: { id, type } })).rejects.toThrow(
+        /does not match/,
+      );
+    }
   });
 });
 

@@ -4,7 +4,7 @@ import { BATCH_CONTENT_TYPE, HEADERS } from "../functions/sdk/contract.ts";
 import type { RouteConfig } from "./config.ts";
 import { ceTime } from "./iso-time.ts";
 import type { InvocationResult, TransportErrorKind } from "./outcome.ts";
-import { signBody } from "./signer.ts";
+import { signBody, signDeliveryBody } from "./signer.ts";
 
 /** Enough for a JSON status or error body, and an excerpt for a dead letter. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -240,7 +240,10 @@ export class Invoker {
     h.push(HEADERS.ceTime, ceTime(msg), HEADERS.seq, String(target.seq));
     h.push(HEADERS.delivery, String(target.delivery));
     if (target.traceparent !== undefined) h.push("traceparent", target.traceparent);
-    if (this.secret !== undefined) h.push(HEADERS.signature, signBody(this.secret, msg.data));
+    if (this.secret !== undefined) {
+      const identity = { id: target.id, type: msg.subject };
+      h.push(HEADERS.signature, signDeliveryBody(this.secret, identity, msg.data));
+    }
     return h;
   }
 

@@ -67,9 +67,23 @@ function hmacKey(secret: string): Promise<HmacKey> {
   return key;
 }
 
-/** The signed text: `<t>.<body>` for a delivery, `<t>.<path>.<body>` for a request to the bridge's ingress. */
+/** A single delivery's id and type: headers (`ce-id`, `ce-type`), so outside the body a `v1` signature covers. */
+export interface DeliveryIdentity {
+  id: string;
+  type: string;
+}
+
+/** The signed text: `<t>.<body>` for a batch, `<t>.<path>.<body>` for a request to the bridge's ingress. */
 function signedPrefix(timestamp: number, path: string | undefined): string {
   return path === undefined ? `${timestamp}.` : `${timestamp}.${path}.`;
+}
+
+/**
+ * A single delivery's `v2` text: `<t>\n<ce-id>\n<ce-type>\n<body>`. Header values cannot hold a line break,
+ * so no id and type can be shifted into one another.
+ */
+export function deliveryPrefix(timestamp: number, { id, type }: DeliveryIdentity): string {
+  return `${timestamp}\n${id}\n${type}\n`;
 }
 
 async function hmacHex(secret: string, prefix: string, body: Uint8Array | string): Promise<string> {
@@ -84,8 +98,9 @@ async function hmacHex(secret: string, prefix: string, body: Uint8Array | string
 }
 
 /**
- * `x-jetway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
- * The timestamp is signed with the body so a captured request cannot be replayed later.
+ * `x-jetway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: a batch delivery, whose
+ * events' ids and types are in the body. The timestamp is signed with the body so a captured request
+ * cannot be replayed later.
  */
 export async function signPayload(
   secret: string,
@@ -93,6 +108,22 @@ export async function signPayload(
   nowS = Math.floor(Date.now() / 1000),
 ) {
   return `t=${nowS},v1=${await hmacHex(secret, signedPrefix(nowS, undefined), body)}`;
+}
+
+/**
+ * A single delivery's signature, as the bridge sends it: `t=<t>,v1=<as signPayload>,v2=<hex HMAC-SHA256 of
+ * deliveryPrefix + body>`. `v2` binds the event's id and type to the body, so a captured delivery cannot
+ * come back under another id (past a function's idempotency check) or type. `v1` is for functions built
+ * before `v2`; a function of this version requires `v2`.
+ */
+export async function signDelivery(
+  secret: string,
+  identity: DeliveryIdentity,
+  body: Uint8Array | string,
+  nowS = Math.floor(Date.now() / 1000),
+) {
+  const v1 = await hmacHex(secret, signedPrefix(nowS, undefined), body);
+  return `t=${nowS},v1=${v1},v2=${await hmacHex(secret, deliveryPrefix(nowS, identity), body)}`;
 }
 
 /**
@@ -110,7 +141,7 @@ export async function signIngressRequest(
   return `t=${nowS},v1=${await hmacHex(secret, signedPrefix(nowS, path), body)}`;
 }
 
-export type SignatureFailure = "missing" | "malformed" | "expired" | "mismatch";
+export type SignatureFailure = "missing" | "malformed" | "expired" | "mismatch" | "unbound";
 
 /** Why a signature was rejected; functions answer 401 with this reason. */
 export class SignatureError extends Error {
@@ -139,6 +170,8 @@ export interface VerifyOptions {
   nowS?: number;
   /** An ingress request's path: verifies a `signIngressRequest` signature instead of a delivery's. */
   path?: string | undefined;
+  /** A single delivery's id and type: verifies its `v2` (signDelivery), which must be there. */
+  identity?: DeliveryIdentity | undefined;
 }
 
 /**
@@ -153,22 +186,34 @@ export async function verifySignature(
     toleranceS = DEFAULT_SIGNATURE_TOLERANCE_S,
     nowS = Math.floor(Date.now() / 1000),
     path,
+    identity,
   }: VerifyOptions = {},
 ): Promise<void> {
   if (!header) throw new SignatureError("missing", `missing ${HEADERS.signature} header`);
   const parts = new Map(header.split(",").map((p) => p.trim().split("=", 2) as [string, string]));
   const t = Number(parts.get("t"));
   const v1 = parts.get("v1");
-  if (!Number.isInteger(t) || !v1)
+  const v2 = parts.get("v2");
+  if (!Number.isInteger(t) || !(v1 || v2))
     throw new SignatureError("malformed", `malformed ${HEADERS.signature} header`);
+  if (identity && !v2) {
+    throw new SignatureError(
+      "unbound",
+      "signature does not cover the event's id and type (no v2): signed by a bridge older than this function",
+    );
+  }
   if (Math.abs(nowS - t) > toleranceS) {
     throw new SignatureError(
       "expired",
       `signature timestamp is ${nowS - t}s from now (tolerance ${toleranceS}s)`,
     );
   }
-  const prefix = signedPrefix(t, path);
-  const matches = async (key: string) => timingSafeEqualHex(await hmacHex(key, prefix, body), v1);
+  const prefix = identity ? deliveryPrefix(t, identity) : signedPrefix(t, path);
+  const expected = (identity ? v2 : v1) ?? "";
+  const matches = async (key: string) => timingSafeEqualHex(await hmacHex(key, prefix, body), expected);
   if (typeof secret === "string" ? await matches(secret) : await someAsync(secret, matches)) return;
-  throw new SignatureError("mismatch", "signature does not match the body");
+  throw new SignatureError(
+    "mismatch",
+    identity ? "signature does not match the body, id and type" : "signature does not match the body",
+  );
 }

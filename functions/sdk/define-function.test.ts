@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { OrderCreated } from "../../schemas/orders.ts";
 import { PaymentCompleted } from "../../schemas/payments.ts";
+import { signDelivery, signPayload } from "./contract.ts";
 import { defineFunction } from "./define-function.ts";
 import { InvalidEventError, RetryableError } from "./errors.ts";
 import { capturingLogger, order } from "./fixtures.test-helpers.ts";
@@ -69,6 +70,44 @@ describe("signature", () => {
     });
     expect(res.status).toBe(401);
     expect(await res.text()).toContain("mismatch");
+  });
+
+  it("binds a single delivery's id and type: a signed delivery replayed under another id or type is refused", async () => {
+    const signed = await invoke(fn.app, OrderCreated, order(), { secret: "s3cret", id: "evt-1" });
+    expect(signed.status).toBe(200);
+    const signature = await signDelivery(
+      "s3cret",
+      { id: "evt-1", type: OrderCreated.subject },
+      JSON.stringify(order()),
+    );
+    for (const headers of [{ "ce-id": "evt-2" }, { "ce-type": "orders.created.v2" }] as Record<
+      string,
+      string
+    >[]) {
+      const replayed = await invoke(fn.app, OrderCreated, order(), {
+        id: "evt-1",
+        env: { JETWAY_SECRET: "s3cret" },
+        headers: { "x-jetway-signature": signature, ...headers },
+      });
+      expect(replayed.status).toBe(401);
+      expect(await replayed.text()).toContain("does not match the body, id and type");
+    }
+  });
+
+  it("refuses a single delivery signed over its body alone (v1: a bridge older than the function)", async () => {
+    const body = JSON.stringify(order());
+    const res = await invoke(fn.app, OrderCreated, body, {
+      env: { JETWAY_SECRET: "s3cret" },
+      headers: { "x-jetway-signature": await signPayload("s3cret", body) },
+    });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({
+      error: {
+        code: "invalid_signature",
+        message:
+          "signature unbound: signature does not cover the event's id and type (no v2): signed by a bridge older than this function",
+      },
+    });
   });
 
   it("rejects an expired signature", async () => {

@@ -69,7 +69,12 @@ export class JetwayFunction {
       const secret = options.secret ? options.secret(vars) : deliverySecrets(vars);
       if (secret?.length && c.req.method === "POST") {
         const body = await readBody(c);
-        await verifySignature(secret, body, headerReader(c)(HEADERS.signature) ?? undefined);
+        const header = headerReader(c);
+        // A single delivery's id and type are headers: its signature must bind them too (v2).
+        const identity = header("content-type")?.startsWith(BATCH_CONTENT_TYPE)
+          ? undefined
+          : { id: header(HEADERS.ceId) ?? "", type: header(HEADERS.ceType) ?? "" };
+        await verifySignature(secret, body, header(HEADERS.signature) ?? undefined, { identity });
       } else if (!secret?.length && !this.#warnedUnsigned) {
         // Unsigned is fine for local dev, dangerous in production: say so once, loudly.
         this.#warnedUnsigned = true;

@@ -1,5 +1,5 @@
 import type { EventInput, EventType } from "../../schemas/define.ts";
-import { BATCH_CONTENT_TYPE, HEADERS, signPayload } from "./contract.ts";
+import { BATCH_CONTENT_TYPE, HEADERS, signDelivery, signPayload } from "./contract.ts";
 
 /** Anything with Hono's `request()`: a function's `.app`. */
 export interface RequestTarget {
@@ -45,7 +45,10 @@ export async function invoke<T extends EventType>(
     ...(options.traceparent ? { [HEADERS.traceparent]: options.traceparent } : {}),
     ...options.headers,
   };
-  if (options.secret) headers[HEADERS.signature] = await signPayload(options.secret, body, options.signedAtS);
+  if (options.secret) {
+    const identity = { id: headers[HEADERS.ceId] ?? "", type: headers[HEADERS.ceType] ?? "" };
+    headers[HEADERS.signature] = await signDelivery(options.secret, identity, body, options.signedAtS);
+  }
   const env = { ...(options.secret ? { JETWAY_SECRET: options.secret } : {}), ...options.env };
   return app.request("/events", { method: "POST", headers, body }, env);
 }

@@ -1,5 +1,5 @@
 import { ulid } from "ulid";
-import { HEADERS, signPayload } from "../../functions/sdk/contract.ts";
+import { HEADERS, signDelivery } from "../../functions/sdk/contract.ts";
 import { devPorts, FUNCTION_NAMES, type FunctionName, localUrl } from "./ports.ts";
 
 /** An event file that cannot be sent (not JSON, or no subject anywhere). */
@@ -68,7 +68,10 @@ export async function buildInvocation(
     [HEADERS.seq]: "0",
     [HEADERS.delivery]: "1",
   };
-  if (options.secret) headers[HEADERS.signature] = await signPayload(options.secret, body);
+  if (options.secret) {
+    const identity = { id: headers[HEADERS.ceId] as string, type: subject };
+    headers[HEADERS.signature] = await signDelivery(options.secret, identity, body);
+  }
   return { url, headers, body };
 }
 
