@@ -49,7 +49,10 @@ const DURABLE_GONE = new Set(["consumer_deleted", "consumer_not_found"]);
 export const durableGone = (statusType: string): boolean => DURABLE_GONE.has(statusType);
 for (const type of ["stream_not_found", "no_responders", "exceeded_limits"]) NOTABLE_STATUS.add(type);
 
-/** One message from arrival to settlement; the ack ticker keeps it alive, stop() abandons it. */
+/**
+ * One message's record, from when it is sent (on a rate-limited route, or once held: from when it arrived)
+ * to its settlement; the ack ticker keeps it alive, stop() abandons it.
+ */
 class InFlight implements Tickable {
   msg: JsMsg;
   touchedAt: number;
