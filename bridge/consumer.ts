@@ -343,29 +343,28 @@ export class RouteConsumer {
   private readonly onMessage = (msg: JsMsg): void => {
     if (this.stopping) msg.nak(SHUTDOWN_NAK_MS);
     else if (this.batches) this.batches.push(msg);
-    else if (this.pacer === undefined && this.waitsForSlot()) this.queue.push(msg);
-    else this.admit(new InFlight(msg, performance.now()));
+    else if (this.circuit.holding) this.hold(new InFlight(msg, performance.now()));
+    else if (this.queue.length === 0 && this.mayGo()) void this.process(new InFlight(msg, performance.now()));
+    else if (this.pacer === undefined) this.queue.push(msg);
+    else this.enqueue(new InFlight(msg, performance.now()));
   };
 
-  /** Not paused, and a message already waits or every slot is taken. */
-  private waitsForSlot(): boolean {
-    return !this.circuit.holding && (this.queue.length > 0 || this.running.size >= this.route.concurrency);
+  /** A slot is free and the rate limit lets one more go now (which it then counts). */
+  private mayGo(): boolean {
+    return this.running.size < this.route.concurrency && (this.pacer === undefined || this.pacer.take(1));
   }
 
-  /** Sends the message now if nothing waits before it, a slot is free and the rate limit allows; else queues it. */
+  /** Sends a held message now if nothing waits before it and it may go; else queues it. */
   private admit(entry: InFlight): void {
     if (this.circuit.holding) this.hold(entry);
-    else if (
-      this.queue.length === 0 &&
-      this.running.size < this.route.concurrency &&
-      (this.pacer === undefined || this.pacer.take(1))
-    )
-      void this.process(entry);
-    else {
-      // Waiting counts against ack_wait too (a rate limit can make it long): kept alive from now.
-      this.ticker.add(entry);
-      this.queue.push(entry);
-    }
+    else if (this.queue.length === 0 && this.mayGo()) void this.process(entry);
+    else this.enqueue(entry);
+  }
+
+  /** Queues a record on the ticker: waiting counts against ack_wait too, and a rate limit can make it long. */
+  private enqueue(entry: InFlight): void {
+    this.ticker.add(entry);
+    this.queue.push(entry);
   }
 
   /** Sends what waits, oldest first, while slots are free and the rate limit allows. */
@@ -374,13 +373,7 @@ export class RouteConsumer {
       this.batches.wake();
       return;
     }
-    while (
-      !this.stopping &&
-      !this.circuit.holding &&
-      this.queue.length > 0 &&
-      this.running.size < this.route.concurrency &&
-      (this.pacer === undefined || this.pacer.take(1))
-    ) {
+    while (!this.stopping && !this.circuit.holding && this.queue.length > 0 && this.mayGo()) {
       void this.process(recordOf(this.queue.shift() as InFlight | JsMsg));
     }
   }
