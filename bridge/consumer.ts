@@ -199,6 +199,16 @@ export class RouteConsumer {
     return this.held.length + (this.batches?.heldCount ?? 0);
   }
 
+  /** Messages per second this replica may send: its share of `rate_limit`; undefined without one. */
+  get ratePerSecond(): number | undefined {
+    return this.pacer?.perSecond;
+  }
+
+  /** `replicas` bridges consume this route (presence.ts): each sends its share of the route's `rate_limit`. */
+  shareRateLimit(replicas: number): void {
+    this.pacer?.share(replicas);
+  }
+
   /** Binds to the existing durable (provisioning created it) and starts consuming. */
   async start(): Promise<void> {
     const consumer = await this.o.js.consumers.get(this.route.stream, durableName(this.route));

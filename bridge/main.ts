@@ -10,6 +10,7 @@ import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
+import { presenceBucket, RatePresence } from "./presence.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
 import { connectAndProvision, jetStreamNotReady, recreateConsumer, untilReady } from "./startup.ts";
@@ -48,7 +49,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     ...(options.telemetrySdk ? { sdk: options.telemetrySdk } : {}),
   });
   const metrics = new BridgeMetrics(events);
-  const { nc, version, jsm, control } = await connectAndProvision(config, logger);
+  const { nc, version, jsm, control, presence: presenceKv } = await connectAndProvision(config, logger);
   const connection = watchStatus(nc, logger);
   const js = jetstream(nc);
   const store = new JetStreamPublisher(nc, js);
@@ -75,12 +76,32 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     logger,
     config.control.poll_interval,
   );
-  // Its first read may meet a JetStream still recovering (a server just restarted): waited out like start-up's.
-  await untilReady("reading operator pauses", () => pauses.start(), {
-    deadline: performance.now() + config.nats.startup_wait,
-    logger,
-    retryable: jetStreamNotReady,
-  });
+  // The first reads may meet a JetStream still recovering (a server just restarted): waited out like start-up's.
+  const waitOut = (step: string, run: () => Promise<void>) =>
+    untilReady(step, run, {
+      deadline: performance.now() + config.nats.startup_wait,
+      logger,
+      retryable: jetStreamNotReady,
+    });
+  await waitOut("reading operator pauses", () => pauses.start());
+  // Replicas of a rate-limited route split its limit; a new one counts the others before it sends.
+  const rateLimited = new Map(
+    consumers.flatMap((c, i) => {
+      const route = config.routes[i];
+      return route?.rate_limit ? [[route.name, c] as const] : [];
+    }),
+  );
+  const presence = presenceKv
+    ? new RatePresence({
+        kv: presenceKv,
+        jsm,
+        bucket: presenceBucket(config.control),
+        routes: rateLimited,
+        log: logger,
+      })
+    : undefined;
+  if (presence)
+    await waitOut("announcing this replica to the others of its rate-limited routes", () => presence.start());
   /** Routes whose deleted durable is being recreated: one loop each. */
   const recreating = new Set<string>();
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
@@ -117,6 +138,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   metrics.setSources({
     inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
     waiting: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.queued])),
+    rateLimits: () => Object.fromEntries([...rateLimited].map(([name, c]) => [name, c.ratePerSecond ?? 0])),
     circuits: () =>
       Object.fromEntries(
         consumers.map((c, i) => [
@@ -171,6 +193,8 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   const shutdown = once(async () => {
     shuttingDown = true;
     pauses.stop();
+    // Gone from the count first: the other replicas take up this one's share while it finishes.
+    await presence?.stop();
     await Promise.all(consumers.map((c) => c.stop(config.shutdown.grace_period)));
     await http.close();
     await nc.drain().catch((error: unknown) => logger.warn({ err: error }, "nats drain failed"));

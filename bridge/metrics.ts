@@ -10,6 +10,8 @@ export interface MetricSources {
   waiting?: () => Record<string, number>;
   /** num_pending per route from consumer info; cached by the metrics for `pendingCacheMs`. */
   pending?: () => Promise<Record<string, number>>;
+  /** Messages per second this replica may send, per route with a `rate_limit` (its share of the limit). */
+  rateLimits?: () => Record<string, number>;
   /** Per route: paused by its circuit breaker, by an operator, and how many messages it holds meanwhile. */
   circuits?: () => Record<string, CircuitSource>;
 }
@@ -78,6 +80,11 @@ export class BridgeMetrics {
       "jetway_route_waiting",
       "Messages the replica has received and not sent yet: waiting for a free slot, the route's rate_limit or their batch.",
       () => self.sources.waiting?.() ?? {},
+    );
+    routeGauge(
+      "jetway_route_rate_limit",
+      "Messages per second this replica may send on a route with a rate_limit: the limit over the replicas sharing it.",
+      () => self.sources.rateLimits?.() ?? {},
     );
     new Gauge({
       name: "jetway_consumer_pending",

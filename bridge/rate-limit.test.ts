@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { startBridge } from "./main.ts";
 import { RatePacer } from "./rate-limit.ts";
 import { HttpFunction, type RecordedRequest, waitFor } from "./testing/http-function.ts";
+import { pacedBridgeConfig, pacedGauge } from "./testing/paced-bridge.ts";
 import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
 /** Sends one message at a time as soon as the pacer allows, from `start`; returns when each went. */
@@ -63,6 +63,31 @@ describe("RatePacer", () => {
     // The first burst is free; everything after it went at 10 ms a message.
     expect(now).toBeGreaterThanOrEqual((sent - 30 - 10) * 10);
     expect(now).toBeLessThanOrEqual(sent * 10);
+    pacer.stop();
+  });
+
+  it("takes a share of the limit: half of it between two replicas, all of it again alone", () => {
+    const pacer = new RatePacer({ messages: 100, perMs: 1_000 }, () => {});
+    pacer.share(2, 0);
+    expect(pacer.perSecond).toBe(50);
+    // A burst of five (a tenth of a second at 20 ms a message), then one every 20 ms.
+    expect(paced(pacer, 8)).toEqual([0, 0, 0, 0, 0, 20, 40, 60]);
+    pacer.share(1, 60);
+    expect(pacer.perSecond).toBe(100);
+    // 100 ms owed at 20 ms a message is 50 at 10: the rest of the new burst of ten at once, then every 10 ms.
+    expect(paced(pacer, 10, 60)).toEqual([...Array(5).fill(60), 70, 80, 90, 100, 110]);
+  });
+
+  it("wakes a caller refused at the old pace when its share changes, to ask again", () => {
+    let woken = 0;
+    const pacer = new RatePacer({ messages: 2, perMs: 1_000 }, () => woken++);
+    pacer.share(2, 0);
+    expect(pacer.take(1, 0)).toBe(true);
+    expect(pacer.take(1, 0)).toBe(false);
+    expect(pacer.delay(1, 0)).toBe(1_000);
+    pacer.share(1, 0);
+    expect(woken).toBe(1);
+    expect(pacer.delay(1, 0)).toBe(500);
     pacer.stop();
   });
 
@@ -191,26 +216,11 @@ describe("a route with rate_limit, against a real nats-server", () => {
   it("counts what waits for the limit in jetway_route_waiting, back to 0 once sent", async () => {
     const fn = await HttpFunction.start();
     cleanups.push(() => fn.close());
-    const id = Math.random().toString(36).slice(2, 8);
-    const config = parseConfig(
-      {
-        nats: { servers: [h.server.url] },
-        http: { port: 0, host: "127.0.0.1" },
-        streams: [{ name: `RL_${id}`, subjects: [`rl_${id}.>`] }],
-        dead_letter: { stream: `RLDLQ_${id}`, subject_prefix: `rldlq_${id}` },
-        control: { bucket: `rl-${id}` },
-        routes: [{ name: "paced", stream: `RL_${id}`, url: fn.url, rate_limit: "10/s" }],
-      },
-      "test",
-      {},
-    );
+    const { config, subject } = pacedBridgeConfig(h.server.url, fn.url, "10/s");
     const bridge = await startBridge(config, { logger: createLogger({ level: "silent" }) });
     cleanups.push(() => bridge.shutdown());
-    for (let n = 0; n < 20; n++) await h.js.publish(`rl_${id}.x`, JSON.stringify({ n }));
-    const waiting = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${bridge.port}/metrics`)).text();
-      return Number(text.match(/^jetway_route_waiting\{route="paced"\} (\d+)$/m)?.[1]);
-    };
+    for (let n = 0; n < 20; n++) await h.js.publish(subject, JSON.stringify({ n }));
+    const waiting = () => pacedGauge(bridge.port, "jetway_route_waiting");
     await waitFor("messages waiting for the limit", async () => (await waiting()) >= 10);
     expect(fn.requests.length).toBeLessThan(20);
     await waitFor("all 20 sent", () => fn.requests.length === 20, 5_000);

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.ts";
 
-/** A route's `rate_limit`: at most `messages` every `perMs`, per bridge replica. */
+/** A route's `rate_limit`: at most `messages` every `perMs`, shared by the bridge replicas consuming it. */
 export interface RateLimit {
   messages: number;
   perMs: number;
@@ -46,9 +46,10 @@ const BURST_MS = 100;
  * its size is then paid off before the next: the average holds for any batch size. One timer at most.
  */
 export class RatePacer {
-  /** Milliseconds per message at the limit. */
-  private readonly interval: number;
-  private readonly burst: number;
+  private readonly limit: RateLimit;
+  /** Milliseconds per message at this replica's share of the limit. */
+  private interval: number;
+  private burst: number;
   /** When the messages sent so far would have finished going out at the limit's pace (performance.now()). */
   private paidUntil = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
@@ -56,9 +57,29 @@ export class RatePacer {
 
   /** `wake` runs when messages refused by take() may go. */
   constructor(limit: RateLimit, wake: () => void) {
+    this.limit = limit;
     this.interval = limit.perMs / limit.messages;
     this.burst = Math.max(1, Math.floor(BURST_MS / this.interval));
     this.wake = wake;
+  }
+
+  /** Messages per second this replica may send. */
+  get perSecond(): number {
+    return 1_000 / this.interval;
+  }
+
+  /** Takes a `1 / replicas` share of the limit (presence.ts counts them). */
+  share(replicas: number, now = performance.now()): void {
+    const interval = (this.limit.perMs * Math.max(1, replicas)) / this.limit.messages;
+    // What is owed is owed at the new pace: messages sent at the old one are paid off as fast as it allows.
+    if (this.paidUntil > now) this.paidUntil = now + ((this.paidUntil - now) * interval) / this.interval;
+    this.interval = interval;
+    this.burst = Math.max(1, Math.floor(BURST_MS / interval));
+    // A wait timed at the old pace may now be too long, or too short: the caller asks again.
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.fire();
+    }
   }
 
   /** Milliseconds before `count` messages may go (0: now). */

@@ -5,6 +5,7 @@ import type pino from "pino";
 import type { Config, RouteConfig } from "./config.ts";
 import { openControl } from "./control.ts";
 import { connectNats, type NatsHandle } from "./nats.ts";
+import { openPresence } from "./presence.ts";
 import { provision, provisionConsumer } from "./provision.ts";
 
 /**
@@ -110,14 +111,15 @@ export async function recreateConsumer(
 }
 
 /**
- * Connects and provisions streams, consumers and the control bucket (operator pauses), waiting out a NATS that is still starting (no server
+ * Connects and provisions streams, consumers, the control bucket (operator pauses) and, with a rate-limited
+ * route, the presence bucket (replicas sharing its limit), waiting out a NATS that is still starting (no server
  * listening yet, a JetStream cluster without a leader or with nodes not yet reported in) for up to
  * `nats.startup_wait` in all.
  */
 export async function connectAndProvision(
   config: Config,
   logger: pino.Logger,
-): Promise<NatsHandle & { jsm: JetStreamManager; control: KV }> {
+): Promise<NatsHandle & { jsm: JetStreamManager; control: KV; presence: KV | undefined }> {
   const wait = { deadline: performance.now() + config.nats.startup_wait, logger };
   const { nc, version } = await untilReady("connecting to NATS", () => connectNats(config.nats), {
     ...wait,
@@ -137,7 +139,11 @@ export async function connectAndProvision(
       () => openControl(nc, config.control),
       ready,
     );
-    return { nc, version, jsm, control };
+    // Only replicas of rate-limited routes need to find one another.
+    const presence = config.routes.some((r) => r.rate_limit)
+      ? await untilReady("opening the presence bucket", () => openPresence(nc, config.control), ready)
+      : undefined;
+    return { nc, version, jsm, control, presence };
   } catch (error) {
     await nc.close();
     throw error;

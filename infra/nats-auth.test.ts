@@ -13,6 +13,7 @@ import { BridgeEvents } from "../bridge/events.ts";
 import { JetStreamPublisher } from "../bridge/js-publisher.ts";
 import { connectionOptions } from "../bridge/nats.ts";
 import { NatsServer } from "../bridge/nats-server.ts";
+import { openPresence, presenceBucket, RatePresence } from "../bridge/presence.ts";
 import { provision } from "../bridge/provision.ts";
 import { serverFeatures } from "../bridge/server-features.ts";
 import { HttpFunction } from "../bridge/testing/http-function.ts";
@@ -115,6 +116,29 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
       watcher.stop();
       await cli.close();
     }
+  });
+
+  it("announces itself in the presence bucket of a rate-limited route, and removes itself on stop", async () => {
+    const kv = await openPresence(nc, config.control);
+    const jsm = await jetstreamManager(nc);
+    const shares: number[] = [];
+    const presence = new RatePresence({
+      kv,
+      jsm,
+      bucket: presenceBucket(config.control),
+      routes: new Map([["payment", { shareRateLimit: (n: number) => shares.push(n) }]]),
+      log: silent,
+      intervalMs: 100,
+    });
+    await presence.start();
+    const stream = `KV_${presenceBucket(config.control)}`;
+    try {
+      expect(shares).toEqual([1]);
+      expect((await jsm.streams.info(stream)).state.messages).toBeGreaterThanOrEqual(1);
+    } finally {
+      await presence.stop();
+    }
+    expect((await jsm.streams.info(stream)).state.messages).toBe(0);
   });
 
   it("may not subscribe to application subjects directly (permissions are enforced)", async () => {

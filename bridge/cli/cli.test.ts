@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DLQ_HEADERS } from "../dead-letter-headers.ts";
 import type { DeadLetter, DeadLetterDetail, RedriveResult } from "../dlq.ts";
 import { NatsServer } from "../nats-server.ts";
+import { openPresence } from "../presence.ts";
 import type { RouteStatus } from "./status.ts";
 
 const run = promisify(execFile);
@@ -205,10 +206,45 @@ describe("jetway CLI", () => {
     ]);
     const table = (await jetway("status", "--config", both)).stdout.split("\n");
     expect(table[0]).toMatch(
-      /^route\s+stream\s+pending\s+unacked\s+redelivered\s+pulls\s+dead letters\s+note$/,
+      /^route\s+stream\s+pending\s+unacked\s+redelivered\s+pulls\s+dead letters\s+rate limit\s+note$/,
     );
-    expect(table[1]).toMatch(/^alpha\s+ST_\w+\s+3\s+2\/128\s+1\s+0\s+2\s+paused: gateway maintenance$/);
-    expect(table[2]).toMatch(/^beta\s+ST_\w+(\s+-){4}\s+1\s+no consumer: jetway provision creates it$/);
+    expect(table[1]).toMatch(/^alpha\s+ST_\w+\s+3\s+2\/128\s+1\s+0\s+2\s+-\s+paused: gateway maintenance$/);
+    expect(table[2]).toMatch(/^beta\s+ST_\w+(\s+-){4}\s+1\s+-\s+no consumer: jetway provision creates it$/);
     expect((await jetway("status", "extra", "--config", both)).code).toBe(2);
+  });
+
+  it("status: a rate-limited route's limit, and how many replicas share it", async () => {
+    const stream = `RT_${id}`;
+    const control = { bucket: `rt-${id}`, replicas: 1 };
+    const file = join(dir, "rate.json");
+    await writeFile(
+      file,
+      JSON.stringify({
+        nats: { servers: [server.url] },
+        streams: [{ name: stream, subjects: [`rt_${id}.>`] }],
+        dead_letter: { stream: `RTDLQ_${id}`, subject_prefix: `rtdlq_${id}` },
+        control: { bucket: control.bucket },
+        routes: [
+          { name: "paced", stream, url: "http://127.0.0.1:9/paced", rate_limit: "90/m" },
+          { name: "free", stream, url: "http://127.0.0.1:9/free" },
+        ],
+      }),
+    );
+    expect((await jetway("provision", "--config", file)).code).toBe(0);
+    const status = async () => JSON.parse((await jetway("status", "--json", "--config", file)).stdout);
+    // No replica has run yet: no presence bucket either.
+    expect((await status())[0]).toMatchObject({
+      route: "paced",
+      rate_limit: { per_second: 1.5, replicas: 0 },
+    });
+    // Two replicas announced (as RatePresence does), and one of another route.
+    const kv = await openPresence(nc, control);
+    for (const key of ["paced.replica-a", "paced.replica-b", "other.replica-a"]) await kv.put(key, "now");
+    const rows = (await status()) as RouteStatus[];
+    expect(rows[0]?.rate_limit).toEqual({ per_second: 1.5, replicas: 2 });
+    expect(rows[1]).not.toHaveProperty("rate_limit");
+    const table = (await jetway("status", "--config", file)).stdout.split("\n");
+    expect(table[1]).toMatch(/^paced\s.*\s1\.5\/s over 2\s+-$/);
+    expect(table[2]).toMatch(/^free\s.*\s0\s+-\s+-$/);
   });
 });

@@ -8,6 +8,7 @@ import { type Config, durableName, maxAckPending } from "../config.ts";
 import { listPauses, openControl, type PauseRecord } from "../control.ts";
 import { deadLetterSubject } from "../dead-letter-headers.ts";
 import { connectNats } from "../nats.ts";
+import { countReplicas, presenceBucket } from "../presence.ts";
 import { CONFIG_OPTION, type Command, configFrom, parseFlags, UsageError } from "./common.ts";
 
 /** One route as JetStream and the control bucket see it: every replica's share together. */
@@ -30,6 +31,8 @@ export interface RouteStatus {
   dead_letters: number;
   /** An operator's pause (`jetway pause`), or why its record is unreadable. */
   paused?: PauseRecord | string;
+  /** A route with `rate_limit`: messages per second in all, and the replicas announced to share it. */
+  rate_limit?: { per_second: number; replicas: number };
 }
 
 /** The stream or the durable does not exist: not provisioned yet, or deleted. */
@@ -56,7 +59,10 @@ export async function routeStatuses(
   config: Config,
   pauses: Map<string, PauseRecord | string>,
 ): Promise<RouteStatus[]> {
-  const deadLetters = await deadLettersByRoute(jsm, config);
+  const [deadLetters, presence] = await Promise.all([
+    deadLettersByRoute(jsm, config),
+    config.routes.some((r) => r.rate_limit) ? countReplicas(jsm, presenceBucket(config.control)) : undefined,
+  ]);
   return Promise.all(
     config.routes.map(async (route): Promise<RouteStatus> => {
       const info = await jsm.consumers.info(route.stream, durableName(route)).catch((error: unknown) => {
@@ -78,6 +84,12 @@ export async function routeStatuses(
         }),
         dead_letters: deadLetters.get(route.name) ?? 0,
         ...(paused !== undefined && { paused }),
+        ...(route.rate_limit && {
+          rate_limit: {
+            per_second: (route.rate_limit.messages * 1_000) / route.rate_limit.perMs,
+            replicas: presence?.replicas.get(route.name) ?? 0,
+          },
+        }),
       };
     }),
   );
@@ -94,15 +106,32 @@ function note(r: RouteStatus, now: number): string {
   return `paused: ${paused.reason}${paused.until ? ` (until ${paused.until})` : ""}`;
 }
 
+/** "20/s over 2": the route's limit in all, and the replicas sharing it (each sends its share). */
+function rateCell(r: RouteStatus): string {
+  if (!r.rate_limit) return "-";
+  const { per_second: perSecond, replicas } = r.rate_limit;
+  return `${Number(perSecond.toPrecision(6))}/s over ${replicas}`;
+}
+
 /** A table: one line per route, columns padded to their widest cell. */
 export function formatStatus(rows: RouteStatus[], now = Date.now()): string {
-  const header = ["route", "stream", "pending", "unacked", "redelivered", "pulls", "dead letters", "note"];
+  const header = [
+    "route",
+    "stream",
+    "pending",
+    "unacked",
+    "redelivered",
+    "pulls",
+    "dead letters",
+    "rate limit",
+    "note",
+  ];
   const lines = rows.map((r) => {
     const c = r.consumer;
     const counts = c
       ? [String(c.pending), `${c.unacked}/${c.max_unacked}`, String(c.redelivered), String(c.pulls)]
       : ["-", "-", "-", "-"];
-    return [r.route, r.stream, ...counts, String(r.dead_letters), note(r, now)];
+    return [r.route, r.stream, ...counts, String(r.dead_letters), rateCell(r), note(r, now)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   return [header, ...lines]

@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { createLogger } from "./logger.ts";
+import { type RunningBridge, startBridge } from "./main.ts";
+import { openPresence, presenceBucket, RatePresence, type RateShared } from "./presence.ts";
+import { HttpFunction, waitFor } from "./testing/http-function.ts";
+import { pacedBridgeConfig, pacedGauge } from "./testing/paced-bridge.ts";
+import { useHarness } from "./testing/route-fixture.ts";
+
+const { h, cleanups } = useHarness();
+const silent = createLogger({ level: "silent" });
+const uid = () => Math.random().toString(36).slice(2, 8);
+
+/** The shares a route was told to take, in order. */
+class Shares implements RateShared {
+  readonly seen: number[] = [];
+  shareRateLimit(replicas: number): void {
+    this.seen.push(replicas);
+  }
+  get last(): number | undefined {
+    return this.seen.at(-1);
+  }
+}
+
+describe("RatePresence, against a real nats-server", () => {
+  const INTERVAL = 200;
+
+  async function replica(control: { bucket: string; replicas: number }, routes: Record<string, Shares>) {
+    const kv = await openPresence(h.nc, control, 1_500);
+    const presence = new RatePresence({
+      kv,
+      jsm: h.jsm,
+      bucket: presenceBucket(control),
+      routes: new Map(Object.entries(routes)),
+      log: silent,
+      intervalMs: INTERVAL,
+    });
+    cleanups.push(() => presence.stop());
+    return presence;
+  }
+
+  it("counts the replicas of each route; one that stops is dropped at the next count", async () => {
+    const control = { bucket: `p-${uid()}`, replicas: 1 };
+    const a = { paid: new Shares(), other: new Shares() };
+    await (await replica(control, a)).start();
+    expect(a.paid.seen).toEqual([1]);
+    const b = { paid: new Shares() };
+    const second = await replica(control, b);
+    await second.start();
+    // The newcomer counts after waiting out the others' next count: both agree before it sends.
+    expect(b.paid.seen).toEqual([2]);
+    expect(a.paid.last).toBe(2);
+    expect(a.other.seen).toEqual([1]);
+    await second.stop();
+    await waitFor("the stopped replica dropped", () => a.paid.last === 1, 2 * INTERVAL + 500);
+    expect(a.paid.seen).toEqual([1, 2, 1]);
+  });
+
+  it("forgets a replica that died without a word once its key expires, and not before", async () => {
+    const control = { bucket: `p-${uid()}`, replicas: 1 };
+    const a = { paid: new Shares() };
+    const kv = await openPresence(h.nc, control, 1_500);
+    // What a replica killed -9 leaves: a key nobody puts again.
+    await kv.put("paid.dead-replica", new Date().toISOString());
+    const since = performance.now();
+    await (await replica(control, a)).start();
+    expect(a.paid.seen).toEqual([2]);
+    await waitFor("the dead replica forgotten", () => a.paid.last === 1, 5_000);
+    expect(performance.now() - since).toBeGreaterThanOrEqual(1_000);
+  });
+});
+
+describe("bridge replicas sharing a route's rate_limit", () => {
+  it("split it between them, and one takes all of it when the other stops", async () => {
+    const fn = await HttpFunction.start();
+    cleanups.push(() => fn.close());
+    const { config, subject } = pacedBridgeConfig(h.server.url, fn.url, "20/s");
+    const bridges: RunningBridge[] = [];
+    const sent: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const bridge = await startBridge(config, { logger: silent });
+      cleanups.push(() => bridge.shutdown());
+      bridge.events.on("invoke:start", () => sent.push(performance.now()));
+      bridges.push(bridge);
+    }
+    const [a, b] = bridges as [RunningBridge, RunningBridge];
+    const rate = (bridge: RunningBridge) => pacedGauge(bridge.port, "jetway_route_rate_limit");
+    await waitFor("the first replica counting the second", async () => (await rate(a)) === 10);
+    expect(await rate(b)).toBe(10);
+
+    for (let n = 0; n < 200; n++) await h.js.publish(subject, JSON.stringify({ n }));
+    await waitFor("60 sent", () => sent.length >= 60);
+    // Together at the route's 20/s: after a burst of two each, 56 more take 2.8 s (each alone would
+    // send at 20/s, and the two 60 in 1.4 s).
+    expect((sent[59] as number) - (sent[0] as number)).toBeGreaterThanOrEqual(2_500);
+
+    await b.shutdown();
+    await waitFor("the remaining replica taking the whole limit", async () => (await rate(a)) === 20, 3_000);
+    const from = sent.length;
+    await waitFor("40 more sent", () => sent.length >= from + 40, 10_000);
+    // Alone at 20/s: 40 in ~2 s, not the ~4 s of half the limit.
+    expect((sent[from + 39] as number) - (sent[from] as number)).toBeLessThan(3_000);
+  });
+});
