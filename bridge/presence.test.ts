@@ -92,6 +92,8 @@ describe("bridge replicas sharing a route's rate_limit", () => {
     // Together at the route's 20/s: after a burst of two each, 56 more take 2.8 s (each alone would
     // send at 20/s, and the two 60 in 1.4 s).
     expect((sent[59] as number) - (sent[0] as number)).toBeGreaterThanOrEqual(2_500);
+    // And both send: one replica holding the backlog alone would take twice as long at its half.
+    expect((sent[59] as number) - (sent[0] as number)).toBeLessThan(5_000);
 
     await b.shutdown();
     await waitFor("the remaining replica taking the whole limit", async () => (await rate(a)) === 20, 3_000);
