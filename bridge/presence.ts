@@ -12,8 +12,8 @@ import type { Config } from "./config.ts";
  * Each replica keeps a key `<route>.<replica>` per rate-limited route in a key-value bucket whose entries
  * expire (`<control.bucket>-presence`, max age PRESENCE_TTL_MS), puts it again every PRESENCE_INTERVAL_MS,
  * and counts the route's keys as often: one stream-info request, no consumer. A replica that stops purges
- * its keys, so the others take up its share within an interval; one that dies is forgotten when its keys
- * expire, and until then the others send less than the limit, never more. A replica that joins waits an
+ * its keys, so the others take up its share within two intervals (ReplicaCount); one that dies is forgotten
+ * when its keys expire, and until then the others send less than the limit, never more. A replica that joins waits an
  * interval and a half (JOIN_WAITS) before its first count, by which time every other replica has counted it.
  */
 
@@ -73,6 +73,30 @@ export async function countReplicas(
   return { replicas, keys };
 }
 
+/**
+ * One route's count of replicas, from readings taken every interval. More replicas (a smaller share) apply
+ * at once; fewer only when two readings in a row say so. A key can be missing from one reading without its
+ * replica having gone: its put was late, or the bucket's leader changed and expired every key at once (a
+ * NATS outage longer than the keys' max age), and the others' puts came back one by one. Acting on such a
+ * reading would send above the limit for an interval.
+ */
+export class ReplicaCount {
+  private applied: number | undefined;
+  private lower = 0;
+
+  /** The count to apply after this reading, or undefined when it stays as it is. */
+  read(replicas: number): number | undefined {
+    if (replicas === this.applied) {
+      this.lower = 0;
+      return undefined;
+    }
+    if (this.applied !== undefined && replicas < this.applied && ++this.lower < 2) return undefined;
+    this.lower = 0;
+    this.applied = replicas;
+    return replicas;
+  }
+}
+
 /** What presence drives: a route's share of its limit. */
 export interface RateShared {
   shareRateLimit(replicas: number): void;
@@ -94,7 +118,7 @@ export class RatePresence {
   private readonly o: PresenceOptions;
   private readonly stream: string;
   private readonly intervalMs: number;
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new Map<string, ReplicaCount>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -148,10 +172,12 @@ export class RatePresence {
     const { replicas: seen, keys } = await countReplicas(this.o.jsm, this.o.bucket);
     for (const [route, target] of this.o.routes) {
       // This replica counts whether or not its own put got through.
-      const replicas = (seen.get(route) ?? 0) + (keys.has(this.key(route)) ? 0 : 1);
-      if (this.counts.get(route) === replicas) continue;
+      const reading = (seen.get(route) ?? 0) + (keys.has(this.key(route)) ? 0 : 1);
+      let count = this.counts.get(route);
+      if (!count) this.counts.set(route, (count = new ReplicaCount()));
+      const replicas = count.read(reading);
+      if (replicas === undefined) continue;
       this.o.log.info({ route, replicas }, "rate limit shared");
-      this.counts.set(route, replicas);
       target.shareRateLimit(replicas);
     }
   }
