@@ -10,6 +10,13 @@ import { openControl, PauseWatcher, pauseKey } from "../bridge/control.ts";
 import { BridgeEvents } from "../bridge/events.ts";
 import { JetStreamPublisher } from "../bridge/js-publisher.ts";
 import { connectionOptions } from "../bridge/nats.ts";
+import {
+  openPresence,
+  PRESENCE_INTERVAL_MS,
+  PRESENCE_TTL_MS,
+  presenceBucket,
+  RatePresence,
+} from "../bridge/presence.ts";
 import { provision } from "../bridge/provision.ts";
 import { serverFeatures } from "../bridge/server-features.ts";
 import { HttpFunction } from "../bridge/testing/http-function.ts";
@@ -248,6 +255,53 @@ describe("3-node JetStream cluster", () => {
       // Back for the next test even if this one failed.
       await victim.restart();
     }
+    await poll("the restarted node back in the stream", replicasCurrent, { timeoutMs: 45_000 });
+  });
+
+  it("keeps two replicas splitting a rate limit through the loss of the presence bucket's leader", async () => {
+    const control = { bucket: `presence-${id}`, replicas: 3 };
+    const bucket = presenceBucket(control);
+    await poll("the R3 presence bucket", async () => openPresence(nc, control), { timeoutMs: 40_000 });
+    const leader = (await jsm.streams.info(`KV_${bucket}`)).cluster?.leader;
+    const victim = cluster.node(leader ?? "");
+    // Both replicas on the nodes that stay: only the bucket's leader goes, not their connections.
+    const others = cluster.urls.filter((u) => u !== victim.url);
+    const shares: number[][] = [[], []];
+    for (const seen of shares) {
+      const replicaNc = await connect({ servers: others, reconnectTimeWait: 250 });
+      cleanups.push(() => replicaNc.close());
+      const presence = new RatePresence({
+        kv: await openPresence(replicaNc, control),
+        jsm: await jetstreamManager(replicaNc),
+        bucket,
+        routes: new Map([["paced", { shareRateLimit: (n: number) => seen.push(n) }]]),
+        log: silent,
+      });
+      await presence.start();
+      cleanups.push(() => presence.stop());
+    }
+    await poll("both replicas counting two", async () =>
+      shares.every((s) => s.at(-1) === 2) ? true : undefined,
+    );
+
+    await victim.stopProcess(true);
+    try {
+      await poll(
+        "the bucket's new leader",
+        async () => {
+          const info = await jsm.streams.info(`KV_${bucket}`);
+          return info.cluster?.leader && info.cluster.leader !== leader ? true : undefined;
+        },
+        { timeoutMs: 45_000 },
+      );
+      // Past the keys' max age after the election: any key lost in it has expired and been put again.
+      await new Promise((r) => setTimeout(r, PRESENCE_TTL_MS + 2 * PRESENCE_INTERVAL_MS));
+    } finally {
+      await victim.restart();
+    }
+    // The first counted itself alone until the second came; after that neither took the whole limit,
+    // which would have sent it twice over.
+    expect(shares).toEqual([[1, 2], [2]]);
     await poll("the restarted node back in the stream", replicasCurrent, { timeoutMs: 45_000 });
   });
 
