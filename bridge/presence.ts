@@ -127,6 +127,7 @@ export class RatePresence {
     this.id = options.id ?? replicaId();
     this.stream = `KV_${options.bucket}`;
     this.intervalMs = options.intervalMs ?? PRESENCE_INTERVAL_MS;
+    for (const route of options.routes.keys()) this.counts.set(route, new ReplicaCount());
   }
 
   /**
@@ -173,9 +174,7 @@ export class RatePresence {
     for (const [route, target] of this.o.routes) {
       // This replica counts whether or not its own put got through.
       const reading = (seen.get(route) ?? 0) + (keys.has(this.key(route)) ? 0 : 1);
-      let count = this.counts.get(route);
-      if (!count) this.counts.set(route, (count = new ReplicaCount()));
-      const replicas = count.read(reading);
+      const replicas = this.counts.get(route)?.read(reading);
       if (replicas === undefined) continue;
       this.o.log.info({ route, replicas }, "rate limit shared");
       target.shareRateLimit(replicas);
