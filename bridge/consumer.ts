@@ -18,6 +18,7 @@ import {
   retryableFailure,
   retryDelay,
 } from "./outcome.ts";
+import type { RouteReport } from "./presence.ts";
 import { RatePacer } from "./rate-limit.ts";
 import type { ServerFeatures } from "./server-features.ts";
 import { deliveryOf, Settler } from "./settle.ts";
@@ -202,6 +203,16 @@ export class RouteConsumer {
   /** Messages per second this replica may send: its share of `rate_limit`; undefined without one. */
   get ratePerSecond(): number | undefined {
     return this.pacer?.perSecond;
+  }
+
+  /** What this replica says of the route to the others and to `jetway status` (presence.ts). */
+  report(): RouteReport {
+    return {
+      breaker_open: this.pausedByBreaker,
+      held: this.heldCount,
+      in_flight: this.inFlight,
+      waiting: this.queued,
+    };
   }
 
   /** `replicas` bridges consume this route (presence.ts): each sends its share of the route's `rate_limit`. */

@@ -10,7 +10,7 @@ import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
-import { presenceBucket, RatePresence } from "./presence.ts";
+import { Presence, presenceBucket } from "./presence.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
 import { connectAndProvision, jetStreamNotReady, recreateConsumer, untilReady } from "./startup.ts";
@@ -70,12 +70,8 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
       }),
   );
   // Operator pauses apply before any consumer binds: a replica started during a pause starts paused.
-  const pauses = new PauseWatcher(
-    control,
-    new Map(consumers.map((c, i) => [config.routes[i]?.name ?? "", c])),
-    logger,
-    config.control.poll_interval,
-  );
+  const routes = new Map(consumers.map((c, i) => [config.routes[i]?.name ?? "", c]));
+  const pauses = new PauseWatcher(control, routes, logger, config.control.poll_interval);
   // The first reads may meet a JetStream still recovering (a server just restarted): waited out like start-up's.
   const waitOut = (step: string, run: () => Promise<void>) =>
     untilReady(step, run, {
@@ -84,24 +80,20 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
       retryable: jetStreamNotReady,
     });
   await waitOut("reading operator pauses", () => pauses.start());
-  // Replicas of a rate-limited route split its limit; a new one counts the others before it sends.
-  const rateLimited = new Map(
-    consumers.flatMap((c, i) => {
-      const route = config.routes[i];
-      return route?.rate_limit ? [[route.name, c] as const] : [];
-    }),
-  );
-  const presence = presenceKv
-    ? new RatePresence({
-        kv: presenceKv,
-        jsm,
-        bucket: presenceBucket(config.control),
-        routes: rateLimited,
-        log: logger,
-      })
-    : undefined;
-  if (presence)
-    await waitOut("announcing this replica to the others of its rate-limited routes", () => presence.start());
+  // Every replica says what it has of each route; those of a rate-limited route split its limit, and a
+  // new one counts the others before it sends.
+  const rateLimited = new Set(config.routes.filter((r) => r.rate_limit).map((r) => r.name));
+  const presence =
+    presenceKv &&
+    new Presence({
+      kv: presenceKv,
+      jsm,
+      bucket: presenceBucket(config.control),
+      routes,
+      rateLimited,
+      log: logger,
+    });
+  if (presence) await waitOut("announcing this replica to the others", () => presence.start());
   /** Routes whose deleted durable is being recreated: one loop each. */
   const recreating = new Set<string>();
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
@@ -138,7 +130,8 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   metrics.setSources({
     inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
     waiting: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.queued])),
-    rateLimits: () => Object.fromEntries([...rateLimited].map(([name, c]) => [name, c.ratePerSecond ?? 0])),
+    rateLimits: () =>
+      Object.fromEntries([...rateLimited].map((name) => [name, routes.get(name)?.ratePerSecond ?? 0])),
     circuits: () =>
       Object.fromEntries(
         consumers.map((c, i) => [

@@ -1,25 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { createLogger } from "./logger.ts";
 import { type RunningBridge, startBridge } from "./main.ts";
-import { openPresence, presenceBucket, RatePresence, type RateShared, ReplicaCount } from "./presence.ts";
+import { openPresence, Presence, presenceBucket, ReplicaCount, readReports } from "./presence.ts";
 import { HttpFunction, waitFor } from "./testing/http-function.ts";
-import { pacedBridgeConfig, pacedGauge } from "./testing/paced-bridge.ts";
+import { oneRouteBridgeConfig, pacedGauge } from "./testing/one-route-bridge.ts";
+import { ShareRecorder as Shares } from "./testing/presence.ts";
 import { useHarness } from "./testing/route-fixture.ts";
 
 const { h, cleanups } = useHarness();
 const silent = createLogger({ level: "silent" });
 const uid = () => Math.random().toString(36).slice(2, 8);
-
-/** The shares a route was told to take, in order. */
-class Shares implements RateShared {
-  readonly seen: number[] = [];
-  shareRateLimit(replicas: number): void {
-    this.seen.push(replicas);
-  }
-  get last(): number | undefined {
-    return this.seen.at(-1);
-  }
-}
 
 describe("ReplicaCount", () => {
   it("takes more replicas at once, fewer only when two readings in a row agree", () => {
@@ -36,16 +26,17 @@ describe("ReplicaCount", () => {
   });
 });
 
-describe("RatePresence, against a real nats-server", () => {
+describe("Presence, against a real nats-server", () => {
   const INTERVAL = 200;
 
   async function replica(control: { bucket: string; replicas: number }, routes: Record<string, Shares>) {
     const kv = await openPresence(h.nc, control, 1_500);
-    const presence = new RatePresence({
+    const presence = new Presence({
       kv,
       jsm: h.jsm,
       bucket: presenceBucket(control),
       routes: new Map(Object.entries(routes)),
+      rateLimited: new Set(Object.keys(routes)),
       log: silent,
       intervalMs: INTERVAL,
     });
@@ -88,7 +79,7 @@ describe("bridge replicas sharing a route's rate_limit", () => {
   it("split it between them, and one takes all of it when the other stops", async () => {
     const fn = await HttpFunction.start();
     cleanups.push(() => fn.close());
-    const { config, subject } = pacedBridgeConfig(h.server.url, fn.url, "20/s");
+    const { config, subject } = oneRouteBridgeConfig(h.server.url, fn.url, { rate_limit: "20/s" });
     const bridges: RunningBridge[] = [];
     const sent: number[] = [];
     for (let i = 0; i < 2; i++) {
@@ -116,5 +107,40 @@ describe("bridge replicas sharing a route's rate_limit", () => {
     await waitFor("40 more sent", () => sent.length >= from + 40, 10_000);
     // Alone at 20/s: 40 in ~2 s, not the ~4 s of half the limit.
     expect((sent[from + 39] as number) - (sent[from] as number)).toBeLessThan(3_000);
+  });
+});
+
+describe("what a bridge reports of its routes", () => {
+  it("its circuit breaker opened by a failing function, with what it holds; closed again after", async () => {
+    let down = true;
+    const fn = await HttpFunction.start(() =>
+      down ? { status: 503, body: { error: "down" } } : { status: 200 },
+    );
+    cleanups.push(() => fn.close());
+    const { config, subject } = oneRouteBridgeConfig(h.server.url, fn.url, {
+      circuit_breaker: { failures: 3, open_for: "500ms" },
+    });
+    const bridge = await startBridge(config, { logger: silent });
+    cleanups.push(() => bridge.shutdown());
+    const reports = async () => (await readReports(h.jsm, presenceBucket(config.control))).get("paced") ?? [];
+    await waitFor("the bridge's first report", async () => (await reports()).length === 1);
+    expect(await reports()).toEqual([
+      expect.objectContaining({ breaker_open: false, held: 0, in_flight: 0, waiting: 0 }),
+    ]);
+
+    for (let n = 0; n < 10; n++) await h.js.publish(subject, JSON.stringify({ n }));
+    const open = await waitFor("the open circuit reported", async () => {
+      const [report] = await reports();
+      return report?.breaker_open && report.held > 0 ? report : undefined;
+    });
+    expect(open?.held).toBeLessThanOrEqual(10);
+    down = false;
+    await waitFor("the closed circuit reported", async () => {
+      const [report] = await reports();
+      return report && !report.breaker_open && report.held === 0;
+    });
+    await bridge.shutdown();
+    // Gone at once, not when its key expires.
+    expect(await reports()).toEqual([]);
   });
 });

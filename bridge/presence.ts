@@ -6,15 +6,18 @@ import type pino from "pino";
 import type { Config } from "./config.ts";
 
 /**
- * Which replicas share each rate-limited route, so that they split its `rate_limit` between them instead
- * of each sending at the whole of it (and KEDA multiplying it as it adds replicas).
+ * Which bridge replicas consume each route, and what each reports of it: so that the replicas of a
+ * rate-limited route split its `rate_limit` between them instead of each sending at the whole of it (and
+ * KEDA multiplying it as it adds replicas), and so that `jetway status` can show every replica's circuit
+ * breaker, which is each replica's own.
  *
- * Each replica keeps a key `<route>.<replica>` per rate-limited route in a key-value bucket whose entries
- * expire (`<control.bucket>-presence`, max age PRESENCE_TTL_MS), puts it again every PRESENCE_INTERVAL_MS,
- * and counts the route's keys as often: one stream-info request, no consumer. A replica that stops purges
- * its keys, so the others take up its share within two intervals (ReplicaCount); one that dies is forgotten
- * when its keys expire, and until then the others send less than the limit, never more. A replica that joins waits an
- * interval and a half (JOIN_WAITS) before its first count, by which time every other replica has counted it.
+ * Each replica keeps a key `<route>.<replica>` per route in a key-value bucket whose entries expire
+ * (`<control.bucket>-presence`, max age PRESENCE_TTL_MS), puts it again with its report every
+ * PRESENCE_INTERVAL_MS, and counts the rate-limited routes' keys as often: one stream-info request, no
+ * consumer. A replica that stops purges its keys, so the others take up its share within two intervals
+ * (ReplicaCount); one that dies is forgotten when its keys expire, and until then the others send less than
+ * the limit, never more. A replica with a rate-limited route waits an interval and a half (JOIN_WAITS)
+ * before its first count, by which time every other replica has counted it.
  */
 
 export const PRESENCE_INTERVAL_MS = 1_000;
@@ -36,7 +39,7 @@ export function openPresence(
     replicas: control.replicas,
     history: 1,
     ttl: ttlMs,
-    description: "jetway bridge replicas per rate-limited route: <route>.<replica>, expiring",
+    description: "jetway bridge replicas per route and what each reports: <route>.<replica>, expiring",
   });
 }
 
@@ -97,23 +100,83 @@ export class ReplicaCount {
   }
 }
 
-/** What presence drives: a route's share of its limit. */
-export interface RateShared {
-  shareRateLimit(replicas: number): void;
+/** What a replica says of a route, every interval. */
+export interface RouteReport {
+  /** Its circuit breaker has paused the route (the function looks down to this replica). */
+  breaker_open: boolean;
+  /** Messages it holds while the route is paused, by its breaker or an operator. */
+  held: number;
+  in_flight: number;
+  /** Received and not sent yet: waiting for a slot, the rate limit or a batch. */
+  waiting: number;
+}
+
+/** A replica's report as stored: the report, when it was made, and by whom. */
+export interface ReplicaReport extends RouteReport {
+  replica: string;
+  at: string;
+}
+
+/** Every replica's latest report per route (for `jetway status`): a read per key. None without the bucket. */
+export async function readReports(
+  jsm: JetStreamManager,
+  bucket: string,
+): Promise<Map<string, ReplicaReport[]>> {
+  const { keys } = await countReplicas(jsm, bucket);
+  const out = new Map<string, ReplicaReport[]>();
+  for (const key of [...keys].sort()) {
+    const message = await jsm.streams
+      .getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` })
+      .catch(() => null);
+    // Gone since the listing (a replica stopped), or not a report.
+    const report = message && parseReport(message.string());
+    if (!report) continue;
+    const dot = key.indexOf(".");
+    const route = key.slice(0, dot);
+    out.set(route, [...(out.get(route) ?? []), { replica: key.slice(dot + 1), ...report }]);
+  }
+  return out;
+}
+
+function parseReport(text: string): Omit<ReplicaReport, "replica"> | undefined {
+  let r: Partial<ReplicaReport> | null;
+  try {
+    r = JSON.parse(text) as Partial<ReplicaReport> | null;
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== "object" || r === null || typeof r.at !== "string") return undefined;
+  const count = (n: unknown) => (typeof n === "number" ? n : 0);
+  return {
+    at: r.at,
+    breaker_open: r.breaker_open === true,
+    held: count(r.held),
+    in_flight: count(r.in_flight),
+    waiting: count(r.waiting),
+  };
+}
+
+/** One route of this replica, as presence sees it. */
+export interface PresentRoute {
+  report(): RouteReport;
+  /** On a rate-limited route: take a `1 / replicas` share of the limit. */
+  shareRateLimit?(replicas: number): void;
 }
 
 export interface PresenceOptions {
   kv: KV;
   jsm: JetStreamManager;
   bucket: string;
-  /** The rate-limited routes of this replica, by name. */
-  routes: ReadonlyMap<string, RateShared>;
+  /** This replica's routes, by name. */
+  routes: ReadonlyMap<string, PresentRoute>;
+  /** Those of them with a `rate_limit`: counted every interval, and told their share. */
+  rateLimited: ReadonlySet<string>;
   log: pino.Logger;
   id?: string;
   intervalMs?: number;
 }
 
-export class RatePresence {
+export class Presence {
   readonly id: string;
   private readonly o: PresenceOptions;
   private readonly stream: string;
@@ -127,17 +190,25 @@ export class RatePresence {
     this.id = options.id ?? replicaId();
     this.stream = `KV_${options.bucket}`;
     this.intervalMs = options.intervalMs ?? PRESENCE_INTERVAL_MS;
-    for (const route of options.routes.keys()) this.counts.set(route, new ReplicaCount());
+    for (const route of options.rateLimited) this.counts.set(route, new ReplicaCount());
   }
 
   /**
-   * Announces this replica, waits until the others have counted it, then applies the first count. May be
-   * called again after it failed (start-up retries it while JetStream is not ready).
+   * Announces this replica; with a rate-limited route, waits until the others have counted it, then applies
+   * the first count. May be called again after it failed (start-up retries it while JetStream is not ready).
    */
   async start(): Promise<void> {
-    await this.announce();
-    await new Promise((r) => setTimeout(r, JOIN_WAITS * this.intervalMs));
-    await this.count();
+    try {
+      await this.announce();
+    } catch (error) {
+      // Without a rate limit to share, presence only informs `jetway status`: not worth failing for.
+      if (this.o.rateLimited.size > 0) throw error;
+      this.o.log.warn({ err: error }, "announcing this replica failed: jetway status will not show it");
+    }
+    if (this.o.rateLimited.size > 0) {
+      await new Promise((r) => setTimeout(r, JOIN_WAITS * this.intervalMs));
+      await this.count();
+    }
     if (this.stopped) return;
     this.timer = setInterval(() => void this.tick(), this.intervalMs).unref();
   }
@@ -165,23 +236,27 @@ export class RatePresence {
 
   private async announce(): Promise<void> {
     const at = new Date().toISOString();
-    await Promise.all([...this.o.routes.keys()].map((route) => this.o.kv.put(this.key(route), at)));
+    await Promise.all(
+      [...this.o.routes].map(([route, r]) =>
+        this.o.kv.put(this.key(route), JSON.stringify({ at, ...r.report() })),
+      ),
+    );
   }
 
   private async count(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.o.rateLimited.size === 0) return;
     const { replicas: seen, keys } = await countReplicas(this.o.jsm, this.o.bucket);
-    for (const [route, target] of this.o.routes) {
+    for (const route of this.o.rateLimited) {
       // This replica counts whether or not its own put got through.
       const reading = (seen.get(route) ?? 0) + (keys.has(this.key(route)) ? 0 : 1);
       const replicas = this.counts.get(route)?.read(reading);
       if (replicas === undefined) continue;
       this.o.log.info({ route, replicas }, "rate limit shared");
-      target.shareRateLimit(replicas);
+      this.o.routes.get(route)?.shareRateLimit?.(replicas);
     }
   }
 
-  /** Stops announcing and removes this replica's keys, so the others take up its share at their next count. */
+  /** Stops announcing and removes this replica's keys: the others take up its share within two counts. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);

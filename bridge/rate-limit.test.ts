@@ -3,7 +3,7 @@ import { createLogger } from "./logger.ts";
 import { startBridge } from "./main.ts";
 import { RatePacer } from "./rate-limit.ts";
 import { HttpFunction, type RecordedRequest, waitFor } from "./testing/http-function.ts";
-import { pacedBridgeConfig, pacedGauge } from "./testing/paced-bridge.ts";
+import { oneRouteBridgeConfig, pacedGauge } from "./testing/one-route-bridge.ts";
 import { type RouteFixture, routeFixture, useHarness } from "./testing/route-fixture.ts";
 
 /** Sends one message at a time as soon as the pacer allows, from `start`; returns when each went. */
@@ -216,7 +216,7 @@ describe("a route with rate_limit, against a real nats-server", () => {
   it("counts what waits for the limit in jetway_route_waiting, back to 0 once sent", async () => {
     const fn = await HttpFunction.start();
     cleanups.push(() => fn.close());
-    const { config, subject } = pacedBridgeConfig(h.server.url, fn.url, "10/s");
+    const { config, subject } = oneRouteBridgeConfig(h.server.url, fn.url, { rate_limit: "10/s" });
     const bridge = await startBridge(config, { logger: createLogger({ level: "silent" }) });
     cleanups.push(() => bridge.shutdown());
     for (let n = 0; n < 20; n++) await h.js.publish(subject, JSON.stringify({ n }));

@@ -139,10 +139,19 @@ export async function connectAndProvision(
       () => openControl(nc, config.control),
       ready,
     );
-    // Only replicas of rate-limited routes need to find one another.
-    const presence = config.routes.some((r) => r.rate_limit)
-      ? await untilReady("opening the presence bucket", () => openPresence(nc, config.control), ready)
-      : undefined;
+    const presence = await untilReady(
+      "opening the presence bucket",
+      () => openPresence(nc, config.control),
+      ready,
+    ).catch((error: unknown) => {
+      // Replicas of a rate-limited route must find one another; otherwise it only informs `jetway status`.
+      if (config.routes.some((r) => r.rate_limit)) throw error;
+      logger.warn(
+        { err: error },
+        "opening the presence bucket failed: jetway status will not show this replica",
+      );
+      return undefined;
+    });
     return { nc, version, jsm, control, presence };
   } catch (error) {
     await nc.close();

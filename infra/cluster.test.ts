@@ -14,13 +14,14 @@ import {
   openPresence,
   PRESENCE_INTERVAL_MS,
   PRESENCE_TTL_MS,
+  Presence,
   presenceBucket,
-  RatePresence,
 } from "../bridge/presence.ts";
 import { provision } from "../bridge/provision.ts";
 import { serverFeatures } from "../bridge/server-features.ts";
 import { HttpFunction } from "../bridge/testing/http-function.ts";
 import { pauseRecorder } from "../bridge/testing/pauses.ts";
+import { ShareRecorder } from "../bridge/testing/presence.ts";
 import { NatsCluster, poll } from "./testing/nats-cluster.ts";
 
 /**
@@ -266,22 +267,23 @@ describe("3-node JetStream cluster", () => {
     const victim = cluster.node(leader ?? "");
     // Both replicas on the nodes that stay: only the bucket's leader goes, not their connections.
     const others = cluster.urls.filter((u) => u !== victim.url);
-    const shares: number[][] = [[], []];
-    for (const seen of shares) {
+    const replicas = [new ShareRecorder(), new ShareRecorder()];
+    for (const route of replicas) {
       const replicaNc = await connect({ servers: others, reconnectTimeWait: 250 });
       cleanups.push(() => replicaNc.close());
-      const presence = new RatePresence({
+      const presence = new Presence({
         kv: await openPresence(replicaNc, control),
         jsm: await jetstreamManager(replicaNc),
         bucket,
-        routes: new Map([["paced", { shareRateLimit: (n: number) => seen.push(n) }]]),
+        routes: new Map([["paced", route]]),
+        rateLimited: new Set(["paced"]),
         log: silent,
       });
       await presence.start();
       cleanups.push(() => presence.stop());
     }
     await poll("both replicas counting two", async () =>
-      shares.every((s) => s.at(-1) === 2) ? true : undefined,
+      replicas.every((r) => r.last === 2) ? true : undefined,
     );
 
     await victim.stopProcess(true);
@@ -301,7 +303,7 @@ describe("3-node JetStream cluster", () => {
     }
     // The first counted itself alone until the second came; after that neither took the whole limit,
     // which would have sent it twice over.
-    expect(shares).toEqual([[1, 2], [2]]);
+    expect(replicas.map((r) => r.seen)).toEqual([[1, 2], [2]]);
     await poll("the restarted node back in the stream", replicasCurrent, { timeoutMs: 45_000 });
   });
 

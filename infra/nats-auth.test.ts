@@ -13,11 +13,12 @@ import { BridgeEvents } from "../bridge/events.ts";
 import { JetStreamPublisher } from "../bridge/js-publisher.ts";
 import { connectionOptions } from "../bridge/nats.ts";
 import { NatsServer } from "../bridge/nats-server.ts";
-import { openPresence, presenceBucket, RatePresence } from "../bridge/presence.ts";
+import { openPresence, Presence, presenceBucket } from "../bridge/presence.ts";
 import { provision } from "../bridge/provision.ts";
 import { serverFeatures } from "../bridge/server-features.ts";
 import { HttpFunction } from "../bridge/testing/http-function.ts";
 import { pauseRecorder } from "../bridge/testing/pauses.ts";
+import { ShareRecorder } from "../bridge/testing/presence.ts";
 import { readText, readYaml } from "./testing/manifests.ts";
 import { poll } from "./testing/nats-cluster.ts";
 
@@ -121,19 +122,20 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
   it("announces itself in the presence bucket of a rate-limited route, and removes itself on stop", async () => {
     const kv = await openPresence(nc, config.control);
     const jsm = await jetstreamManager(nc);
-    const shares: number[] = [];
-    const presence = new RatePresence({
+    const route = new ShareRecorder();
+    const presence = new Presence({
       kv,
       jsm,
       bucket: presenceBucket(config.control),
-      routes: new Map([["payment", { shareRateLimit: (n: number) => shares.push(n) }]]),
+      routes: new Map([["payment", route]]),
+      rateLimited: new Set(["payment"]),
       log: silent,
       intervalMs: 100,
     });
     await presence.start();
     const stream = `KV_${presenceBucket(config.control)}`;
     try {
-      expect(shares).toEqual([1]);
+      expect(route.seen).toEqual([1]);
       expect((await jsm.streams.info(stream)).state.messages).toBeGreaterThanOrEqual(1);
     } finally {
       await presence.stop();

@@ -201,19 +201,24 @@ describe("jetway CLI", () => {
         consumer: { pending: 3, unacked: 2, max_unacked: 128, redelivered: 1, pulls: 0 },
         dead_letters: 2,
         paused: expect.objectContaining({ reason: "gateway maintenance" }),
+        replicas: [],
       },
-      { route: "beta", stream, dead_letters: 1 },
+      { route: "beta", stream, dead_letters: 1, replicas: [] },
     ]);
     const table = (await jetway("status", "--config", both)).stdout.split("\n");
     expect(table[0]).toMatch(
-      /^route\s+stream\s+pending\s+unacked\s+redelivered\s+pulls\s+dead letters\s+rate limit\s+note$/,
+      /^route\s+stream\s+replicas\s+pending\s+unacked\s+redelivered\s+pulls\s+dead letters\s+rate limit\s+note$/,
     );
-    expect(table[1]).toMatch(/^alpha\s+ST_\w+\s+3\s+2\/128\s+1\s+0\s+2\s+-\s+paused: gateway maintenance$/);
-    expect(table[2]).toMatch(/^beta\s+ST_\w+(\s+-){4}\s+1\s+-\s+no consumer: jetway provision creates it$/);
+    expect(table[1]).toMatch(
+      /^alpha\s+ST_\w+\s+0\s+3\s+2\/128\s+1\s+0\s+2\s+-\s+paused: gateway maintenance$/,
+    );
+    expect(table[2]).toMatch(
+      /^beta\s+ST_\w+\s+0(\s+-){4}\s+1\s+-\s+no consumer: jetway provision creates it$/,
+    );
     expect((await jetway("status", "extra", "--config", both)).code).toBe(2);
   });
 
-  it("status: a rate-limited route's limit, and how many replicas share it", async () => {
+  it("status: every replica's report of each route, its circuit breaker and the route's rate limit", async () => {
     const stream = `RT_${id}`;
     const control = { bucket: `rt-${id}`, replicas: 1 };
     const file = join(dir, "rate.json");
@@ -231,20 +236,34 @@ describe("jetway CLI", () => {
       }),
     );
     expect((await jetway("provision", "--config", file)).code).toBe(0);
-    const status = async () => JSON.parse((await jetway("status", "--json", "--config", file)).stdout);
+    const status = async () =>
+      JSON.parse((await jetway("status", "--json", "--config", file)).stdout) as RouteStatus[];
     // No replica has run yet: no presence bucket either.
     expect((await status())[0]).toMatchObject({
       route: "paced",
-      rate_limit: { per_second: 1.5, replicas: 0 },
+      rate_limit: { per_second: 1.5 },
+      replicas: [],
     });
-    // Two replicas announced (as RatePresence does), and one of another route.
+    // What two replicas report (as Presence puts it), one with its circuit open; and one not JSON.
     const kv = await openPresence(nc, control);
-    for (const key of ["paced.replica-a", "paced.replica-b", "other.replica-a"]) await kv.put(key, "now");
-    const rows = (await status()) as RouteStatus[];
-    expect(rows[0]?.rate_limit).toEqual({ per_second: 1.5, replicas: 2 });
+    const at = new Date().toISOString();
+    const report = (open: boolean, held: number) =>
+      JSON.stringify({ at, breaker_open: open, held, in_flight: 1, waiting: 2 });
+    await kv.put("paced.replica-a", report(true, 7));
+    await kv.put("paced.replica-b", report(false, 0));
+    await kv.put("free.replica-a", report(false, 0));
+    await kv.put("free.replica-c", "not a report");
+    const rows = await status();
+    expect(rows[0]?.replicas).toEqual([
+      { replica: "replica-a", at, breaker_open: true, held: 7, in_flight: 1, waiting: 2 },
+      { replica: "replica-b", at, breaker_open: false, held: 0, in_flight: 1, waiting: 2 },
+    ]);
     expect(rows[1]).not.toHaveProperty("rate_limit");
+    expect(rows[1]?.replicas.map((r) => r.replica)).toEqual(["replica-a"]);
     const table = (await jetway("status", "--config", file)).stdout.split("\n");
-    expect(table[1]).toMatch(/^paced\s.*\s1\.5\/s over 2\s+-$/);
-    expect(table[2]).toMatch(/^free\s.*\s0\s+-\s+-$/);
+    expect(table[1]).toMatch(
+      /^paced\s+RT_\w+\s+2\s.*\s1\.5\/s\s+circuit open on 1 of 2 replicas \(7 held\)$/,
+    );
+    expect(table[2]).toMatch(/^free\s+RT_\w+\s+1\s.*\s0\s+-\s+-$/);
   });
 });

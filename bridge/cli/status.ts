@@ -8,7 +8,7 @@ import { type Config, durableName, maxAckPending } from "../config.ts";
 import { listPauses, openControl, type PauseRecord } from "../control.ts";
 import { deadLetterSubject } from "../dead-letter-headers.ts";
 import { connectNats } from "../nats.ts";
-import { countReplicas, presenceBucket } from "../presence.ts";
+import { presenceBucket, type ReplicaReport, readReports } from "../presence.ts";
 import { CONFIG_OPTION, type Command, configFrom, parseFlags, UsageError } from "./common.ts";
 
 /** One route as JetStream and the control bucket see it: every replica's share together. */
@@ -31,8 +31,10 @@ export interface RouteStatus {
   dead_letters: number;
   /** An operator's pause (`jetway pause`), or why its record is unreadable. */
   paused?: PauseRecord | string;
-  /** A route with `rate_limit`: messages per second in all, and the replicas announced to share it. */
-  rate_limit?: { per_second: number; replicas: number };
+  /** A route with `rate_limit`: messages per second in all, which the replicas split between them. */
+  rate_limit?: { per_second: number };
+  /** What each bridge replica consuming the route last reported (within the last few seconds). */
+  replicas: ReplicaReport[];
 }
 
 /** The stream or the durable does not exist: not provisioned yet, or deleted. */
@@ -59,9 +61,9 @@ export async function routeStatuses(
   config: Config,
   pauses: Map<string, PauseRecord | string>,
 ): Promise<RouteStatus[]> {
-  const [deadLetters, presence] = await Promise.all([
+  const [deadLetters, reports] = await Promise.all([
     deadLettersByRoute(jsm, config),
-    config.routes.some((r) => r.rate_limit) ? countReplicas(jsm, presenceBucket(config.control)) : undefined,
+    readReports(jsm, presenceBucket(config.control)),
   ]);
   return Promise.all(
     config.routes.map(async (route): Promise<RouteStatus> => {
@@ -70,6 +72,7 @@ export async function routeStatuses(
         throw error;
       });
       const paused = pauses.get(route.name);
+      const replicas = reports.get(route.name) ?? [];
       return {
         route: route.name,
         stream: route.stream,
@@ -87,30 +90,36 @@ export async function routeStatuses(
         ...(route.rate_limit && {
           rate_limit: {
             per_second: (route.rate_limit.messages * 1_000) / route.rate_limit.perMs,
-            replicas: presence?.replicas.get(route.name) ?? 0,
           },
         }),
+        replicas,
       };
     }),
   );
 }
 
-/** What else to know of the route: no durable, or an operator's pause in force. */
-function note(r: RouteStatus, now: number): string {
-  if (!r.consumer) return "no consumer: jetway provision creates it";
-  const { paused } = r;
-  if (paused === undefined) return "-";
+/** An operator's pause in force, if any. */
+function pauseNote(paused: RouteStatus["paused"], now: number): string | undefined {
+  if (paused === undefined) return undefined;
   if (typeof paused === "string") return `paused (unreadable record: ${paused})`;
   // A timed pause ends on each bridge by itself; its record stays until the next pause or resume.
-  if (paused.until && Date.parse(paused.until) <= now) return "-";
+  if (paused.until && Date.parse(paused.until) <= now) return undefined;
   return `paused: ${paused.reason}${paused.until ? ` (until ${paused.until})` : ""}`;
 }
 
-/** "20/s over 2": the route's limit in all, and the replicas sharing it (each sends its share). */
-function rateCell(r: RouteStatus): string {
-  if (!r.rate_limit) return "-";
-  const { per_second: perSecond, replicas } = r.rate_limit;
-  return `${Number(perSecond.toPrecision(6))}/s over ${replicas}`;
+/** Replicas whose circuit breaker has paused the route, and what they hold. */
+function breakerNote(replicas: ReplicaReport[]): string | undefined {
+  const open = replicas.filter((r) => r.breaker_open);
+  if (open.length === 0) return undefined;
+  const held = open.reduce((sum, r) => sum + r.held, 0);
+  return `circuit open on ${open.length} of ${replicas.length} replicas (${held} held)`;
+}
+
+/** What else to know of the route: no durable, an operator's pause, open circuit breakers. */
+function note(r: RouteStatus, now: number): string {
+  if (!r.consumer) return "no consumer: jetway provision creates it";
+  const notes = [pauseNote(r.paused, now), breakerNote(r.replicas)].filter((n) => n !== undefined);
+  return notes.length > 0 ? notes.join("; ") : "-";
 }
 
 /** A table: one line per route, columns padded to their widest cell. */
@@ -118,6 +127,7 @@ export function formatStatus(rows: RouteStatus[], now = Date.now()): string {
   const header = [
     "route",
     "stream",
+    "replicas",
     "pending",
     "unacked",
     "redelivered",
@@ -131,7 +141,16 @@ export function formatStatus(rows: RouteStatus[], now = Date.now()): string {
     const counts = c
       ? [String(c.pending), `${c.unacked}/${c.max_unacked}`, String(c.redelivered), String(c.pulls)]
       : ["-", "-", "-", "-"];
-    return [r.route, r.stream, ...counts, String(r.dead_letters), rateCell(r), note(r, now)];
+    const limit = r.rate_limit ? `${Number(r.rate_limit.per_second.toPrecision(6))}/s` : "-";
+    return [
+      r.route,
+      r.stream,
+      String(r.replicas.length),
+      ...counts,
+      String(r.dead_letters),
+      limit,
+      note(r, now),
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   return [header, ...lines]
@@ -145,8 +164,9 @@ export function formatStatus(rows: RouteStatus[], now = Date.now()): string {
 }
 
 /**
- * `jetway status`: each route's lag, messages out with the replicas, retries, consumers pulling, dead letters
- * and operator pause, read from JetStream and the control bucket (a breaker's pause is per replica: /readyz).
+ * `jetway status`: each route's replicas, lag, messages out with the replicas, retries, consumers pulling,
+ * dead letters, rate limit, operator pause and open circuit breakers, read from JetStream, the control bucket
+ * and what each replica reports in the presence bucket.
  */
 export const command: Command = {
   usage: "jetway status [--json] --config FILE",

@@ -1,7 +1,7 @@
 import { type Config, parseConfig } from "../config.ts";
 
-/** A bridge config with one route, `paced`, under `rate_limit` on a stream of its own; `subject` is in it. */
-export function pacedBridgeConfig(natsUrl: string, fnUrl: string, rateLimit: string) {
+/** A bridge config with one route, `paced`, with `route`'s settings on a stream of its own; `subject` is in it. */
+export function oneRouteBridgeConfig(natsUrl: string, fnUrl: string, route: Record<string, unknown>) {
   const id = Math.random().toString(36).slice(2, 8);
   const config: Config = parseConfig(
     {
@@ -10,7 +10,7 @@ export function pacedBridgeConfig(natsUrl: string, fnUrl: string, rateLimit: str
       streams: [{ name: `RL_${id}`, subjects: [`rl_${id}.>`] }],
       dead_letter: { stream: `RLDLQ_${id}`, subject_prefix: `rldlq_${id}` },
       control: { bucket: `rl-${id}` },
-      routes: [{ name: "paced", stream: `RL_${id}`, url: fnUrl, rate_limit: rateLimit }],
+      routes: [{ name: "paced", stream: `RL_${id}`, url: fnUrl, ...route }],
     },
     "test",
     {},
