@@ -107,8 +107,9 @@ const routeSchema = z
      */
     batch: batchSchema.optional(),
     /**
-     * At most this many messages a second (or per the duration given) to the function, per bridge replica:
-     * "200/s", "1000/m", "5/10s". What arrives faster waits in the bridge, kept alive (rate-limit.ts).
+     * At most this many messages a second (or per the duration given) to the function, split between the
+     * bridge replicas (presence.ts): "200/s", "1000/m", "5/10s". What arrives faster waits in the bridge,
+     * kept alive (rate-limit.ts).
      */
     rate_limit: rate.optional(),
     /**

@@ -36,11 +36,12 @@ export const rate = z.union([z.string(), z.number()]).transform((value, ctx) => 
   return limit;
 });
 
-/** The largest burst, as time at the limit's pace: what arrives after a quiet spell goes out at once up to it. */
+/** The largest burst, as time at the replica's pace: what arrives after a quiet spell goes out at once up to it. */
 const BURST_MS = 100;
 
 /**
- * Paces a route's deliveries to its `rate_limit` (the generic cell rate algorithm: one number to keep).
+ * Paces a route's deliveries to this replica's share of its `rate_limit` (the generic cell rate algorithm: one
+ * number to keep).
  * A quiet route may send a burst of up to a tenth of a second's worth at once (at least one message);
  * beyond that, messages go out evenly spaced. A batch larger than the burst goes when nothing is owed, and
  * its size is then paid off before the next: the average holds for any batch size. One timer at most.
@@ -50,7 +51,7 @@ export class RatePacer {
   /** Milliseconds per message at this replica's share of the limit. */
   private interval: number;
   private burst: number;
-  /** When the messages sent so far would have finished going out at the limit's pace (performance.now()). */
+  /** When the messages sent so far would have finished going out at this replica's pace (performance.now()). */
   private paidUntil = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private readonly wake: () => void;
