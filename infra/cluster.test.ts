@@ -271,15 +271,22 @@ describe("3-node JetStream cluster", () => {
     for (const route of replicas) {
       const replicaNc = await connect({ servers: others, reconnectTimeWait: 250 });
       cleanups.push(() => replicaNc.close());
+      // A cluster just through the previous test's restart can time a JetStream request out: retried, as
+      // the bridge's start-up does.
+      const kv = await poll("the bucket from the replica", async () => openPresence(replicaNc, control), {
+        timeoutMs: 40_000,
+      });
       const presence = new Presence({
-        kv: await openPresence(replicaNc, control),
+        kv,
         jsm: await jetstreamManager(replicaNc),
         bucket,
         routes: new Map([["paced", route]]),
         rateLimited: new Set(["paced"]),
         log: silent,
       });
-      await presence.start();
+      await poll("the replica announced", async () => presence.start().then(() => true), {
+        timeoutMs: 40_000,
+      });
       cleanups.push(() => presence.stop());
     }
     await poll("both replicas counting two", async () =>
