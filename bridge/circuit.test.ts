@@ -17,7 +17,8 @@ describe("Circuit", () => {
     const c = new Circuit(
       { failures, open_for: 100, max_open: 350 },
       {
-        opened: (pauseMs) => calls.push(`open ${pauseMs}`),
+        opened: (pauseMs, _reason, cause) =>
+          calls.push(cause === "elsewhere" ? `open ${pauseMs} (elsewhere)` : `open ${pauseMs}`),
         halfOpened: () => calls.push("probe"),
         closed: () => calls.push("closed"),
         paused: (reason) => calls.push(`paused ${reason}`),
@@ -152,6 +153,47 @@ describe("Circuit", () => {
     expect(c.holding).toBe(false);
   });
 
+  it("another replica's opening opens it at once when its own last answer was a failure", () => {
+    vi.useFakeTimers();
+    const { c, calls } = circuit(20);
+    c.failed("503");
+    c.openedElsewhere("503 from the gateway");
+    expect(c.state).toBe("open");
+    expect(calls).toEqual(["open 100 (elsewhere)"]);
+    // Its probe goes as usual, and a success closes it.
+    vi.advanceTimersByTime(100);
+    c.succeeded();
+    expect(calls).toEqual(["open 100 (elsewhere)", "probe", "closed"]);
+  });
+
+  it("after another replica's opening, one failure here within max_open opens it; an answer first clears that", () => {
+    vi.useFakeTimers();
+    const first = circuit(20);
+    first.c.openedElsewhere("503");
+    expect(first.c.state).toBe("closed");
+    first.c.failed("503");
+    expect(first.calls).toEqual(["open 100 (elsewhere)"]);
+    first.c.stop();
+
+    // The function answers this replica: it goes on, and later failures count from 1 to `failures` again.
+    const second = circuit(3);
+    second.c.openedElsewhere("503");
+    second.c.succeeded();
+    second.c.failed("503");
+    second.c.failed("503");
+    expect(second.c.state).toBe("closed");
+    second.c.failed("503");
+    expect(second.calls).toEqual(["open 100"]);
+    second.c.stop();
+
+    // Past max_open the hint is stale.
+    const third = circuit(3);
+    third.c.openedElsewhere("503");
+    vi.advanceTimersByTime(351);
+    third.c.failed("503");
+    expect(third.c.state).toBe("closed");
+  });
+
   it("without a breaker (NO_BREAKER) it never opens by itself, but an operator can pause it", () => {
     const calls: string[] = [];
     const c = new Circuit(NO_BREAKER, {
@@ -162,6 +204,9 @@ describe("Circuit", () => {
       resumed: () => calls.push("resumed"),
     });
     c.failed("down", 1_000_000);
+    expect(c.holding).toBe(false);
+    c.openedElsewhere("503");
+    c.failed("down");
     expect(c.holding).toBe(false);
     c.pause("by hand");
     expect(c.holding).toBe(true);

@@ -6,10 +6,16 @@ export type CircuitPolicy = Exclude<RouteConfig["circuit_breaker"], false>;
 /** A route with `circuit_breaker: false`: its circuit never opens by itself, only an operator pauses it. */
 export const NO_BREAKER: CircuitPolicy = { failures: Number.POSITIVE_INFINITY, open_for: 0, max_open: 0 };
 
+/**
+ * Why a circuit opened: `failures` in a row here, a failed `probe`, or another replica's circuit having
+ * opened (`elsewhere`) while this one was failing too.
+ */
+export type OpenCause = "failures" | "probe" | "elsewhere";
+
 /** What the route does on each transition; called synchronously from the transition. */
 export interface CircuitHooks {
   /** Stop sending and hold what is here; `pauseMs` until the probe. */
-  opened(pauseMs: number, reason: string): void;
+  opened(pauseMs: number, reason: string, cause: OpenCause): void;
   /** Send one probe (the oldest held message or batch). */
   halfOpened(): void;
   /** The function answers again: run what was held and go on. */
@@ -41,6 +47,8 @@ export class Circuit {
   /** The operator's reason while paused by hand. */
   private manual: string | undefined;
   private manualAt = 0;
+  /** Until when another replica's open circuit makes one failure here enough (openedElsewhere). */
+  private suspectUntil = 0;
   private readonly policy: CircuitPolicy;
   private readonly hooks: CircuitHooks;
 
@@ -67,6 +75,7 @@ export class Circuit {
   /** The function decided about a message (acked it, or refused it as bad). */
   succeeded(): void {
     this.streak = 0;
+    this.suspectUntil = 0;
     if (this.current === "closed") return;
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -85,20 +94,35 @@ export class Circuit {
     if (this.current === "half_open") {
       // The probe failed: wait longer before the next one.
       this.pauseMs = Math.min(this.pauseMs * 2, this.policy.max_open);
-      this.open(reason, retryMs);
+      this.open(reason, retryMs, "probe");
     } else if (this.current === "closed" && this.streak >= this.policy.failures) {
-      this.openedAt = performance.now();
-      this.open(reason, retryMs);
+      this.open(reason, retryMs, "failures");
+    } else if (this.current === "closed" && performance.now() < this.suspectUntil) {
+      this.open(reason, retryMs, "elsewhere");
     }
   }
 
-  private open(reason: string, retryMs: number): void {
+  /**
+   * Another replica's circuit for this route opened after its own failures in a row. The function is likely
+   * down for this one too: if its last answer here was a failure, open now; otherwise the next failure
+   * within `max_open` opens it, instead of `failures` more. An answer here first clears that, so a replica
+   * the function still answers goes on. A route without a breaker ignores it.
+   */
+  openedElsewhere(reason: string): void {
+    if (this.current !== "closed" || this.policy.failures === Number.POSITIVE_INFINITY) return;
+    this.suspectUntil = performance.now() + this.policy.max_open;
+    if (this.streak > 0) this.open(`another replica's circuit opened: ${reason}`, 0, "elsewhere");
+  }
+
+  private open(reason: string, retryMs: number, cause: OpenCause): void {
     if (this.stopped) return;
+    if (this.current === "closed") this.openedAt = performance.now();
     this.current = "open";
+    this.suspectUntil = 0;
     const pauseMs = Math.min(Math.max(this.pauseMs, retryMs), this.policy.max_open);
     // Paused by hand: the probe waits for resume().
     if (this.manual === undefined) this.timer = setTimeout(this.probe, pauseMs);
-    this.hooks.opened(pauseMs, reason);
+    this.hooks.opened(pauseMs, reason, cause);
   }
 
   private readonly probe = (): void => {

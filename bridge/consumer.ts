@@ -3,7 +3,7 @@ import type pino from "pino";
 import { AckBatcher } from "./ack-batcher.ts";
 import { AckTicker, type Tickable } from "./ack-ticker.ts";
 import { BatchDispatcher } from "./batch-consumer.ts";
-import { Circuit, NO_BREAKER } from "./circuit.ts";
+import { Circuit, NO_BREAKER, type OpenCause } from "./circuit.ts";
 import { type Config, durableName, maxAckPending, type RouteConfig } from "./config.ts";
 import type { BridgeEvents, Delivery } from "./events.ts";
 import { Fifo } from "./fifo.ts";
@@ -215,6 +215,11 @@ export class RouteConsumer {
     };
   }
 
+  /** Another replica's circuit for this route opened (circuit-hints.ts): see Circuit.openedElsewhere. */
+  openedElsewhere(reason: string): void {
+    this.circuit.openedElsewhere(reason);
+  }
+
   /** `replicas` bridges consume this route (presence.ts): each sends its share of the route's `rate_limit`. */
   shareRateLimit(replicas: number): void {
     this.pacer?.share(replicas);
@@ -289,13 +294,13 @@ export class RouteConsumer {
    * are out, so the pause is bounded by configuration. Closing the pull instead would drop whatever was
    * already on the wire until its ack_wait ran out.
    */
-  private readonly circuitOpened = (pauseMs: number, reason: string): void => {
+  private readonly circuitOpened = (pauseMs: number, reason: string, cause: OpenCause): void => {
     this.holdQueued();
     // Announced once the failures that opened it are held too, so `held` counts them.
     queueMicrotask(() => {
       const held = this.heldCount;
-      this.o.events.emit("circuit:open", { route: this.route.name, pauseMs, reason, held });
-      this.log.warn({ pause_ms: pauseMs, reason, held }, "circuit open: route paused, messages held");
+      this.o.events.emit("circuit:open", { route: this.route.name, pauseMs, reason, held, cause });
+      this.log.warn({ pause_ms: pauseMs, reason, held, cause }, "circuit open: route paused, messages held");
     });
   };
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import type { OpenCause } from "./circuit.ts";
 
 /** What the bridge knows about one delivery of one message; passed to every lifecycle event. */
 export interface Delivery {
@@ -64,7 +65,7 @@ export interface BridgeEventMap {
   "consumer:bound": [{ route: string }];
   "consumer:error": [{ route: string; error: Error }];
   /** The route's function looks down: pulling stops and what the route has is held until a probe. */
-  "circuit:open": [{ route: string; pauseMs: number; reason: string; held: number }];
+  "circuit:open": [{ route: string; pauseMs: number; reason: string; held: number; cause: OpenCause }];
   "circuit:half_open": [{ route: string; held: number }];
   /** A probe (or a late answer) succeeded: pulling resumes and the held messages run. */
   "circuit:closed": [{ route: string; pausedMs: number; held: number }];

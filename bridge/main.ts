@@ -1,6 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type pino from "pino";
+import { CircuitHints } from "./circuit-hints.ts";
 import { type Config, durableName } from "./config.ts";
 import { durableGone, RouteConsumer } from "./consumer.ts";
 import { PauseWatcher } from "./control.ts";
@@ -10,7 +11,7 @@ import { JetStreamPublisher } from "./js-publisher.ts";
 import { createLogger } from "./logger.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { watchStatus } from "./nats.ts";
-import { Presence, presenceBucket } from "./presence.ts";
+import { Presence, presenceBucket, replicaId } from "./presence.ts";
 import { serverFeatures } from "./server-features.ts";
 import { once } from "./shutdown.ts";
 import { connectAndProvision, jetStreamNotReady, recreateConsumer, untilReady } from "./startup.ts";
@@ -83,6 +84,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   // Every replica says what it has of each route; those of a rate-limited route split its limit, and a
   // new one counts the others before it sends.
   const rateLimited = new Set(config.routes.filter((r) => r.rate_limit).map((r) => r.name));
+  const id = replicaId();
   const presence =
     presenceKv &&
     new Presence({
@@ -92,8 +94,15 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
       routes,
       rateLimited,
       log: logger,
+      id,
     });
   if (presence) await waitOut("announcing this replica to the others", () => presence.start());
+  // A circuit opened here by failures in a row is news to the other replicas: they open theirs sooner.
+  const hints = new CircuitHints(control, routes, id, logger);
+  events.on("circuit:open", ({ route, reason, cause }) => {
+    if (cause === "failures") hints.announce(route, reason);
+  });
+  await waitOut("following other replicas' circuits", () => hints.start());
   /** Routes whose deleted durable is being recreated: one loop each. */
   const recreating = new Set<string>();
   events.on("consumer:error", ({ route, error }) => logger.warn({ route, err: error }, "consumer error"));
@@ -186,6 +195,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   const shutdown = once(async () => {
     shuttingDown = true;
     pauses.stop();
+    hints.stop();
     // Gone from the count first: the other replicas take up this one's share while it finishes.
     await presence?.stop();
     await Promise.all(consumers.map((c) => c.stop(config.shutdown.grace_period)));
