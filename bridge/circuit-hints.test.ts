@@ -34,9 +34,15 @@ describe("circuit hints between replicas", () => {
     const paused = () => bridges.filter((b) => b.readiness().paused?.includes("paced")).length;
 
     // A low rate, one message at a time: failures on the two replicas add up one by one.
+    let hintTime = true;
     for (let n = 0; n < 40 && paused() < 2; n++) {
       await h.js.publish(subject, JSON.stringify({ n }));
       await new Promise((r) => setTimeout(r, 150));
+      // Once the first has opened, its hint gets time to arrive on a busy machine before the next failure.
+      if (paused() === 1 && hintTime) {
+        hintTime = false;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
     }
     await waitFor("both circuits open", () => paused() === 2, 2_000);
     expect(opened.sort()).toEqual(["elsewhere", "failures"]);
