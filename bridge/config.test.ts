@@ -27,6 +27,28 @@ function issuesOf(raw: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] 
 }
 
 describe("config", () => {
+  it("takes an http or https url, and tls towards the function only with https", () => {
+    const route = (extra: Record<string, unknown>) => ({
+      ...minimal,
+      routes: [{ ...minimal.routes[0], ...extra }],
+    });
+    expect(issuesOf(route({ url: "ftp://127.0.0.1/x" }))).toEqual([
+      "routes[0].url: must be an http:// or https:// URL",
+    ]);
+    expect(issuesOf(route({ tls: { ca_file: "ca.pem" } }))).toEqual([
+      "routes[0].tls: tls applies to an https:// url only",
+    ]);
+    expect(issuesOf(route({ url: "https://fn.internal/events", tls: { cert_file: "client.pem" } }))).toEqual([
+      "routes[0].tls: cert_file and key_file go together (a client certificate and its key)",
+    ]);
+    expect(
+      routeWith({ url: "https://fn.internal/events", tls: { ca_file: "ca.pem", server_name: "fn" } }).tls,
+    ).toEqual({
+      ca_file: "ca.pem",
+      server_name: "fn",
+    });
+  });
+
   it("applies defaults and parses durations to milliseconds", () => {
     const config = parseConfig(
       { ...minimal, routes: [{ ...minimal.routes[0], timeout: "2s", backoff: ["250ms", "1m"] }] },

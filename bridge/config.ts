@@ -20,6 +20,23 @@ const tls = z
   })
   .strict();
 
+/**
+ * TLS towards a route's function, beyond the system's trusted CAs: a private CA (`ca_file`, added to them)
+ * for functions behind an internal HTTPS endpoint, and a client certificate for mutual TLS.
+ */
+const routeTls = z
+  .object({
+    ca_file: z.string().min(1).optional(),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+    /** The name the function's certificate must carry, when the URL's host is not it (an IP address, say). */
+    server_name: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
+    message: "cert_file and key_file go together (a client certificate and its key)",
+  });
+
 const natsSchema = z
   .object({
     servers: z.array(z.string().min(1)).min(1).default(["nats://127.0.0.1:4222"]),
@@ -88,7 +105,8 @@ const routeSchema = z
     stream: name,
     durable: name.optional(),
     filter_subject: subject.optional(),
-    url: z.url(),
+    url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
+    tls: routeTls.optional(),
     concurrency: z.number().int().min(1).max(10_000).default(64),
     timeout: duration.default(10_000),
     ack_wait: duration.default(30_000),
@@ -221,6 +239,13 @@ export const configSchema = z
         });
       }
       seen.add(route.name);
+      if (route.tls && !route.url.startsWith("https:")) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["routes", i, "tls"],
+          message: "tls applies to an https:// url only",
+        });
+      }
       if (!streams.has(route.stream)) {
         ctx.addIssue({
           code: "custom",

@@ -2,6 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { type Dispatcher, Pool } from "undici";
 import { BATCH_CONTENT_TYPE, HEADERS } from "../functions/sdk/contract.ts";
 import type { RouteConfig } from "./config.ts";
+import { functionTls } from "./function-tls.ts";
 import { ceTime } from "./iso-time.ts";
 import type { InvocationResult, TransportErrorKind } from "./outcome.ts";
 import { signBody, signDeliveryBody } from "./signer.ts";
@@ -204,6 +205,7 @@ export class Invoker {
       headersTimeout: route.timeout,
       bodyTimeout: route.timeout,
       connectTimeout: Math.min(route.timeout, 10_000),
+      ...(route.tls && { connect: functionTls(route) }),
     });
     const routeHeaders = [
       HEADERS.route,
