@@ -27,6 +27,18 @@ function issuesOf(raw: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] 
 }
 
 describe("config", () => {
+  it("takes http.tls as a certificate and its key, both", () => {
+    expect(issuesOf({ ...minimal, http: { tls: { cert_file: "bridge.pem" } } })).toEqual([
+      "http.tls.key_file: Invalid input: expected string, received undefined",
+    ]);
+    const config = parseConfig(
+      { ...minimal, http: { tls: { cert_file: "b.pem", key_file: "b-key.pem" } } },
+      "t",
+      {},
+    );
+    expect(config.http.tls).toEqual({ cert_file: "b.pem", key_file: "b-key.pem" });
+  });
+
   it("takes an http or https url, and tls towards the function only with https", () => {
     const route = (extra: Record<string, unknown>) => ({
       ...minimal,

@@ -170,6 +170,11 @@ export const configSchema = z
           })
           .optional(),
         max_body: z.number().int().positive().optional(),
+        /** Serve HTTPS with this certificate and key instead of HTTP (every endpoint: ingress, health, metrics). */
+        tls: z
+          .object({ cert_file: z.string().min(1), key_file: z.string().min(1) })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ port: 8080, host: "0.0.0.0" }),

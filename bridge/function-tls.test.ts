@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { JsMsg } from "@nats-io/jetstream";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
-import { RouteTlsError } from "./function-tls.ts";
+import { TlsFileError } from "./function-tls.ts";
 import { Invoker } from "./invoker.ts";
 
 const TLS_DIR = new URL("./testing/tls/", import.meta.url).pathname;
@@ -97,7 +97,7 @@ describe("TLS towards a route's function (routes[].tls)", () => {
 
   it("stops start-up naming the route and the field of a file it cannot read", () => {
     expect(() => invoker("https://127.0.0.1:9/events", { ca_file: "/nonexistent/ca.pem" })).toThrow(
-      RouteTlsError,
+      TlsFileError,
     );
     expect(() => invoker("https://127.0.0.1:9/events", { ca_file: "/nonexistent/ca.pem" })).toThrow(
       /route "secure" tls\.ca_file: cannot read \/nonexistent\/ca\.pem/,

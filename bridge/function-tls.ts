@@ -10,9 +10,18 @@ export interface FunctionTlsOptions {
   servername?: string;
 }
 
-/** A route's TLS file that cannot be read: start-up stops and names it. */
-export class RouteTlsError extends Error {
-  override name = "RouteTlsError";
+/** A TLS file of the config that cannot be read: start-up stops and names it. */
+export class TlsFileError extends Error {
+  override name = "TlsFileError";
+}
+
+/** Reads a certificate or key file named by the config field `field` (for the error). */
+export function readTlsFile(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new TlsFileError(`${field}: cannot read ${path} (${(error as Error).message})`, { cause: error });
+  }
 }
 
 /**
@@ -24,17 +33,7 @@ export function functionTls(route: Pick<RouteConfig, "name" | "tls">): FunctionT
   if (!tls) return undefined;
   const read = (field: "ca_file" | "cert_file" | "key_file"): Buffer | undefined => {
     const path = tls[field];
-    if (path === undefined) return undefined;
-    try {
-      return readFileSync(path);
-    } catch (error) {
-      throw new RouteTlsError(
-        `route "${route.name}" tls.${field}: cannot read ${path} (${(error as Error).message})`,
-        {
-          cause: error,
-        },
-      );
-    }
+    return path === undefined ? undefined : readTlsFile(path, `route "${route.name}" tls.${field}`);
   };
   const ca = read("ca_file");
   const cert = read("cert_file");

@@ -1,6 +1,9 @@
+import { readFileSync } from "node:fs";
 import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import { Hono } from "hono";
+import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signIngressRequest, signPayload } from "../functions/sdk/contract.ts";
 import { parseConfig } from "./config.ts";
@@ -447,6 +450,40 @@ describe("POST /v1/publish/<subject> over a real HTTP server (Node's own request
     } finally {
       await running.close();
     }
+  });
+
+  it("serves HTTPS with http.tls: a publish over TLS is stored, plain HTTP gets no answer", async () => {
+    const { app } = await appWith({ publish_token: "s3cret" });
+    const tls = new URL("./testing/tls/", import.meta.url).pathname;
+    const running = await startHttpServer(app, 0, "127.0.0.1", {
+      cert_file: `${tls}server.pem`,
+      key_file: `${tls}server-key.pem`,
+    });
+    const dispatcher = new Agent({ connect: { ca: readFileSync(`${tls}ca.pem`) } });
+    try {
+      const res = await request(`https://127.0.0.1:${running.port}/v1/publish/in_${id}.tls`, {
+        method: "POST",
+        body: '{"over":"tls"}',
+        headers: { "content-type": "application/json", authorization: "Bearer s3cret" },
+        dispatcher,
+      });
+      expect(res.statusCode).toBe(202);
+      const { seq } = (await res.body.json()) as { seq: number };
+      expect((await jsm.streams.getMessage(`IN_${id}`, { seq }))?.string()).toBe('{"over":"tls"}');
+      await expect(fetch(`http://127.0.0.1:${running.port}/healthz`)).rejects.toThrow();
+    } finally {
+      await dispatcher.close();
+      await running.close();
+    }
+  });
+
+  it("stops start-up naming http.tls.cert_file when it cannot be read", () => {
+    expect(() =>
+      startHttpServer(new Hono(), 0, "127.0.0.1", {
+        cert_file: "/nonexistent.pem",
+        key_file: "/nonexistent-key.pem",
+      }),
+    ).toThrow(/http\.tls\.cert_file: cannot read \/nonexistent\.pem/);
   });
 
   it("stores a batch sent in chunks to POST /v1/publish", async () => {

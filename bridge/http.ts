@@ -1,7 +1,9 @@
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import type pino from "pino";
+import { readTlsFile } from "./function-tls.ts";
 import { handlePublish, handlePublishBatch, type IngressDeps, IngressError } from "./ingress.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 
@@ -78,10 +80,25 @@ export interface RunningHttpServer {
   close(): Promise<void>;
 }
 
-/** Listens on host:port (port 0 picks a free one) and resolves once accepting connections. */
-export function startHttpServer(app: Hono, port: number, host: string): Promise<RunningHttpServer> {
+/**
+ * Listens on host:port (port 0 picks a free one) and resolves once accepting connections; with `tls`
+ * (`http.tls`: certificate and key files), HTTPS.
+ */
+export function startHttpServer(
+  app: Hono,
+  port: number,
+  host: string,
+  tls?: { cert_file: string; key_file: string },
+): Promise<RunningHttpServer> {
+  const secure = tls && {
+    createServer: createHttpsServer,
+    serverOptions: {
+      cert: readTlsFile(tls.cert_file, "http.tls.cert_file"),
+      key: readTlsFile(tls.key_file, "http.tls.key_file"),
+    },
+  };
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname: host }, (info: AddressInfo) => {
+    const server = serve({ fetch: app.fetch, port, hostname: host, ...secure }, (info: AddressInfo) => {
       resolve({
         port: info.port,
         close: () =>

@@ -175,8 +175,11 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     readiness,
     logger,
   });
-  const http = await startHttpServer(app, config.http.port, config.http.host);
-  logger.info({ port: http.port, host: config.http.host }, "http listening");
+  const http = await startHttpServer(app, config.http.port, config.http.host, config.http.tls);
+  logger.info(
+    { port: http.port, host: config.http.host, tls: config.http.tls !== undefined },
+    "http listening",
+  );
 
   // A consumer that cannot bind yet (e.g. NATS blipped between provision and now) keeps trying; readyz says so.
   const bindAll = consumers.map(async (consumer, i) => {
