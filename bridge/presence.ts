@@ -51,7 +51,7 @@ export function replicaId(): string {
 
 /**
  * The replicas announced per route, and every key: one stream-info request. A bucket not created yet
- * (no rate-limited route has run) holds none.
+ * (no bridge has run yet) holds none.
  */
 export async function countReplicas(
   jsm: JetStreamManager,
