@@ -140,6 +140,29 @@ export interface RedriveResult {
   error?: string;
 }
 
+/** Each selected dead letter, in order: a hole in a --seq range (already redriven or dropped) is skipped. */
+async function* selected(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  dl: DeadLetterConfig,
+  selection: RedriveSelection,
+): AsyncGenerator<{ seq: number; letter: StoredMsg }> {
+  const seqs =
+    "route" in selection
+      ? (await listDeadLetters(js, jsm, dl, { route: selection.route })).map((l) => l.seq)
+      : Array.from({ length: selection.to - selection.from + 1 }, (_, i) => selection.from + i);
+  for (const seq of seqs) {
+    let letter: StoredMsg;
+    try {
+      letter = await getLetter(jsm, dl, seq);
+    } catch (error) {
+      if (error instanceof DlqError && !("route" in selection)) continue;
+      throw error;
+    }
+    yield { seq, letter };
+  }
+}
+
 /**
  * Re-publishes each selected dead letter (original body and headers) to its original subject with
  * Nats-Msg-Id `redrive:<dlq seq>`, so a repeated redrive is deduplicated, then deletes it from the DLQ.
@@ -151,20 +174,8 @@ export async function redrive(
   selection: RedriveSelection,
   { dryRun = false } = {},
 ): Promise<RedriveResult[]> {
-  const seqs =
-    "route" in selection
-      ? (await listDeadLetters(js, jsm, dl, { route: selection.route })).map((l) => l.seq)
-      : Array.from({ length: selection.to - selection.from + 1 }, (_, i) => selection.from + i);
   const results: RedriveResult[] = [];
-  for (const seq of seqs) {
-    let letter: StoredMsg;
-    try {
-      letter = await getLetter(jsm, dl, seq);
-    } catch (error) {
-      // A hole in a --seq range (already redriven or purged) is not a failure.
-      if (error instanceof DlqError && !("route" in selection)) continue;
-      throw error;
-    }
+  for await (const { seq, letter } of selected(js, jsm, dl, selection)) {
     const subject = letter.header?.get(DLQ_HEADERS.subject);
     if (!subject) {
       results.push({ seq, subject: "", error: `missing ${DLQ_HEADERS.subject} header` });
@@ -184,6 +195,45 @@ export async function redrive(
     } catch (error) {
       results.push({ seq, subject, error: (error as Error).message });
     }
+  }
+  return results;
+}
+
+/** A dead letter given up on: what it was, for the operator's record. */
+export interface DropResult {
+  seq: number;
+  route: string;
+  subject: string;
+  reason: string;
+  error?: string;
+}
+
+/**
+ * Deletes each selected dead letter for good, without sending it anywhere: for messages an operator has
+ * decided will never succeed. Each is listed with its route, subject and reason first.
+ */
+export async function drop(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  dl: DeadLetterConfig,
+  selection: RedriveSelection,
+  { dryRun = false } = {},
+): Promise<DropResult[]> {
+  const results: DropResult[] = [];
+  for await (const { seq, letter } of selected(js, jsm, dl, selection)) {
+    const h = letter.header;
+    const result: DropResult = {
+      seq,
+      route: h?.get(DLQ_HEADERS.route) ?? "",
+      subject: h?.get(DLQ_HEADERS.subject) ?? "",
+      reason: h?.get(DLQ_HEADERS.reason) ?? "",
+    };
+    if (!dryRun) {
+      await jsm.streams.deleteMessage(dl.stream, seq).catch((error: unknown) => {
+        result.error = (error as Error).message;
+      });
+    }
+    results.push(result);
   }
   return results;
 }

@@ -157,6 +157,39 @@ describe("jetway CLI", () => {
     expect(missing.stderr).toContain(`no dead letter with sequence ${a}`);
   });
 
+  it("drops dead letters for good: a dry run keeps them, and nothing is republished", async () => {
+    const a = await deadLetter("drop-me", 21, '{"n":21}');
+    const b = await deadLetter("drop-me", 22, '{"n":22}');
+    const keep = await deadLetter("keep-me", 23, '{"n":23}');
+    const before = (await jsm.streams.info(`ORDERS_${id}`)).state.messages;
+    const dry = await jetway("dlq", "drop", "--route", "drop-me", "--dry-run", "--config", configFile);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(
+      `seq ${a}: would drop (drop-me orders_${id}.created: function answered 422)`,
+    );
+    expect(dry.stdout).toContain("2 of 2 selected");
+    const listed = async () =>
+      (
+        JSON.parse((await jetway("dlq", "list", "--json", "--config", configFile)).stdout) as DeadLetter[]
+      ).map((r) => r.seq);
+    expect(await listed()).toEqual(expect.arrayContaining([a, b, keep]));
+
+    const dropped = await jetway("dlq", "drop", "--seq", `${a}-${b}`, "--json", "--config", configFile);
+    expect(dropped.code).toBe(0);
+    expect(
+      (JSON.parse(dropped.stdout) as { seq: number; route: string }[]).map((r) => [r.seq, r.route]),
+    ).toEqual([
+      [a, "drop-me"],
+      [b, "drop-me"],
+    ]);
+    const left = await listed();
+    expect(left).toContain(keep);
+    expect(left).not.toContain(a);
+    expect(left).not.toContain(b);
+    expect((await jsm.streams.info(`ORDERS_${id}`)).state.messages).toBe(before);
+    expect((await jetway("dlq", "drop", "--config", configFile)).code).toBe(2);
+  });
+
   it("status: each route's lag, messages out, redeliveries, dead letters and operator pause", async () => {
     const stream = `ST_${id}`;
     const write = async (file: string, routes: string[]) => {

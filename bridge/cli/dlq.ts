@@ -1,5 +1,12 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { type DeadLetter, listDeadLetters, type RedriveSelection, redrive, showDeadLetter } from "../dlq.ts";
+import {
+  type DeadLetter,
+  drop,
+  listDeadLetters,
+  type RedriveSelection,
+  redrive,
+  showDeadLetter,
+} from "../dlq.ts";
 import { connectNats } from "../nats.ts";
 import { CONFIG_OPTION, type Command, configFrom, parseFlags, UsageError } from "./common.ts";
 
@@ -7,7 +14,10 @@ const USAGE = [
   "jetway dlq list [--route R] [--limit N] [--json] --config FILE",
   "       jetway dlq show <seq> [--json] --config FILE",
   "       jetway dlq redrive (--route R | --seq A[-B]) [--dry-run] [--json] --config FILE",
+  "       jetway dlq drop (--route R | --seq A[-B]) [--dry-run] [--json] --config FILE",
 ].join("\n");
+
+const ACTIONS = new Set(["list", "show", "redrive", "drop"]);
 
 const OPTIONS = {
   ...CONFIG_OPTION,
@@ -54,21 +64,21 @@ export function table(rows: DeadLetter[]): string {
   return [line(head), ...body.map(line)].join("\n");
 }
 
-/** `jetway dlq list|show|redrive`: inspect and replay dead letters. */
+/** `jetway dlq list|show|redrive|drop`: inspect, replay or give up on dead letters. */
 export const command: Command = {
   usage: USAGE,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, OPTIONS, true);
     const [action, ...args] = positionals;
-    if (action !== "list" && action !== "show" && action !== "redrive") {
+    if (!action || !ACTIONS.has(action)) {
       throw new UsageError(action ? `unknown dlq action "${action}"` : "missing dlq action");
     }
     let selection: RedriveSelection | undefined;
-    if (action === "redrive") {
+    if (action === "redrive" || action === "drop") {
       if (values.route && values.seq) throw new UsageError("use either --route or --seq, not both");
       if (values.route) selection = { route: values.route };
       else if (values.seq) selection = seqRange(values.seq);
-      else throw new UsageError("redrive needs --route R or --seq A[-B]");
+      else throw new UsageError(`${action} needs --route R or --seq A[-B]`);
     }
     const seq = action === "show" ? positiveInt(args[0] ?? "", "<seq>") : undefined;
     if (args.length > (action === "show" ? 1 : 0))
@@ -93,10 +103,26 @@ export const command: Command = {
         return 0;
       }
       if (!selection) return 2;
-      const results = await redrive(js, jsm, dl, selection, { dryRun: values["dry-run"] ?? false });
+      const dryRun = values["dry-run"] ?? false;
+      if (action === "drop") {
+        const dropped = await drop(js, jsm, dl, selection, { dryRun });
+        if (values.json) out(JSON.stringify(dropped));
+        else {
+          const verb = dryRun ? "would drop" : "dropped";
+          for (const r of dropped) {
+            const what = `${r.route} ${r.subject}: ${r.reason}`;
+            out(r.error ? `seq ${r.seq}: FAILED ${r.error}` : `seq ${r.seq}: ${verb} (${what})`);
+          }
+          out(
+            `${dropped.filter((r) => !r.error).length} of ${dropped.length} ${dryRun ? "selected" : "dropped"}`,
+          );
+        }
+        return dropped.some((r) => r.error) ? 1 : 0;
+      }
+      const results = await redrive(js, jsm, dl, selection, { dryRun });
       if (values.json) out(JSON.stringify(results));
       else {
-        const verb = values["dry-run"] ? "would redrive" : "redrove";
+        const verb = dryRun ? "would redrive" : "redrove";
         for (const r of results) {
           out(r.error ? `seq ${r.seq}: FAILED ${r.error}` : `seq ${r.seq}: ${verb} to ${r.subject}`);
         }
