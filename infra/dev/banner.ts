@@ -24,6 +24,12 @@ export function curlExample(ports: DevPorts): { create: string; watch: string } 
   return { create, watch: `curl -sS ${order}/orders/<order_id>` };
 }
 
+/** `jetway status` against the running stack: the re-pointed config, and its NATS when not the default. */
+export function statusCommand(natsUrl: string, dataDir: string): string {
+  const env = natsUrl === "nats://127.0.0.1:4222" ? "" : `NATS_URL=${natsUrl} `;
+  return `${env}npm run jetway -- status --config ${dataDir}/bridge.dev.yaml`;
+}
+
 export function banner(ports: DevPorts, natsUrl: string, dataDir: string): string {
   const { create, watch } = curlExample(ports);
   const rows = FUNCTION_NAMES.map((name) => `  ${name.padEnd(12)} ${localUrl(ports.functions[name])}`);
@@ -39,6 +45,8 @@ export function banner(ports: DevPorts, natsUrl: string, dataDir: string): strin
     `  ${create}`,
     "then watch it go to paid / reserved / confirmed:",
     `  ${watch}`,
+    "Every route at once (lag, messages held, dead letters, open circuits):",
+    `  ${statusCommand(natsUrl, dataDir)}`,
     "",
   ].join("\n");
 }

@@ -110,6 +110,14 @@ describe("jetway dev", () => {
     });
     expect(order).toMatchObject({ payment_status: "paid", inventory_status: "reserved" });
 
+    // The printed status command (here with the CLI's own path for `npm run jetway --`) lists every route.
+    const status = lines.find((l) => l.includes("npm run jetway -- status"));
+    expect(status).toContain(`NATS_URL=${nats.url}`);
+    const statusCmd = (status ?? "").replace("npm run jetway --", `${process.execPath} ${BIN}`);
+    const table = (await run("sh", ["-c", statusCmd], { cwd })).stdout;
+    expect(table).toMatch(/^route\s+stream\s+replicas/);
+    expect(table).toMatch(/^payment\s+ORDERS\s+1\s/m);
+
     // Each function's lines are prefixed on the terminal and kept raw in its own file.
     expect(stdout).toMatch(/\[payment\] +INFO +payments settled/);
     expect(stdout).toMatch(/\[bridge\] +INFO/);
