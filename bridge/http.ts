@@ -3,9 +3,9 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import type pino from "pino";
-import { readTlsFile } from "./function-tls.ts";
 import { handlePublish, handlePublishBatch, type IngressDeps, IngressError } from "./ingress.ts";
 import type { BridgeMetrics } from "./metrics.ts";
+import { readTlsFile } from "./tls-files.ts";
 
 export interface Readiness {
   ready: boolean;

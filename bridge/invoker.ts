@@ -2,10 +2,10 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { type Dispatcher, Pool } from "undici";
 import { BATCH_CONTENT_TYPE, HEADERS } from "../functions/sdk/contract.ts";
 import type { RouteConfig } from "./config.ts";
-import { functionTls } from "./function-tls.ts";
 import { ceTime } from "./iso-time.ts";
 import type { InvocationResult, TransportErrorKind } from "./outcome.ts";
 import { signBody, signDeliveryBody } from "./signer.ts";
+import { functionTls } from "./tls-files.ts";
 
 /** Enough for a JSON status or error body, and an excerpt for a dead letter. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;

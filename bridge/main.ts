@@ -74,11 +74,15 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
   const routes = new Map(consumers.map((c, i) => [config.routes[i]?.name ?? "", c]));
   const pauses = new PauseWatcher(control, routes, logger, config.control.poll_interval);
   // The first reads may meet a JetStream still recovering (a server just restarted): waited out like start-up's.
+  // A step that fails for good fails start-up, and takes the connection (with its watches) down with it.
   const waitOut = (step: string, run: () => Promise<void>) =>
     untilReady(step, run, {
       deadline: performance.now() + config.nats.startup_wait,
       logger,
       retryable: jetStreamNotReady,
+    }).catch(async (error: unknown) => {
+      await nc.close();
+      throw error;
     });
   await waitOut("reading operator pauses", () => pauses.start());
   // Every replica says what it has of each route; those of a rate-limited route split its limit, and a
@@ -127,27 +131,28 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     if (!connection.connected) reasons.push("nats disconnected");
     const paused: string[] = [];
     const pausedBy: Record<string, string> = {};
-    consumers.forEach((c, i) => {
-      const name = config.routes[i]?.name ?? "";
+    for (const [name, c] of routes) {
       if (!c.bound) reasons.push(`route ${name} not bound`);
       if (c.paused) paused.push(name);
       const reason = c.pausedBy;
       if (reason !== undefined) pausedBy[name] = reason;
-    });
+    }
     return { ready: reasons.length === 0, reasons, paused, paused_by: pausedBy };
   };
+  /** One value per route, read from its consumer. */
+  const perRoute = <T>(read: (c: RouteConsumer) => T) =>
+    Object.fromEntries([...routes].map(([name, c]) => [name, read(c)]));
   metrics.setSources({
-    inFlight: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.inFlight])),
-    waiting: () => Object.fromEntries(consumers.map((c, i) => [config.routes[i]?.name, c.queued])),
+    inFlight: () => perRoute((c) => c.inFlight),
+    waiting: () => perRoute((c) => c.queued),
     rateLimits: () =>
       Object.fromEntries([...rateLimited].map((name) => [name, routes.get(name)?.ratePerSecond ?? 0])),
     circuits: () =>
-      Object.fromEntries(
-        consumers.map((c, i) => [
-          config.routes[i]?.name,
-          { paused: c.pausedByBreaker, pausedByOperator: c.pausedBy !== undefined, held: c.heldCount },
-        ]),
-      ),
+      perRoute((c) => ({
+        paused: c.pausedByBreaker,
+        pausedByOperator: c.pausedBy !== undefined,
+        held: c.heldCount,
+      })),
     pending: async () => {
       // Without NATS a consumer-info call would hang a scrape for the request timeout; metrics keep the last value.
       if (!connection.connected) throw new Error("nats disconnected");

@@ -7,6 +7,9 @@ export interface RateLimit {
   perMs: number;
 }
 
+/** Messages per second at `limit` (the route's whole rate, before replicas share it). */
+export const perSecondOf = (limit: RateLimit): number => (limit.messages * 1_000) / limit.perMs;
+
 const RATE = /^(\d+(?:\.\d+)?)\s*\/\s*(\S+)$/;
 
 /** Parses "200/s", "1000/m", "5/10s", "1/h", or a number of messages per second. */

@@ -11,6 +11,7 @@ import { RouteConsumer } from "../bridge/consumer.ts";
 import { openControl, PauseWatcher, pauseKey } from "../bridge/control.ts";
 import { BridgeEvents } from "../bridge/events.ts";
 import { JetStreamPublisher } from "../bridge/js-publisher.ts";
+import { startBridge } from "../bridge/main.ts";
 import { connectionOptions } from "../bridge/nats.ts";
 import { NatsServer } from "../bridge/nats-server.ts";
 import { openPresence, Presence, presenceBucket } from "../bridge/presence.ts";
@@ -153,5 +154,54 @@ describe("infra/nats/accounts.conf: the bridge user", () => {
     await expect(
       connect({ servers: server.url, user: "bridge", pass: "wrong", reconnect: false }),
     ).rejects.toThrow(/authorization/i);
+  });
+});
+
+/**
+ * A bridge user whose permissions predate the presence bucket: a bridge without a rate-limited route still
+ * starts (presence only informs `jetway status`); one with a rate limit to share refuses to, naming why.
+ */
+describe("a bridge user without the presence bucket's subjects", () => {
+  const password = "bridge-test-password";
+  let dir: string;
+  let server: NatsServer;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "jetway-auth-old-"));
+    const vars = `NATS_BRIDGE_PASSWORD: "${password}"\nNATS_ADMIN_PASSWORD: "a"\nNATS_SYS_PASSWORD: "s"\n`;
+    const accounts = readText("infra/nats/accounts.conf");
+    const older = accounts.replace('"$KV.jetway-control-presence.>", ', "");
+    expect(older).not.toBe(accounts);
+    await writeFile(join(dir, "nats.conf"), vars + older);
+    server = await NatsServer.start({ args: ["-c", join(dir, "nats.conf")] });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const bridgeConfig = (route: Record<string, unknown>) =>
+    parseConfig(
+      {
+        nats: { servers: [server.url], user: "bridge", pass: password, startup_wait: "2s" },
+        http: { port: 0, host: "127.0.0.1" },
+        streams: [{ name: "ORDERS", subjects: ["orders.>"] }],
+        routes: [{ name: "payment", stream: "ORDERS", url: "http://127.0.0.1:9/events", ...route }],
+      },
+      "test",
+      {},
+    );
+
+  it("starts a bridge without a rate limit, and refuses to start one with a rate limit to share", async () => {
+    const bridge = await startBridge(bridgeConfig({}), { logger: pino({ level: "silent" }) });
+    try {
+      expect(bridge.readiness().reasons).not.toContain("nats disconnected");
+    } finally {
+      await bridge.shutdown();
+    }
+    await expect(
+      startBridge(bridgeConfig({ rate_limit: "10/s" }), { logger: pino({ level: "silent" }) }),
+    ).rejects.toThrow(/Permissions Violation for Publish to "\$KV\.jetway-control-presence\.payment\./);
   });
 });

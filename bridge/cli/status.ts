@@ -9,6 +9,7 @@ import { listPauses, openControl, type PauseRecord } from "../control.ts";
 import { deadLetterSubject } from "../dead-letter-headers.ts";
 import { connectNats } from "../nats.ts";
 import { presenceBucket, type ReplicaReport, readReports } from "../presence.ts";
+import { perSecondOf } from "../rate-limit.ts";
 import { CONFIG_OPTION, type Command, configFrom, parseFlags, UsageError } from "./common.ts";
 
 /** One route as JetStream and the control bucket see it: every replica's share together. */
@@ -88,9 +89,7 @@ export async function routeStatuses(
         dead_letters: deadLetters.get(route.name) ?? 0,
         ...(paused !== undefined && { paused }),
         ...(route.rate_limit && {
-          rate_limit: {
-            per_second: (route.rate_limit.messages * 1_000) / route.rate_limit.perMs,
-          },
+          rate_limit: { per_second: perSecondOf(route.rate_limit) },
         }),
         replicas,
       };

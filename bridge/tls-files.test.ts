@@ -4,8 +4,8 @@ import type { AddressInfo } from "node:net";
 import type { JsMsg } from "@nats-io/jetstream";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
-import { TlsFileError } from "./function-tls.ts";
 import { Invoker } from "./invoker.ts";
+import { TlsFileError } from "./tls-files.ts";
 
 const TLS_DIR = new URL("./testing/tls/", import.meta.url).pathname;
 const file = (name: string) => `${TLS_DIR}${name}`;
