@@ -17,6 +17,11 @@ export const DLQ_HEADERS = {
   contentType: "Jetway-Dlq-Content-Type",
   /** The original Nats-Msg-Id (Nats-* headers are server directives and are not copied verbatim). */
   msgId: "Jetway-Dlq-Msg-Id",
+  /**
+   * What a dead letter too large to store whole left out (`headers`, or `headers, payload`): those are read
+   * from the original message (Jetway-Dlq-Stream / -Seq) while its stream still holds it.
+   */
+  trimmed: "Jetway-Dlq-Trimmed",
 } as const;
 
 /** Nats-Msg-Id of a dead letter: one per original message, so a retried DLQ publish is deduplicated. */

@@ -1,7 +1,8 @@
 import type { JsMsg, PubAck } from "@nats-io/jetstream";
-import { type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
+import { Empty, type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
 import { DLQ_HEADERS, deadLetterMsgId, deadLetterSubject } from "./dead-letter-headers.ts";
 import type { MessageStore } from "./js-publisher.ts";
+import { isTooLarge } from "./publisher.ts";
 
 /** Longest response excerpt a dead letter carries. */
 export const MAX_EXCERPT_BYTES = 1024;
@@ -33,23 +34,28 @@ export function singleLine(text: string, maxBytes: number): string {
   return line;
 }
 
+/** How much of a dead letter is left out when the whole would not fit NATS' max_payload or the DLQ's max_msg_size. */
+export type Trim = "none" | "headers" | "headers, payload";
+
 /** The original headers (minus Nats-* server directives) plus the DLQ_HEADERS vocabulary. */
-export function deadLetterHeaders(letter: DeadLetter, now = new Date()): MsgHdrs {
+export function deadLetterHeaders(letter: DeadLetter, now = new Date(), trim: Trim = "none"): MsgHdrs {
   const { msg } = letter;
   const h = natsHeaders();
   let contentType = "";
   if (msg.headers) {
     for (const [key, values] of msg.headers) {
       if (key.toLowerCase() === "content-type") contentType = values[0] ?? "";
-      if (/^nats-/i.test(key)) continue;
+      if (/^nats-/i.test(key) || trim !== "none") continue;
       for (const value of values) h.append(key, value);
     }
   }
   const msgId = msg.headers?.get("Nats-Msg-Id");
-  h.set(DLQ_HEADERS.reason, singleLine(letter.reason, 4 * MAX_EXCERPT_BYTES) || "unknown");
+  const reasonBytes = trim === "none" ? 4 * MAX_EXCERPT_BYTES : 256;
+  h.set(DLQ_HEADERS.reason, singleLine(letter.reason, reasonBytes) || "unknown");
   if (letter.status !== undefined) h.set(DLQ_HEADERS.status, String(letter.status));
-  const excerpt = letter.response ? singleLine(letter.response, MAX_EXCERPT_BYTES) : "";
+  const excerpt = letter.response && trim === "none" ? singleLine(letter.response, MAX_EXCERPT_BYTES) : "";
   if (excerpt) h.set(DLQ_HEADERS.response, excerpt);
+  if (trim !== "none") h.set(DLQ_HEADERS.trimmed, trim);
   h.set(DLQ_HEADERS.route, letter.route);
   h.set(DLQ_HEADERS.url, letter.url);
   h.set(DLQ_HEADERS.subject, msg.subject);
@@ -65,15 +71,25 @@ export function deadLetterHeaders(letter: DeadLetter, now = new Date()): MsgHdrs
 
 /**
  * Publishes the original payload to `<prefix>.<route>` in the DLQ stream and waits for the PubAck.
- * The msg id is per original message, so a retried dead-lettering is deduplicated.
+ * The msg id is per original message, so a retried dead-lettering is deduplicated. A letter that does not
+ * fit is stored without the original's headers, then without its payload too, rather than not at all: a
+ * message can never be dead-lettered whole when it filled the server's max_payload itself.
  */
 export async function publishDeadLetter(js: MessageStore, letter: DeadLetter): Promise<PubAck> {
   const { msg } = letter;
+  const subject = deadLetterSubject(letter.prefix, letter.route);
+  const msgID = deadLetterMsgId(letter.route, msg.info.stream, msg.seq);
+  const now = new Date();
   try {
-    return await js.publish(deadLetterSubject(letter.prefix, letter.route), msg.data, {
-      msgID: deadLetterMsgId(letter.route, msg.info.stream, msg.seq),
-      headers: deadLetterHeaders(letter),
-    });
+    for (const trim of ["none", "headers"] as const) {
+      try {
+        return await js.publish(subject, msg.data, { msgID, headers: deadLetterHeaders(letter, now, trim) });
+      } catch (error) {
+        if (!isTooLarge(error)) throw error;
+      }
+    }
+    const headers = deadLetterHeaders(letter, now, "headers, payload");
+    return await js.publish(subject, Empty, { msgID, headers });
   } catch (cause) {
     throw new DeadLetterError(
       `dead-lettering ${msg.info.stream}:${msg.seq} of route ${letter.route} failed: ${(cause as Error).message}`,

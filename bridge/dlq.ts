@@ -129,6 +129,37 @@ export function originalHeaders(source: MsgHdrs | undefined): MsgHdrs {
   return out;
 }
 
+/**
+ * The message a dead letter stands for: its own payload and headers, or, for a letter stored trimmed (too
+ * large whole), what it left out read back from the original in its stream.
+ */
+async function asPublished(
+  jsm: JetStreamManager,
+  letter: StoredMsg,
+): Promise<{ data: Uint8Array; headers: MsgHdrs }> {
+  const trimmed = letter.header?.get(DLQ_HEADERS.trimmed);
+  if (!trimmed) return { data: letter.data, headers: originalHeaders(letter.header) };
+  const stream = letter.header.get(DLQ_HEADERS.stream);
+  const seq = Number(letter.header.get(DLQ_HEADERS.seq));
+  const original = await jsm.streams.getMessage(stream, { seq }).catch((error: unknown) => {
+    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound) return null;
+    throw error;
+  });
+  if (!original) {
+    throw new DlqError(
+      `the dead letter left out the original's ${trimmed}, and ${stream}:${seq} is gone from its stream`,
+    );
+  }
+  // As the letter would have carried them: Nats-* headers are the server's directives, not the message's.
+  const headers = natsHeaders();
+  for (const [key, values] of original.header ?? []) {
+    if (!/^nats-/i.test(key)) for (const value of values) headers.append(key, value);
+  }
+  const contentType = letter.header.get(DLQ_HEADERS.contentType);
+  if (contentType && !headers.has("Content-Type")) headers.set("Content-Type", contentType);
+  return { data: trimmed.includes("payload") ? original.data : letter.data, headers };
+}
+
 export type RedriveSelection = { route: string } | { from: number; to: number };
 
 export interface RedriveResult {
@@ -186,10 +217,8 @@ export async function redrive(
       continue;
     }
     try {
-      const ack = await js.publish(subject, letter.data, {
-        headers: originalHeaders(letter.header),
-        msgID: `redrive:${seq}`,
-      });
+      const { data, headers } = await asPublished(jsm, letter);
+      const ack = await js.publish(subject, data, { headers, msgID: `redrive:${seq}` });
       await jsm.streams.deleteMessage(dl.stream, seq);
       results.push({ seq, subject, newSeq: ack.seq, duplicate: ack.duplicate });
     } catch (error) {
