@@ -158,8 +158,12 @@ describe("batch delivery", () => {
     const req = fn.requests[0];
     expect(eventsOf(req)).toHaveLength(2);
     const signature = req?.headers["x-jetway-signature"] as string;
-    expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64},b1=[0-9a-f]{64}$/);
     await expect(verifySignature("s3cret", req?.body ?? "", signature)).resolves.toBeUndefined();
+    const identity = { id: "a", type: f.subject };
+    await expect(verifySignature("s3cret", req?.body ?? "", signature, { identity })).rejects.toThrow(
+      /no v2/,
+    );
     await expect(verifySignature("other", req?.body ?? "", signature)).rejects.toThrow(/does not match/);
   });
   it("never puts one id in a batch twice: the batch ends before a repeated Nats-Msg-Id", async () => {

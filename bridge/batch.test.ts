@@ -160,7 +160,7 @@ describe("decideBatch", () => {
         { id: "a", reason: "busy", retry_after: 2 },
         { id: "b", reason: "bad sku", dead_letter: true },
       ],
-      events: { a: [event(0)], c: [event(1), event(2)], stranger: [event(9)] },
+      events: { a: [event(0)], c: [event(1), event(2)] },
     };
     expect(decideBatch({ status: 200, body }, batch, policy, clock)).toEqual([
       { kind: "retry", delayMs: 2_000, reason: "busy" },
@@ -212,6 +212,31 @@ describe("decideBatch", () => {
     expect(truncated).toEqual([
       { kind: "retry", delayMs: 1_000, reason: "malformed batch response (HTTP 200): too large to read" },
     ]);
+    const malformed = decideBatch({ status: 200, malformed: true }, batch.slice(0, 1), policy, clock);
+    expect(malformed).toEqual([
+      {
+        kind: "retry",
+        delayMs: 1_000,
+        reason: "malformed batch response (HTTP 200): body is not valid JSON",
+      },
+    ]);
+  });
+
+  it("treats failures or events under an id the batch did not send as a malformed answer, never an ack", () => {
+    const one = batch.slice(0, 1);
+    const id = one[0]?.id as string;
+    const cases: [unknown, string][] = [
+      [{ failures: [{ id: `${id} ` }] }, `failures name "${id} ", not an id of this batch`],
+      [
+        { failures: [], events: { other: [{ subject: "x.y", data: 1 }] } },
+        'events name "other", not an id of this batch',
+      ],
+    ];
+    for (const [body, why] of cases) {
+      expect(decideBatch({ status: 200, body }, one, policy, clock)).toEqual([
+        { kind: "retry", delayMs: 1_000, reason: `malformed batch response (HTTP 200): ${why}` },
+      ]);
+    }
   });
 
   it("applies a non-2xx answer or a transport error to each message as a single delivery would", () => {

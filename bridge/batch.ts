@@ -156,6 +156,27 @@ function failureOutcome(f: BatchFailure, delivery: number, policy: OutcomePolicy
 }
 
 /**
+ * The answer, or why it is not one for this batch: a failure or events under an id the batch did not send
+ * (a typo, another id scheme) would otherwise be dropped without a trace while every message is acked.
+ */
+function foreignId(
+  answer: BatchAnswer | string,
+  deliveries: readonly Pick<Delivery, "id">[],
+): BatchAnswer | string {
+  if (typeof answer === "string") return answer;
+  const eventIds = Object.keys(answer.events);
+  if (answer.failures.size === 0 && eventIds.length === 0) return answer;
+  const sent = new Set(deliveries.map((d) => d.id));
+  for (const id of answer.failures.keys()) {
+    if (!sent.has(id)) return `failures name ${JSON.stringify(id.slice(0, 100))}, not an id of this batch`;
+  }
+  for (const id of eventIds) {
+    if (!sent.has(id)) return `events name ${JSON.stringify(id.slice(0, 100))}, not an id of this batch`;
+  }
+  return answer;
+}
+
+/**
  * Decides every message of a batch from one response. A 2xx must carry the batch answer: messages not in
  * `failures` are acked with their events. Anything else (non-2xx, timeout, transport error) applies to each
  * message as it would to a single delivery, with that message's own delivery count.
@@ -170,7 +191,11 @@ export function decideBatch(
   if (status === undefined || status < 200 || status >= 300) {
     return deliveries.map((d) => decideOutcome(result, d.delivery, policy, clock));
   }
-  const answer = result.truncated ? "too large to read" : readBatchAnswer(result.body);
+  const answer = result.truncated
+    ? "too large to read"
+    : result.malformed
+      ? "body is not valid JSON"
+      : foreignId(readBatchAnswer(result.body), deliveries);
   if (typeof answer === "string") {
     const why = `malformed batch response (HTTP ${status}): ${answer}`;
     return deliveries.map((d) => failedAttempt(why, d.delivery, undefined, policy, clock));

@@ -127,13 +127,13 @@ describe("RouteConsumer: invocation contract", () => {
     await settled(f);
     const req = fn.requests[0];
     const signature = req?.headers["x-jetway-signature"] as string;
-    expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64},v2=[0-9a-f]{64}$/);
+    expect(signature).toMatch(/^t=\d+,v2=[0-9a-f]{64}$/);
     const body = req?.body ?? "";
     const identity = { id: "pay-42", type: f.subject };
     expect(req?.headers["ce-id"]).toBe(identity.id);
     await expect(verifySignature("s3cret", body, signature, { identity })).resolves.toBeUndefined();
-    // v1 still passes for a function that checks the body alone (built before v2).
-    await expect(verifySignature("s3cret", body, signature)).resolves.toBeUndefined();
+    // Nor does it pass for a batch's, whose body names the events' ids and types: the producer chose this one.
+    await expect(verifySignature("s3cret", body, signature)).rejects.toThrow(/no b1/);
     for (const [secret, text, id, type] of [
       ["s3cret", '{"amount":43}', identity.id, identity.type],
       ["s3cret", body, "pay-43", identity.type],
@@ -355,6 +355,20 @@ describe("RouteConsumer: what must never be acked", () => {
     expect(f.outcomes[0]?.reason).toMatch(/too large to read its events/);
     const [letter] = await f.dlq();
     expect(Buffer.byteLength(letter?.header.get(DLQ_HEADERS.response) ?? "")).toBeLessThanOrEqual(1024);
+  });
+
+  it("a 2xx JSON object that does not parse (cut short) is dead-lettered, not acked without its events", async () => {
+    const fn = await HttpFunction.start(() => ({
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: '{"events":[{"subject":"x.y","data":1}]',
+    }));
+    const f = await setup(fn);
+    await h.js.publish(f.subject, "{}");
+    await settled(f);
+    expect(f.outcomes[0]).toMatchObject({ outcome: "dead_letter" });
+    expect(f.outcomes[0]?.reason).toBe("invalid response (HTTP 200): JSON body does not parse");
+    expect(await f.dlq()).toHaveLength(1);
   });
 
   it("when the DLQ publish fails the message is nak'ed with a delay, and dead-lettered once the DLQ is back", async () => {

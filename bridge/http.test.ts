@@ -5,7 +5,7 @@ import { connect } from "@nats-io/transport-node";
 import { Hono } from "hono";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signIngressRequest, signPayload } from "../functions/sdk/contract.ts";
+import { signBatch, signIngressRequest } from "../functions/sdk/contract.ts";
 import { parseConfig } from "./config.ts";
 import { BridgeEvents } from "./events.ts";
 import { createHttpApp, type Readiness, startHttpServer } from "./http.ts";
@@ -377,7 +377,7 @@ describe("signed ingress requests (http.publish_secret)", () => {
       [body, await signed(single, '{"signed":false}'), /does not match/],
       [body, await signed(single, body, "other"), /does not match/],
       // A delivery's signature (`<t>.<body>`, no path) is not a publish signature under the same secret.
-      [body, { "x-jetway-signature": await signPayload(SECRET, body) }, /does not match/],
+      [body, { "x-jetway-signature": await signBatch(SECRET, body) }, /does not match/],
     ];
     for (const [text, headers, message] of cases) {
       const res = await app.request(single, post(text, headers));

@@ -60,6 +60,9 @@ export function classifyTransportError(error: unknown): TransportErrorKind {
 const SDK_NO_EVENTS_TEXT = '{"events":[]}';
 const SDK_NO_EVENTS: unknown = Object.freeze({ events: Object.freeze([]) });
 
+/** A JSON body that opens as an object and does not parse: whatever events it meant to carry are unknown. */
+const MALFORMED: unique symbol = Symbol("malformed JSON");
+
 /** Only JSON objects can carry events or a Dapr status; anything else is not parsed at all. */
 function parseJsonObject(text: string, json: boolean): unknown {
   if (text.length === 0 || !json) return undefined;
@@ -69,9 +72,13 @@ function parseJsonObject(text: string, json: boolean): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    return undefined;
+    return MALFORMED;
   }
 }
+
+/** As a function's HTTP stack would read it: padding trimmed, a media type's case ignored. */
+const isBatchType = (contentType: string) =>
+  contentType.trimStart().toLowerCase().startsWith(BATCH_CONTENT_TYPE);
 
 /** Bodies are decoded as `Response.text()` does: a leading UTF-8 BOM is skipped, with or without a length. */
 const hasBom = (b: Buffer) => b.length > 2 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
@@ -170,10 +177,12 @@ class ResponseReader implements Dispatcher.DispatchHandler {
       text = body.toString("utf8", hasBom(body) ? 3 : 0, end);
     }
     this.chunks = [];
+    const body = truncated ? undefined : parseJsonObject(text, json);
     this.resolve({
       status: this.status,
-      body: truncated ? undefined : parseJsonObject(text, json),
+      body: body === MALFORMED ? undefined : body,
       truncated: json && truncated,
+      malformed: body === MALFORMED,
       retryAfter: this.retryAfter,
       text: text.length > MAX_RESPONSE_BYTES ? text.slice(0, MAX_RESPONSE_BYTES) : text,
     });
@@ -233,7 +242,10 @@ export class Invoker {
     if (msg.headers) {
       for (const [key, values] of msg.headers) {
         const name = key.toLowerCase();
-        if (name === "content-type" && values[0]) contentType = values[0];
+        if (name === "content-type" && values[0] && !isBatchType(values[0])) {
+          // A message is one event: claiming to be a batch, it would be read as events of the producer's making.
+          contentType = values[0];
+        }
         if (isReserved(name) || (name === "traceparent" && target.traceparent !== undefined)) continue;
         for (const value of values) h.push(name, value);
       }

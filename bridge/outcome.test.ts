@@ -75,6 +75,18 @@ const rows: Row[] = [
     1,
     { kind: "dead_letter", reason: "HTTP 200: JSON response too large to read its events" },
   ],
+  [
+    "2xx JSON object that does not parse → dead letter: its events are unknown",
+    { status: 200, malformed: true },
+    1,
+    { kind: "dead_letter", reason: "invalid response (HTTP 200): JSON body does not parse" },
+  ],
+  [
+    "5xx JSON that does not parse → retry as any 5xx does",
+    { status: 500, malformed: true },
+    1,
+    { kind: "retry", delayMs: 1_000, reason: "HTTP 500" },
+  ],
   ["400 → dead letter", { status: 400 }, 1, { kind: "dead_letter", reason: "HTTP 400" }],
   ["410 → dead letter", { status: 410 }, 1, { kind: "dead_letter", reason: "HTTP 410" }],
   ["413 → dead letter", { status: 413 }, 1, { kind: "dead_letter", reason: "HTTP 413" }],

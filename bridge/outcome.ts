@@ -19,6 +19,8 @@ export interface InvocationResult {
   retryAfter?: string | undefined;
   /** A JSON body too large to read whole: any events in it are unknown. */
   truncated?: boolean | undefined;
+  /** A JSON object body that does not parse (cut short, badly serialised): any events in it are unknown. */
+  malformed?: boolean | undefined;
 }
 
 /** An event a function asked the bridge to publish (in its 2xx JSON body). */
@@ -195,6 +197,9 @@ export function decideOutcome(
   if (verdict === "ack") {
     if (result.truncated) {
       return { kind: "dead_letter", reason: `${why}: JSON response too large to read its events` };
+    }
+    if (result.malformed) {
+      return { kind: "dead_letter", reason: `invalid response (${why}): JSON body does not parse` };
     }
     const events = readEvents(result.body);
     if (typeof events === "string") return { kind: "dead_letter", reason: `invalid response: ${events}` };

@@ -1,7 +1,9 @@
+import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { InventoryReserved } from "../../schemas/inventory.ts";
 import { OrderCreated } from "../../schemas/orders.ts";
 import { PaymentCompleted } from "../../schemas/payments.ts";
+import { signDelivery } from "./contract.ts";
 import { defineFunction } from "./define-function.ts";
 import { InvalidEventError, RetryableError } from "./errors.ts";
 import { capturingLogger, order } from "./fixtures.test-helpers.ts";
@@ -173,6 +175,24 @@ describe("batch delivery", () => {
     expect((await invokeBatch(fn.app, events, { secret: "k" })).status).toBe(200);
     const unsigned = await invokeBatch(fn.app, events, { env: { JETWAY_SECRET: "k" } });
     expect(unsigned.status).toBe(401);
+  });
+
+  it("refuses a body signed as a single delivery, or over the body alone: only b1 says it is a batch", async () => {
+    const { fn, calls } = inventoryFunction();
+    const body = JSON.stringify([batchEvent("forged-1", OrderCreated, order())]);
+    // A producer's message whose payload is a batch: the bridge signs a single delivery over it (v2).
+    const single = await signDelivery("k", { id: "m-1", type: OrderCreated.subject }, body);
+    const t = Math.floor(Date.now() / 1000);
+    const v1Only = `t=${t},v1=${createHmac("sha256", "k").update(`${t}.${body}`).digest("hex")}`;
+    for (const signature of [single, v1Only]) {
+      const res = await invokeBatch(fn.app, body, {
+        env: { JETWAY_SECRET: "k" },
+        headers: { "x-jetway-signature": signature },
+      });
+      expect(res.status).toBe(401);
+      expect(await res.text()).toContain("no b1");
+    }
+    expect(calls).toEqual([]);
   });
 
   it("answers 400 for a body that is not an array, or an element without id", async () => {

@@ -73,9 +73,18 @@ export interface DeliveryIdentity {
   type: string;
 }
 
-/** The signed text: `<t>.<body>` for a batch, `<t>.<path>.<body>` for a request to the bridge's ingress. */
+/** The `v1` text: `<t>.<body>` (a batch, for functions built before `b1`), `<t>.<path>.<body>` for the ingress. */
 function signedPrefix(timestamp: number, path: string | undefined): string {
   return path === undefined ? `${timestamp}.` : `${timestamp}.${path}.`;
+}
+
+/**
+ * A batch's `b1` text: `batch\n<t>\n<body>`. Every other signed text starts with the timestamp, so no
+ * single delivery's signature (whose body a producer chooses) can pass for a batch's, whose body names
+ * each event's id and type.
+ */
+export function batchPrefix(timestamp: number): string {
+  return `batch\n${timestamp}\n`;
 }
 
 /**
@@ -98,23 +107,28 @@ async function hmacHex(secret: string, prefix: string, body: Uint8Array | string
 }
 
 /**
- * `x-jetway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: a batch delivery, whose
- * events' ids and types are in the body. The timestamp is signed with the body so a captured request
- * cannot be replayed later.
+ * A batch delivery's signature: `x-jetway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">,
+ * b1=<hex HMAC-SHA256 of "batch\n<t>\n<body>">`. The events' ids and types are in the body; `b1` says the
+ * body is a batch, and is what a function of this version checks (`v1` is for functions built before it).
+ * The timestamp is signed with the body so a captured request cannot be replayed later.
  */
-export async function signPayload(
+export async function signBatch(
   secret: string,
   body: Uint8Array | string,
   nowS = Math.floor(Date.now() / 1000),
 ) {
-  return `t=${nowS},v1=${await hmacHex(secret, signedPrefix(nowS, undefined), body)}`;
+  const v1 = await hmacHex(secret, signedPrefix(nowS, undefined), body);
+  return `t=${nowS},v1=${v1},b1=${await hmacHex(secret, batchPrefix(nowS), body)}`;
 }
 
+/** The name `signBatch` had before batches were signed with `b1`. */
+export const signPayload = signBatch;
+
 /**
- * A single delivery's signature, as the bridge sends it: `t=<t>,v1=<as signPayload>,v2=<hex HMAC-SHA256 of
- * deliveryPrefix + body>`. `v2` binds the event's id and type to the body, so a captured delivery cannot
- * come back under another id (past a function's idempotency check) or type. `v1` is for functions built
- * before `v2`; a function of this version requires `v2`.
+ * A single delivery's signature, as the bridge sends it: `t=<t>,v2=<hex HMAC-SHA256 of deliveryPrefix +
+ * body>`. `v2` binds the event's id and type to the body, so a captured delivery cannot come back under
+ * another id (past a function's idempotency check) or type. No `v1`: over a body a producer chose, it
+ * would let the delivery pass for a batch of events of its making at a function built before `b1`.
  */
 export async function signDelivery(
   secret: string,
@@ -122,8 +136,7 @@ export async function signDelivery(
   body: Uint8Array | string,
   nowS = Math.floor(Date.now() / 1000),
 ) {
-  const v1 = await hmacHex(secret, signedPrefix(nowS, undefined), body);
-  return `t=${nowS},v1=${v1},v2=${await hmacHex(secret, deliveryPrefix(nowS, identity), body)}`;
+  return `t=${nowS},v2=${await hmacHex(secret, deliveryPrefix(nowS, identity), body)}`;
 }
 
 /**
@@ -142,6 +155,31 @@ export async function signIngressRequest(
 }
 
 export type SignatureFailure = "missing" | "malformed" | "expired" | "mismatch" | "unbound";
+
+/** What is signed, and under which part: a batch (`b1`), a single delivery (`v2`), an ingress request (`v1`). */
+function signedText(
+  t: number,
+  parts: Map<string, string>,
+  options: Pick<VerifyOptions, "path" | "identity">,
+) {
+  if (options.identity) {
+    return {
+      prefix: deliveryPrefix(t, options.identity),
+      expected: parts.get("v2"),
+      part: "v2",
+      covers: "the event's id and type",
+    };
+  }
+  if (options.path !== undefined) {
+    return {
+      prefix: signedPrefix(t, options.path),
+      expected: parts.get("v1"),
+      part: "v1",
+      covers: "the request's path",
+    };
+  }
+  return { prefix: batchPrefix(t), expected: parts.get("b1"), part: "b1", covers: "the body as a batch" };
+}
 
 /** Why a signature was rejected; functions answer 401 with this reason. */
 export class SignatureError extends Error {
@@ -172,6 +210,7 @@ export interface VerifyOptions {
   path?: string | undefined;
   /** A single delivery's id and type: verifies its `v2` (signDelivery), which must be there. */
   identity?: DeliveryIdentity | undefined;
+  /* Neither `path` nor `identity`: a batch delivery, whose `b1` (signBatch) must be there. */
 }
 
 /**
@@ -192,14 +231,13 @@ export async function verifySignature(
   if (!header) throw new SignatureError("missing", `missing ${HEADERS.signature} header`);
   const parts = new Map(header.split(",").map((p) => p.trim().split("=", 2) as [string, string]));
   const t = Number(parts.get("t"));
-  const v1 = parts.get("v1");
-  const v2 = parts.get("v2");
-  if (!Number.isInteger(t) || !(v1 || v2))
+  if (!Number.isInteger(t) || !["v1", "v2", "b1"].some((p) => parts.get(p)))
     throw new SignatureError("malformed", `malformed ${HEADERS.signature} header`);
-  if (identity && !v2) {
+  const { prefix, expected, part, covers } = signedText(t, parts, { path, identity });
+  if (!expected) {
     throw new SignatureError(
       "unbound",
-      "signature does not cover the event's id and type (no v2): signed by a bridge older than this function",
+      `signature does not cover ${covers} (no ${part}): signed for another kind of request, or by a bridge older than this function`,
     );
   }
   if (Math.abs(nowS - t) > toleranceS) {
@@ -208,8 +246,6 @@ export async function verifySignature(
       `signature timestamp is ${nowS - t}s from now (tolerance ${toleranceS}s)`,
     );
   }
-  const prefix = identity ? deliveryPrefix(t, identity) : signedPrefix(t, path);
-  const expected = (identity ? v2 : v1) ?? "";
   const matches = async (key: string) => timingSafeEqualHex(await hmacHex(key, prefix, body), expected);
   if (typeof secret === "string" ? await matches(secret) : await someAsync(secret, matches)) return;
   throw new SignatureError(

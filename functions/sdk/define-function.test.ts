@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { OrderCreated } from "../../schemas/orders.ts";
 import { PaymentCompleted } from "../../schemas/payments.ts";
-import { signDelivery, signPayload } from "./contract.ts";
+import { signBatch, signDelivery } from "./contract.ts";
 import { defineFunction } from "./define-function.ts";
 import { InvalidEventError, RetryableError } from "./errors.ts";
 import { capturingLogger, order } from "./fixtures.test-helpers.ts";
-import { invoke } from "./testing.ts";
+import { invoke, invokeBatch } from "./testing.ts";
 import type { InvokedEvent } from "./types.ts";
 
 const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -94,18 +94,18 @@ describe("signature", () => {
     }
   });
 
-  it("refuses a single delivery signed over its body alone (v1: a bridge older than the function)", async () => {
+  it("refuses a single delivery signed over its body alone (a batch's signature, or a bridge older than v2)", async () => {
     const body = JSON.stringify(order());
     const res = await invoke(fn.app, OrderCreated, body, {
       env: { JETWAY_SECRET: "s3cret" },
-      headers: { "x-jetway-signature": await signPayload("s3cret", body) },
+      headers: { "x-jetway-signature": await signBatch("s3cret", body) },
     });
     expect(res.status).toBe(401);
     expect(await res.json()).toEqual({
       error: {
         code: "invalid_signature",
         message:
-          "signature unbound: signature does not cover the event's id and type (no v2): signed by a bridge older than this function",
+          "signature unbound: signature does not cover the event's id and type (no v2): signed for another kind of request, or by a bridge older than this function",
       },
     });
   });
@@ -148,6 +148,16 @@ describe("signature", () => {
       env: { PAYMENT_SECRET: "p" },
     });
     expect(signed.status).toBe(200);
+  });
+
+  it("serves deliveries on the path option, where the testing helpers reach them", async () => {
+    const hooked = defineFunction({ name: "hooked", logger: capturingLogger().log, path: "/hooks/jetway" })
+      .handle(OrderCreated, () => {})
+      .handleBatch(PaymentCompleted, () => {});
+    const path = "/hooks/jetway";
+    expect((await invoke(hooked.app, OrderCreated, order(), { secret: "s", path })).status).toBe(200);
+    expect((await invokeBatch(hooked.app, [], { secret: "s", path })).status).toBe(200);
+    expect((await invoke(hooked.app, OrderCreated, order(), { secret: "s" })).status).toBe(404);
   });
 
   it("leaves user routes alone", async () => {

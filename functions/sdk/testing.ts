@@ -1,5 +1,5 @@
 import type { EventInput, EventType } from "../../schemas/define.ts";
-import { BATCH_CONTENT_TYPE, HEADERS, signDelivery, signPayload } from "./contract.ts";
+import { BATCH_CONTENT_TYPE, HEADERS, signBatch, signDelivery } from "./contract.ts";
 
 /** Anything with Hono's `request()`: a function's `.app`. */
 export interface RequestTarget {
@@ -19,6 +19,8 @@ export interface InvokeOptions {
   traceparent?: string;
   headers?: Record<string, string>;
   env?: Record<string, unknown>;
+  /** The function's delivery path, as given to defineFunction (default /events). */
+  path?: string;
 }
 
 /**
@@ -50,7 +52,7 @@ export async function invoke<T extends EventType>(
     headers[HEADERS.signature] = await signDelivery(options.secret, identity, body, options.signedAtS);
   }
   const env = { ...(options.secret ? { JETWAY_SECRET: options.secret } : {}), ...options.env };
-  return app.request("/events", { method: "POST", headers, body }, env);
+  return app.request(options.path ?? "/events", { method: "POST", headers, body }, env);
 }
 
 /** One structured-mode CloudEvent of a batch, as the bridge builds it. */
@@ -81,11 +83,12 @@ export function batchEvent(
 export async function invokeBatch(
   app: RequestTarget,
   events: unknown[] | string,
-  options: Pick<InvokeOptions, "secret" | "env"> = {},
+  options: Pick<InvokeOptions, "secret" | "env" | "path" | "headers"> = {},
 ): Promise<Response> {
   const body = typeof events === "string" ? events : JSON.stringify(events);
   const headers: Record<string, string> = { "content-type": BATCH_CONTENT_TYPE };
-  if (options.secret) headers[HEADERS.signature] = await signPayload(options.secret, body);
+  if (options.secret) headers[HEADERS.signature] = await signBatch(options.secret, body);
+  Object.assign(headers, options.headers);
   const env = { ...(options.secret ? { JETWAY_SECRET: options.secret } : {}), ...options.env };
-  return app.request("/events", { method: "POST", headers, body }, env);
+  return app.request(options.path ?? "/events", { method: "POST", headers, body }, env);
 }

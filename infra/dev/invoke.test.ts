@@ -85,8 +85,10 @@ describe("buildInvocation", () => {
     expect(inv.url).toBe("http://127.0.0.1:8792/events");
     expect(inv.headers[HEADERS.ceType]).toBe("orders.created.v1");
     expect(inv.body).toBe('{"a":1}');
-    await expect(verifySignature("s", inv.body, inv.headers[HEADERS.signature])).resolves.toBeUndefined();
-    await expect(verifySignature("other", inv.body, inv.headers[HEADERS.signature])).rejects.toThrow(/match/);
+    const identity = { id: inv.headers[HEADERS.ceId] ?? "", type: "orders.created.v1" };
+    const signature = inv.headers[HEADERS.signature];
+    await expect(verifySignature("s", inv.body, signature, { identity })).resolves.toBeUndefined();
+    await expect(verifySignature("other", inv.body, signature, { identity })).rejects.toThrow(/match/);
   });
 
   it("shifts the default URL with a port base and refuses unknown functions without --url", async () => {
