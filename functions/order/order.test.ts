@@ -147,6 +147,14 @@ describe("POST /orders", () => {
     expect((await post(body({ extra: true }))).status).toBe(422);
   });
 
+  it("refuses an order totalling 0: a card gateway charges nothing", async () => {
+    const res = await post(body({ items: [{ sku: "sku-1", quantity: 3, unit_price_minor: 0 }] }));
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({
+      error: { fields: [{ path: "items", message: "order total must be above 0" }] },
+    });
+  });
+
   it("keeps the order as pending_publish when the ingress is down; a retry publishes the same event once", async () => {
     const key = `key-${ulid()}`;
     const down = await post(body(), key, DOWN);

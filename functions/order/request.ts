@@ -62,6 +62,8 @@ export function parseOrderRequest(text: string): ParsedRequest {
   const total = result.data.items.reduce((sum, i) => sum + i.quantity * i.unit_price_minor, 0);
   if (!Number.isSafeInteger(total))
     return refuse(422, [{ path: "items", message: "order total is too large" }]);
+  // Paid by card: a card gateway refuses to charge nothing.
+  if (total === 0) return refuse(422, [{ path: "items", message: "order total must be above 0" }]);
   return { ok: true, value: result.data, total_minor: total };
 }
 

@@ -79,6 +79,8 @@ export async function chargeMany(
 
 type Attempt = { payment: Payment } | { row: Payment; outcome: ChargeOutcome };
 
+const ZERO_TOTAL: ChargeOutcome = { status: "declined", code: "zero_amount", chargeId: undefined };
+
 /** The row as it stands, or the gateway's answer for a row still pending. */
 async function attempt(order: OrderToCharge, row: Payment | undefined, chargeFn: ChargeFn): Promise<Attempt> {
   if (!row) throw messageReused(order.order_id);
@@ -88,6 +90,8 @@ async function attempt(order: OrderToCharge, row: Payment | undefined, chargeFn:
       `order ${order.order_id} was already billed for ${row.amount_minor} ${row.currency}, not ${order.total_minor} ${order.currency}`,
     );
   }
+  // The contract allows a total of 0, a card gateway does not: the order fails to pay, and is cancelled.
+  if (order.total_minor === 0) return { row, outcome: ZERO_TOTAL };
   const outcome = await chargeFn(order.order_id, {
     amount_minor: order.total_minor,
     currency: order.currency,

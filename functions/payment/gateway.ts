@@ -40,6 +40,30 @@ interface ChargeBody {
 
 const DECLINE_CODE = /^[a-z][a-z0-9_]{0,63}$/;
 
+/**
+ * The answer's body. One that cannot be read (the connection dropped or the timeout fired mid-body) says
+ * nothing about what the gateway did, which may have been to charge: retryable, since the same key replays it.
+ */
+async function readBody(res: Response, what: string): Promise<ChargeBody> {
+  const text = await res.text().catch((cause: unknown) => {
+    throw new RetryableError(`payment gateway's answer to the ${what} was cut off (${res.status})`, {
+      cause,
+    });
+  });
+  try {
+    return (text ? JSON.parse(text) : {}) as ChargeBody;
+  } catch {
+    return {};
+  }
+}
+
+/** A 2xx without what it must carry: what the gateway did is unknown, and a retry under the same key replays it. */
+function unreadableSuccess(res: Response, what: string): RetryableError {
+  return new RetryableError(
+    `payment gateway's ${res.status} answer to the ${what} did not say what was done`,
+  );
+}
+
 export async function charge(
   options: GatewayOptions,
   idempotencyKey: string,
@@ -57,8 +81,9 @@ export async function charge(
   } catch (cause) {
     throw new RetryableError(`payment gateway unreachable: ${(cause as Error).message}`, { cause });
   }
-  const body = (await res.json().catch(() => ({}))) as ChargeBody;
+  const body = await readBody(res, "charge");
   if (res.ok && body.status === "succeeded" && body.id) return { status: "succeeded", chargeId: body.id };
+  if (res.ok) throw unreadableSuccess(res, "charge");
   if (res.status === 402) {
     const code = body.error?.code && DECLINE_CODE.test(body.error.code) ? body.error.code : "card_declined";
     return { status: "declined", code, chargeId: body.error?.charge_id };
@@ -95,8 +120,9 @@ export async function refund(
   } catch (cause) {
     throw new RetryableError(`payment gateway unreachable: ${(cause as Error).message}`, { cause });
   }
-  const body = (await res.json().catch(() => ({}))) as ChargeBody;
+  const body = await readBody(res, "refund");
   if (res.ok && body.id) return body.id;
+  if (res.ok) throw unreadableSuccess(res, "refund");
   const retryAfterS = retryAfterSeconds(res.headers.get("retry-after"));
   if (res.status === 429 || res.status >= 500 || res.status === 409) {
     throw new RetryableError(

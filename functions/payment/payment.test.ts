@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -18,16 +19,43 @@ import { createPayment, gatewayFetchOptions } from "./app.ts";
 let handle: DbHandle;
 let server: ServerType;
 let gatewayUrl: string;
+/** The gateway behind a hop that sends its status and half its body, then drops the connection. */
+let cutOffUrl: string;
+let cutOff: Server;
 const gateway = new GatewayState();
 const payment = () => createPayment({ db: () => handle.db });
+
+/** Forwards each request to the gateway, which does its work; its answer is cut off half way through the body. */
+function cuttingProxy(): Server {
+  return createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const upstream = await fetch(new URL(req.url ?? "/", gatewayUrl), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "idempotency-key": String(req.headers["idempotency-key"] ?? ""),
+      },
+      body: Buffer.concat(chunks),
+    });
+    const body = Buffer.from(await upstream.arrayBuffer());
+    res.writeHead(upstream.status, { "content-type": "application/json", "content-length": body.length });
+    res.write(body.subarray(0, Math.floor(body.length / 2)));
+    setTimeout(() => res.socket?.destroy(), 20);
+  });
+}
 
 beforeAll(async () => {
   handle = await createTestDb();
   server = serve({ fetch: createGatewayApp(gateway).fetch, port: 0, hostname: "127.0.0.1" });
   await new Promise((r) => server.once("listening", r));
   gatewayUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  cutOff = cuttingProxy();
+  await new Promise<void>((r) => cutOff.listen(0, "127.0.0.1", r));
+  cutOffUrl = `http://127.0.0.1:${(cutOff.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
+  await new Promise((r) => cutOff.close(r));
   await new Promise((r) => server.close(r));
   await handle.close();
 });
@@ -52,11 +80,16 @@ interface EventsBody {
   events: { subject: string; id?: string; data: Record<string, unknown> }[];
 }
 
-const deliver = (fn: ReturnType<typeof payment>, data: ReturnType<typeof orderCreated>, delivery = 1) =>
+const deliver = (
+  fn: ReturnType<typeof payment>,
+  data: ReturnType<typeof orderCreated>,
+  delivery = 1,
+  url = gatewayUrl,
+) =>
   invoke(fn.app, OrderCreated, data, {
     id: data.message_id,
     delivery,
-    env: { GATEWAY_URL: gatewayUrl, JETWAY_LOG_LEVEL: "silent" },
+    env: { GATEWAY_URL: url, JETWAY_LOG_LEVEL: "silent" },
   });
 
 describe("payment", () => {
@@ -115,6 +148,36 @@ describe("payment", () => {
     expect(stats.replays).toBe(1);
     const [row] = await handle.db.select().from(payments).where(eq(payments.order_id, data.order_id));
     expect(row?.status).toBe("succeeded");
+  });
+
+  it("a charge whose answer is cut off is retried, and the redelivery settles the one charge", async () => {
+    const fn = payment();
+    const data = orderCreated();
+    const cut = await deliver(fn, data, 1, cutOffUrl);
+    expect(cut.status).toBe(503);
+    expect(await cut.text()).toMatch(/answer to the charge was cut off/);
+    const [pending] = await handle.db.select().from(payments).where(eq(payments.order_id, data.order_id));
+    expect(pending?.status).toBe("pending");
+    const res = await deliver(fn, data, 2);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as EventsBody).events[0]?.subject).toBe("payments.completed.v1");
+    expect(gateway.getStats()).toMatchObject({ charges: 1, replays: 1 });
+  });
+
+  it("an order totalling 0 fails to pay without asking the gateway", async () => {
+    const data = orderCreated({
+      items: [{ sku: "sku-1", quantity: 1, unit_price_minor: 0 }],
+      total_minor: 0,
+    });
+    const res = await deliver(payment(), data);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as EventsBody).events).toEqual([
+      expect.objectContaining({
+        subject: "payments.failed.v1",
+        data: expect.objectContaining({ order_id: data.order_id, reason: "zero_amount", amount_minor: 0 }),
+      }),
+    ]);
+    expect(gateway.getStats().requests).toBe(0);
   });
 
   it("gateway 429 becomes 503 with its Retry-After; 5xx and outages become 503", async () => {
@@ -268,7 +331,7 @@ describe("payment", () => {
   });
 
   describe("compensation on inventory.rejected.v1", () => {
-    const rejected = (orderId: string) => {
+    const rejected = (orderId: string, url = gatewayUrl) => {
       const data = {
         message_id: ulid(),
         occurred_at: new Date().toISOString(),
@@ -278,7 +341,7 @@ describe("payment", () => {
       };
       return invoke(payment().app, InventoryRejected, data, {
         id: data.message_id,
-        env: { GATEWAY_URL: gatewayUrl, JETWAY_LOG_LEVEL: "silent" },
+        env: { GATEWAY_URL: url, JETWAY_LOG_LEVEL: "silent" },
       });
     };
     const row = async (orderId: string) =>
@@ -298,6 +361,17 @@ describe("payment", () => {
       // A late redelivery of the order still reports the charge that happened, identically.
       expect(await (await deliver(fn, data, 2)).json()).toEqual(charged);
       expect(gateway.getStats().charges).toBe(1);
+    });
+
+    it("a refund whose answer is cut off is retried, and the redelivery records the one refund", async () => {
+      const data = orderCreated();
+      expect((await deliver(payment(), data)).status).toBe(200);
+      const cut = await rejected(data.order_id, cutOffUrl);
+      expect(cut.status).toBe(503);
+      expect(await row(data.order_id)).toMatchObject({ status: "succeeded", refund_id: null });
+      expect((await rejected(data.order_id)).status).toBe(200);
+      expect(gateway.getStats().refunds).toBe(1);
+      expect(await row(data.order_id)).toMatchObject({ status: "refunded", refund_id: expect.any(String) });
     });
 
     it("a rejection that arrives before the order means it is never charged", async () => {

@@ -2,13 +2,14 @@
  * The function SDK: stateless Hono handlers fed by the jetway bridge.
  *
  * @example
- * import { defineFunction, RetryableError } from "jetway/function";
+ * import { defineFunction } from "jetway/function";
  * import { OrderCreated, PaymentCompleted } from "jetway/schemas";
+ * import { gateway } from "./gateway.ts"; // your own client
  *
  * export const payment = defineFunction({ name: "payment" }).handle(OrderCreated, async (event, ctx) => {
  *   ctx.log.info({ order_id: event.data.order_id }, "charging");
  *   const charge = await gateway.charge(event.data.payment_token, event.data.total_minor); // may throw RetryableError
- *   ctx.emit(PaymentCompleted, { message_id: ulid(), occurred_at: new Date().toISOString(), order_id: event.data.order_id,
+ *   ctx.emit(PaymentCompleted, { message_id: charge.id, occurred_at: new Date().toISOString(), order_id: event.data.order_id,
  *     payment_id: charge.id, amount_minor: event.data.total_minor, currency: event.data.currency,
  *     gateway_charge_id: charge.gatewayId }, { id: `payment:${event.data.order_id}` });
  * });
