@@ -97,6 +97,34 @@ describe("config", () => {
     expect(issues({ open_for: "10m" })).toContain("routes[0].circuit_breaker.max_open");
     expect(issues({ max_opn: "1m" })).toContain("max_opn");
     expect(issues(true)).toContain("routes[0].circuit_breaker");
+    // A value of the wrong type inside the object, which matches neither false nor the object.
+    expect(issues({ open_for: "5 secs" })).toMatch(/^routes\[0\]\.circuit_breaker\.open_for: /);
+    expect(issues({ failures: "20" })).toMatch(/^routes\[0\]\.circuit_breaker\.failures: .*expected number/);
+    expect(issues("off")).toBe(
+      "routes[0].circuit_breaker: expected false or expected object, received string",
+    );
+  });
+
+  it("refuses two streams of one name, and two routes on one durable of a stream", () => {
+    const route = minimal.routes[0];
+    expect(
+      issuesOf({ ...minimal, streams: [...minimal.streams, { name: "ORDERS", subjects: ["more.>"] }] }),
+    ).toEqual(['streams[1].name: duplicate stream name "ORDERS"']);
+    expect(
+      issuesOf({ ...minimal, routes: [route, { ...route, name: "audit", durable: "payment" }] }),
+    ).toEqual(['routes[1].durable: route "payment" already uses the durable "payment" on stream "ORDERS"']);
+    expect(
+      issuesOf({
+        ...minimal,
+        routes: [
+          { ...route, durable: "audit" },
+          { ...route, name: "audit" },
+        ],
+      }),
+    ).toEqual(['routes[1].name: route "payment" already uses the durable "audit" on stream "ORDERS"']);
+    const streams = [...minimal.streams, { name: "AUDIT", subjects: ["audit.>"] }];
+    const elsewhere = { ...route, name: "audit", stream: "AUDIT", durable: "payment" };
+    expect(parseConfig({ ...minimal, streams, routes: [route, elsewhere] }, "t", {}).routes).toHaveLength(2);
   });
 
   it("sizes max_ack_pending to what a route can have out, batches capped at 16", () => {

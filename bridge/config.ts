@@ -233,17 +233,34 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    /** The first of `items` with the same key, per key: a later one repeats it. */
+    const firstWith = <T>(items: readonly T[], key: (item: T) => string) => {
+      const first = new Map<string, T>();
+      return items.map((item) => {
+        const k = key(item);
+        const earlier = first.get(k);
+        if (earlier === undefined) first.set(k, item);
+        return earlier;
+      });
+    };
+    // Provisioned one after the other, a second stream of a name would replace the first's subjects.
+    firstWith(config.streams, (s) => s.name).forEach((earlier, i) => {
+      if (earlier) issue(["streams", i, "name"], `duplicate stream name "${earlier.name}"`);
+    });
     const streams = new Set(config.streams.map((s) => s.name));
-    const seen = new Set<string>();
+    const sameName = firstWith(config.routes, (r) => r.name);
+    // Two routes on one durable would share its messages, each function getting part of them.
+    const sameDurable = firstWith(config.routes, (r) => `${r.stream}\u0000${durableName(r)}`);
     config.routes.forEach((route, i) => {
-      if (seen.has(route.name)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["routes", i, "name"],
-          message: `duplicate route name "${route.name}"`,
-        });
+      if (sameName[i]) issue(["routes", i, "name"], `duplicate route name "${route.name}"`);
+      const holder = sameDurable[i];
+      if (holder && !sameName[i]) {
+        issue(
+          ["routes", i, route.durable === undefined ? "name" : "durable"],
+          `route "${holder.name}" already uses the durable "${durableName(route)}" on stream "${route.stream}"`,
+        );
       }
-      seen.add(route.name);
       if (route.tls && !route.url.startsWith("https:")) {
         ctx.addIssue({
           code: "custom",
@@ -311,6 +328,25 @@ function formatPath(path: readonly PropertyKey[]): string {
   }, "");
 }
 
+const deepest = (issues: readonly z.core.$ZodIssue[]) => Math.max(0, ...issues.map((i) => i.path.length));
+
+/**
+ * One line per problem, naming the field. A value that matches no option of a union (`circuit_breaker:
+ * false | {…}`) is reported by the option it came closest to, so a bad field inside the object is named.
+ */
+function issueLines(issue: z.core.$ZodIssue, base: readonly PropertyKey[] = []): string[] {
+  const path = [...base, ...issue.path];
+  if (issue.code === "invalid_union" && issue.errors.length > 0) {
+    const best = issue.errors.reduce((a, b) => (deepest(b) > deepest(a) ? b : a));
+    if (deepest(best) > 0) return best.flatMap((i) => issueLines(i, path));
+    const options = issue.errors.map((branch) =>
+      branch.map((i) => i.message.replace(/^Invalid input: /, "")).join(", "),
+    );
+    return [`${formatPath(path) || "(root)"}: ${options.join(" or ")}`];
+  }
+  return [`${formatPath(path) || "(root)"}: ${issue.message}`];
+}
+
 /** Validates an already-parsed config object. Env overrides: NATS_URL, NATS_USER, NATS_PASS, NATS_TOKEN, NATS_CREDS. */
 export function parseConfig(raw: unknown, source = "(inline)", env: NodeJS.ProcessEnv = process.env): Config {
   const missing: string[] = [];
@@ -326,7 +362,7 @@ export function parseConfig(raw: unknown, source = "(inline)", env: NodeJS.Proce
   if (!result.success) {
     throw new ConfigError(
       source,
-      result.error.issues.map((issue) => `${formatPath(issue.path) || "(root)"}: ${issue.message}`),
+      result.error.issues.flatMap((issue) => issueLines(issue)),
     );
   }
   return result.data;
