@@ -31,6 +31,34 @@ async function nearlyFull(f: RouteFixture, short: number) {
 
 const redriveAll = (f: RouteFixture) => redrive(h.js, h.jsm, f.config.dead_letter, { route: f.route.name });
 
+describe("dead letters and redrive trust only the bridge", () => {
+  it("a dead letter drops the original's own Jetway-Dlq-* headers", async () => {
+    const f = await refusingRoute();
+    const hdrs = natsHeaders();
+    hdrs.set(DLQ_HEADERS.trimmed, "headers, payload");
+    hdrs.set(DLQ_HEADERS.subject, "$KV.elsewhere");
+    await h.js.publish(f.subject, "{}", { headers: hdrs });
+    await waitFor("the dead letter", async () => (await f.dlq()).length === 1);
+    const [letter] = await f.dlq();
+    expect(letter?.header.get(DLQ_HEADERS.trimmed)).toBe("");
+    expect(letter?.header.values(DLQ_HEADERS.subject)).toEqual([f.subject]);
+  });
+
+  it("redrive refuses a letter that names a reserved subject, and keeps it", async () => {
+    const f = await refusingRoute();
+    await f.consumer.stop(1_000);
+    const hdrs = natsHeaders();
+    hdrs.set(DLQ_HEADERS.route, f.route.name);
+    hdrs.set(DLQ_HEADERS.subject, "$KV.jetway-control.pause.payment");
+    await h.js.publish(`${f.config.dead_letter.subject_prefix}.${f.route.name}`, "{}", { headers: hdrs });
+    const [result] = await redriveAll(f);
+    expect(result?.error).toBe(
+      "refusing to redrive to the reserved subject $KV.jetway-control.pause.payment",
+    );
+    expect(await f.dlq()).toHaveLength(1);
+  });
+});
+
 describe("a dead letter too large to store whole", () => {
   it("leaves out the original's headers, and redrive reads them back from the original", async () => {
     const f = await refusingRoute();

@@ -45,7 +45,8 @@ export function deadLetterHeaders(letter: DeadLetter, now = new Date(), trim: Tr
   if (msg.headers) {
     for (const [key, values] of msg.headers) {
       if (key.toLowerCase() === "content-type") contentType = values[0] ?? "";
-      if (/^nats-/i.test(key) || trim !== "none") continue;
+      // Nats-* are the server's directives; a producer's own Jetway-Dlq-* would pass for the bridge's.
+      if (/^(nats|jetway-dlq)-/i.test(key) || trim !== "none") continue;
       for (const value of values) h.append(key, value);
     }
   }

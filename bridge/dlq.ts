@@ -8,6 +8,7 @@ import {
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
 import type { Config } from "./config.ts";
 import { DLQ_HEADERS, deadLetterSubject } from "./dead-letter-headers.ts";
+import { isReservedSubject } from "./subjects.ts";
 
 type DeadLetterConfig = Config["dead_letter"];
 
@@ -210,6 +211,11 @@ export async function redrive(
     const subject = letter.header?.get(DLQ_HEADERS.subject);
     if (!subject) {
       results.push({ seq, subject: "", error: `missing ${DLQ_HEADERS.subject} header` });
+      continue;
+    }
+    if (isReservedSubject(subject)) {
+      // No message of a stream was ever published there: this letter was forged.
+      results.push({ seq, subject, error: `refusing to redrive to the reserved subject ${subject}` });
       continue;
     }
     if (dryRun) {

@@ -36,6 +36,7 @@ async function appWith(
       nc,
       store: new JetStreamPublisher(nc, jetstream(nc)),
       http: config.http,
+      deadLetterPrefix: config.dead_letter.subject_prefix,
       connected: () => state.connected,
       logger,
       publishTimeoutMs: 2_000,
@@ -96,6 +97,15 @@ describe("POST /v1/publish/<subject>", () => {
     expect((await app.request(`/v1/publish/$JS.API.STREAM.DELETE.IN_${id}`, post("{}"))).status).toBe(400);
     expect((await app.request(`/v1/publish/in_${id}.*`, post("{}"))).status).toBe(400);
     await expect(jsm.streams.info(`IN_${id}`)).resolves.toBeTruthy();
+    // Dead letters come from the bridge only: redrive trusts the subject they name.
+    const forged = await app.request("/v1/publish/dlq.payment", post("{}"));
+    expect(forged.status).toBe(400);
+    expect(await forged.json()).toEqual({
+      error: {
+        code: "invalid_subject",
+        message: "subject dlq.payment is a dead-letter subject (dlq.>): only the bridge publishes there",
+      },
+    });
   });
 
   it("answers 413 over http.max_body and over the server's max payload", async () => {
@@ -301,6 +311,11 @@ describe("POST /v1/publish (a batch of events)", () => {
       ],
       [batch([ok, { subject: "_INBOX.abc", data: 1 }]), "invalid_subject", /events\[1\]\.subject/],
       [batch([ok, { data: 1 }]), "invalid_subject", /events\[1\]\.subject/],
+      [
+        batch([ok, { subject: "dlq.payment", data: 1 }]),
+        "invalid_subject",
+        /events\[1\]\.subject dlq\.payment is a dead-letter/,
+      ],
       [batch([ok, { ...ok, id: "" }]), "invalid_body", /events\[1\]\.id/],
       [batch([ok, { ...ok, headers: { "bad name": "v" } }]), "invalid_body", /events\[1\]\.headers/],
       [batch([ok, { ...ok, headers: { "x-a:b": "v" } }]), "invalid_body", /events\[1\]\.headers/],

@@ -8,6 +8,7 @@ import type { MessageStore } from "./js-publisher.ts";
 import { type RequestView, requestView } from "./node-request.ts";
 import { type EmittedEvent, field, readEventList } from "./outcome.ts";
 import { eventData, eventHeaders, isTooLarge } from "./publisher.ts";
+import { isDeadLetterSubject, isReservedSubject } from "./subjects.ts";
 import type { PublishSpan, Telemetry, TraceContext } from "./telemetry.ts";
 import type { TurnBatch } from "./turn-batch.ts";
 
@@ -28,6 +29,8 @@ export interface IngressDeps {
   /** Where publishes go: the bridge's JetStreamPublisher. */
   store: MessageStore;
   http: Config["http"];
+  /** dead_letter.subject_prefix: subjects the ingress refuses. */
+  deadLetterPrefix: string;
   /** Live connection flag (watchStatus): fail fast with 503 instead of waiting for a timeout. */
   connected: () => boolean;
   logger: pino.Logger;
@@ -40,15 +43,24 @@ export interface IngressDeps {
 
 const untraced = (trace: TraceContext): PublishSpan => ({ trace, end: () => {} });
 
-// JetStream API, system and inbox subjects are never a publish target from the outside.
-const RESERVED = /^(\$|_INBOX\.)/;
 const VALID_SUBJECT = /^[^\s*>]+$/;
 /** Most events one `POST /v1/publish` may carry. */
 export const MAX_BATCH_EVENTS = 1_000;
 
 /** A subject the ingress publishes to: concrete, not reserved, no empty tokens. */
 const isPublishable = (subject: string): boolean =>
-  VALID_SUBJECT.test(subject) && !RESERVED.test(subject) && !subject.split(".").includes("");
+  VALID_SUBJECT.test(subject) && !isReservedSubject(subject) && !subject.split(".").includes("");
+
+/** Dead letters are the bridge's record of what failed, and redrive trusts them: none comes from outside. */
+function refuseDeadLetterSubject(subject: string, deps: IngressDeps, where = "subject"): void {
+  if (isDeadLetterSubject(subject, deps.deadLetterPrefix)) {
+    throw new IngressError(
+      400,
+      "invalid_subject",
+      `${where} ${subject} is a dead-letter subject (${deps.deadLetterPrefix}.>): only the bridge publishes there`,
+    );
+  }
+}
 
 function checkAuth(req: RequestView, token: string | undefined): void {
   if (!token) return;
@@ -152,6 +164,7 @@ export async function handlePublish(c: Context, deps: IngressDeps): Promise<Resp
   if (!isPublishable(subject)) {
     throw new IngressError(400, "invalid_subject", "invalid subject (no wildcards, spaces, $ or _INBOX)");
   }
+  refuseDeadLetterSubject(subject, deps);
   const body = await readBody(req, deps);
   const secret = deps.http.publish_secret;
   if (secret) await checkSignature(req, secret, `/v1/publish/${subject}`, body);
@@ -267,6 +280,8 @@ export async function handlePublishBatch(c: Context, deps: IngressDeps): Promise
   const secret = deps.http.publish_secret;
   if (secret) await checkSignature(req, secret, "/v1/publish", body);
   const events = readBatch(body);
+  for (const [i, event] of events.entries())
+    refuseDeadLetterSubject(event.subject, deps, `events[${i}].subject`);
   ensureConnected(deps);
   const span = startPublish(deps, events.length === 1 ? (events[0]?.subject ?? "") : "events", req);
   const messages = events.map((event) => eventMessage(event, span.trace));

@@ -171,6 +171,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
       nc,
       store,
       http: config.http,
+      deadLetterPrefix: config.dead_letter.subject_prefix,
       connected: () => connection.connected,
       logger,
       publishes: new TurnBatch(),

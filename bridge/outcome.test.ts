@@ -64,6 +64,16 @@ const rows: Row[] = [
     },
   ],
   [
+    "an event to a reserved subject → dead letter (the bridge's NATS user may publish to its control buckets)",
+    { status: 200, body: { events: [{ subject: "$KV.jetway-control.pause.payment", data: {} }] } },
+    1,
+    {
+      kind: "dead_letter",
+      reason:
+        "invalid response: events[0].subject $KV.jetway-control.pause.payment is reserved ($…, _INBOX.…)",
+    },
+  ],
+  [
     "events not an array",
     { status: 200, body: { events: {} } },
     1,

@@ -1,5 +1,6 @@
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { RouteConfig } from "./config.ts";
+import { isReservedSubject } from "./subjects.ts";
 
 /**
  * The decision "function response → ack | retry(delay) | dead-letter(reason)", as a pure function.
@@ -141,6 +142,7 @@ export function readEventList(events: unknown): EmittedEvent[] | string {
     if (typeof subject !== "string" || !/^[^\s*>]+$/.test(subject)) {
       return `events[${i}].subject must be a concrete subject`;
     }
+    if (isReservedSubject(subject)) return `events[${i}].subject ${subject} is reserved ($…, _INBOX.…)`;
     const id = field(event, "id");
     if (id !== undefined && (typeof id !== "string" || id.length === 0)) {
       return `events[${i}].id must be a non-empty string`;

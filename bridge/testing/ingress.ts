@@ -22,6 +22,7 @@ export async function startIngress(
       nc,
       store: new JetStreamPublisher(nc, jetstream(nc)),
       http: config.http,
+      deadLetterPrefix: config.dead_letter.subject_prefix,
       connected: () => true,
       logger,
       publishTimeoutMs: 2_000,
