@@ -9,8 +9,8 @@ import {
 import type { DbProvider } from "../db/client.ts";
 import { uuidFrom } from "../db/ids.ts";
 import { type ReservedItem, stock } from "../db/schema.ts";
-import { defineFunction, type Emit, type JetwayFunction } from "../sdk/index.ts";
-import { isTombstone, mergeItems, type Reservation, release, reserveMany } from "./stock.ts";
+import { defineFunction, type Emit, InvalidEventError, type JetwayFunction } from "../sdk/index.ts";
+import { isTombstone, mergeItems, type Reservation, release, reserveMany, uncountableSku } from "./stock.ts";
 
 export interface InventoryDeps {
   db: DbProvider;
@@ -27,7 +27,13 @@ export interface InventoryDeps {
 export function createInventory(deps: InventoryDeps): JetwayFunction {
   const fn = defineFunction({ name: "inventory" })
     // A batch of orders is one transaction (one stock update per SKU); a single delivery is a batch of one.
-    .handleBatch(OrderCreated, async (events, ctx) => {
+    .handleBatch(OrderCreated, async (all, ctx) => {
+      const events = all.filter((e) => {
+        const sku = uncountableSku(e.data.items);
+        if (sku === undefined) return true;
+        ctx.failWith(e.id, new InvalidEventError(`items: the quantities of ${sku} add up past 2^53`));
+        return false;
+      });
       const reservations = await reserveMany(
         deps.db(ctx.c),
         events.map((e) => e.data),

@@ -160,6 +160,28 @@ describe("inventory", () => {
     expect(await available("e-1")).toBe(4);
   });
 
+  it("dead-letters an order whose quantities of one SKU add up past 2^53, alone, at once", async () => {
+    await seedStock(handle.db, { "u-1": 10 });
+    const huge = order([
+      { sku: "u-1", quantity: Number.MAX_SAFE_INTEGER },
+      { sku: "u-1", quantity: 1 },
+    ]);
+    const healthy = order([{ sku: "u-1", quantity: 1 }]);
+    // Released first, the late reservation would announce the sum: no event can carry it.
+    await paymentFailed(huge.order_id);
+    const res = await invokeBatch(
+      inventory.app,
+      [batchEvent("h", OrderCreated, huge), batchEvent("ok", OrderCreated, healthy)],
+      { env },
+    );
+    const body = (await res.json()) as { failures: unknown[]; events: Record<string, unknown[]> };
+    expect(body.failures).toEqual([
+      { id: "h", reason: "items: the quantities of u-1 add up past 2^53", dead_letter: true },
+    ]);
+    expect(body.events.ok).toHaveLength(1);
+    expect(await available("u-1")).toBe(9);
+  });
+
   it("a release racing its reservation announces one release per order, and the stock ends whole", async () => {
     const sku = `r-${ulid()}`;
     await seedStock(handle.db, { [sku]: 20 });

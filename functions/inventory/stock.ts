@@ -8,6 +8,11 @@ import { type ReservedItem, reservations, stock } from "../db/schema.ts";
 export type Reservation = typeof reservations.$inferSelect;
 
 /** One item per SKU, quantities summed, sorted by SKU so concurrent reservations lock rows in one order. */
+/** The SKU whose quantities add up past what a number counts exactly (each one alone may be valid). */
+export function uncountableSku(items: readonly ReservedItem[]): string | undefined {
+  return mergeItems(items).find((i) => !Number.isSafeInteger(i.quantity))?.sku;
+}
+
 export function mergeItems(items: readonly ReservedItem[]): ReservedItem[] {
   const totals = new Map<string, number>();
   for (const { sku, quantity } of items) totals.set(sku, (totals.get(sku) ?? 0) + quantity);

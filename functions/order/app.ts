@@ -23,7 +23,7 @@ import { announceFinal, type RecordResult, recordOrderEvents, stateOf } from "./
 import { coalescingPublisher, type EventPublisher, PublishError, type PublishTarget } from "./publish.ts";
 import { parseOrderRequest, requestHash } from "./request.ts";
 import type { OrderEvent } from "./status.ts";
-import { insertOrder, loadOrder, markPublished, type Order, unpublished } from "./store.ts";
+import { insertOrder, loadOrder, markPublished, noteUnpublished, type Order, unpublished } from "./store.ts";
 
 export interface OrderDeps {
   db: DbProvider;
@@ -217,10 +217,13 @@ export function createOrder(deps: OrderDeps): JetwayFunction {
     // One ingress request carries them all; an order whose event was refused stays for the next flush.
     const settled = await Promise.allSettled(pending.map((order) => publishOrder(c, deps, publish, order)));
     let published = 0;
-    for (const s of settled) {
+    const failed: string[] = [];
+    for (const [i, s] of settled.entries()) {
       if (s.status === "fulfilled") published++;
-      else if (!(s.reason instanceof PublishError)) throw s.reason;
+      else if (s.reason instanceof PublishError) failed.push((pending[i] as Order).id);
+      else throw s.reason;
     }
+    await noteUnpublished(deps.db(c), failed);
     return c.json({ pending: pending.length, published });
   });
 

@@ -147,6 +147,15 @@ describe("POST /orders", () => {
     expect((await post(body({ extra: true }))).status).toBe(422);
   });
 
+  it("refuses quantities of one SKU that add up past 2^53, though each is valid", async () => {
+    const huge = { sku: "sku-1", quantity: Number.MAX_SAFE_INTEGER, unit_price_minor: 0 };
+    const res = await post(body({ items: [huge, { sku: "sku-1", quantity: 1, unit_price_minor: 100 }] }));
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({
+      error: { fields: [{ path: "items", message: "the quantities of sku-1 add up past 2^53" }] },
+    });
+  });
+
   it("refuses an order totalling 0: a card gateway charges nothing", async () => {
     const res = await post(body({ items: [{ sku: "sku-1", quantity: 3, unit_price_minor: 0 }] }));
     expect(res.status).toBe(422);

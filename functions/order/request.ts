@@ -59,6 +59,12 @@ export function parseOrderRequest(text: string): ParsedRequest {
       result.error.issues.map((i) => ({ path: i.path.join(".") || "(body)", message: i.message })),
     );
   }
+  const perSku = new Map<string, number>();
+  for (const { sku, quantity } of result.data.items) perSku.set(sku, (perSku.get(sku) ?? 0) + quantity);
+  for (const [sku, quantity] of perSku) {
+    if (!Number.isSafeInteger(quantity))
+      return refuse(422, [{ path: "items", message: `the quantities of ${sku} add up past 2^53` }]);
+  }
   const total = result.data.items.reduce((sum, i) => sum + i.quantity * i.unit_price_minor, 0);
   if (!Number.isSafeInteger(total))
     return refuse(422, [{ path: "items", message: "order total is too large" }]);

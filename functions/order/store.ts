@@ -169,7 +169,11 @@ export function markPublished(db: Db, id: string): Promise<void> {
   return markerOf(db).add(id);
 }
 
-/** Orders whose event has not gone out yet, oldest first (for the outbox flush). */
+/**
+ * Orders whose event has not gone out yet, for the outbox flush: those tried longest ago first (a failed
+ * flush moves an order's updated_at, noteUnpublished), so orders whose events the ingress refuses for good
+ * cannot keep newer ones from their turn.
+ */
 export async function unpublished(db: Db, olderThanS: number, limit: number): Promise<Order[]> {
   return db
     .select()
@@ -180,6 +184,15 @@ export async function unpublished(db: Db, olderThanS: number, limit: number): Pr
         lt(orders.created_at, sql`now() - make_interval(secs => ${olderThanS})`),
       ),
     )
-    .orderBy(asc(orders.created_at))
+    .orderBy(asc(orders.updated_at), asc(orders.created_at))
     .limit(limit);
+}
+
+/** A flush tried these orders and their events did not go out: they go to the back of the queue. */
+export async function noteUnpublished(db: Db, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .update(orders)
+    .set({ updated_at: sql`now()` })
+    .where(and(anyOf(orders.id, ids), eq(orders.status, "pending_publish")));
 }

@@ -116,6 +116,30 @@ describe("batch delivery", () => {
     expect(Object.keys(body.events)).toEqual(["ok"]);
   });
 
+  it("an event that breaks its contract fails its own message only; the others keep their events", async () => {
+    const fn = defineFunction({ name: "inventory", logger: capturingLogger().log }).handleBatch(
+      OrderCreated,
+      (events, ctx) => {
+        for (const e of events) {
+          const reservation = reserved(e.data.order_id);
+          if (e.data.customer_id === "huge") reservation.items = [{ sku: "SKU-1", quantity: 2 ** 53 }];
+          ctx.emitFor(e.id, InventoryReserved, reservation);
+        }
+      },
+    );
+    const res = await invokeBatch(fn.app, [
+      batchEvent("a", OrderCreated, order({ order_id: "o-a" })),
+      batchEvent("h", OrderCreated, order({ order_id: "o-h", customer_id: "huge" })),
+      batchEvent("b", OrderCreated, order({ order_id: "o-b" })),
+    ]);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as BatchBody;
+    expect(body.failures).toEqual([
+      { id: "h", reason: expect.stringMatching(/^emitted inventory\.reserved\.v1: items\.0\.quantity/) },
+    ]);
+    expect(Object.keys(body.events)).toEqual(["a", "b"]);
+  });
+
   it("acks, retries and dead-letters per message, and groups events by input id", async () => {
     const { fn, calls } = inventoryFunction();
     const res = await invokeBatch(fn.app, [

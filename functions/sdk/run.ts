@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import type { Logger } from "pino";
 import type { EventType } from "../../schemas/define.ts";
 import { toEmitted } from "./emit.ts";
+import { EmitValidationError } from "./errors.ts";
 import { messageLogger } from "./logger.ts";
 import { classifyError, type ErrorOutcome } from "./outcome.ts";
 import type {
@@ -118,8 +119,18 @@ export async function runGroup(
       },
       emitFor: (id, type, data, options) => {
         known(id, "emitFor");
+        let event: EmittedEvent;
+        try {
+          event = toEmitted(type, data, options);
+        } catch (err) {
+          // One message's event breaking the contract fails that message, as it would a single delivery;
+          // its batch-mates, whose work is done (often committed with it), keep their events.
+          if (!(err instanceof EmitValidationError)) throw err;
+          ctx.failWith(id, err);
+          return;
+        }
         const list = emitted.get(id) ?? [];
-        list.push(toEmitted(type, data, options));
+        list.push(event);
         emitted.set(id, list);
       },
       emitterFor: (id) => {
