@@ -265,16 +265,18 @@ export class BatchDispatcher {
     let failed = 0;
     let reason = "";
     let retryMs = 0;
-    for (const outcome of outcomes) {
+    let lastAttempt: number | undefined;
+    for (const [i, outcome] of outcomes.entries()) {
       if (!retryableFailure(outcome)) {
         circuit.succeeded();
         return 0;
       }
       if (failed++ === 0) reason = outcome.reason;
       retryMs = Math.max(retryMs, retryDelay(outcome));
+      if (outcome.kind === "dead_letter") lastAttempt = Math.max(lastAttempt ?? 0, send[i]?.d.delivery ?? 0);
     }
     if (failed === 0) return 0;
-    circuit.failed(reason, failed, retryMs);
+    circuit.failed(reason, failed, retryMs, lastAttempt);
     if (!circuit.holding) return 0;
     let held = 0;
     for (let i = 0; i < send.length; i++) {

@@ -52,6 +52,28 @@ describe("Circuit", () => {
     c.stop();
   });
 
+  it("opens before `failures` when a message runs out of attempts while others fail too (a low rate)", () => {
+    const { c, calls } = circuit(20);
+    // Two messages, max_deliver 3, nothing answered between their attempts: A1 B1 A2 B2, then A's last.
+    for (let i = 0; i < 4; i++) c.failed("503");
+    c.failed("503", 1, 0, 3);
+    expect(c.state).toBe("open");
+    expect(calls).toEqual(["open 100"]);
+    c.stop();
+  });
+
+  it("a message failing alone still runs out of attempts: a poison message does not open it", () => {
+    const { c } = circuit(20);
+    c.failed("500");
+    c.failed("500");
+    c.failed("500", 1, 0, 3);
+    expect(c.state).toBe("closed");
+    // Nor does one whose attempts had answers from other messages between them.
+    c.succeeded();
+    c.failed("500", 1, 0, 3);
+    expect(c.state).toBe("closed");
+  });
+
   it("probes after the pause; each failed probe doubles the pause up to max_open; a success closes", () => {
     vi.useFakeTimers();
     const { c, calls } = circuit(1);
@@ -204,6 +226,7 @@ describe("Circuit", () => {
       resumed: () => calls.push("resumed"),
     });
     c.failed("down", 1_000_000);
+    c.failed("down", 1, 0, 1);
     expect(c.holding).toBe(false);
     c.openedElsewhere("503");
     c.failed("down");
@@ -297,6 +320,20 @@ describe("circuit breaker on a route", () => {
     // Messages published after recovery flow as usual.
     const later = await publish(f, 3);
     await waitFor("later messages acked", () => later.every((s) => acked(f).has(s)));
+  });
+
+  it("holds messages that run out of attempts before `failures` is reached, at a low rate, and sends them after", async () => {
+    const { f, transitions, recover } = await outage({
+      circuit_breaker: { failures: 20, open_for: "150ms" },
+    });
+    const seqs = await publish(f, 2);
+    await waitFor("the circuit to open", () => f.consumer.paused);
+    // 2 messages × 3 attempts: 6 failures, far from 20, yet neither is dead-lettered.
+    expect(transitions[0]).toMatchObject({ type: "open" });
+    expect(await f.dlq()).toEqual([]);
+    recover();
+    await waitFor("both acked", () => seqs.every((s) => acked(f).has(s)));
+    expect(await f.dlq()).toEqual([]);
   });
 
   it("without the breaker the same outage dead-letters every message once max_deliver is spent", async () => {

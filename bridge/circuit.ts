@@ -72,6 +72,11 @@ export class Circuit {
     return this.manual;
   }
 
+  /** A route with a breaker (not `circuit_breaker: false`). */
+  private get breaking(): boolean {
+    return this.policy.failures !== Number.POSITIVE_INFINITY;
+  }
+
   /** The function decided about a message (acked it, or refused it as bad). */
   succeeded(): void {
     this.streak = 0;
@@ -88,14 +93,26 @@ export class Circuit {
   /**
    * `count` messages failed in a way a retry could fix (a batch counts each of its messages). `retryMs` is
    * the delay their retry would have had (Retry-After, or the route's backoff): a pause is never shorter.
+   * `lastAttempt`: the delivery count of one of them that has no attempt left, so would be dead-lettered.
    */
-  failed(reason: string, count = 1, retryMs = 0): void {
+  failed(reason: string, count = 1, retryMs = 0, lastAttempt?: number): void {
     this.streak += count;
     if (this.current === "half_open") {
       // The probe failed: wait longer before the next one.
       this.pauseMs = Math.min(this.pauseMs * 2, this.policy.max_open);
       this.open(reason, retryMs, "probe");
     } else if (this.current === "closed" && this.streak >= this.policy.failures) {
+      this.open(reason, retryMs, "failures");
+    } else if (
+      this.current === "closed" &&
+      this.breaking &&
+      lastAttempt !== undefined &&
+      this.streak > lastAttempt
+    ) {
+      // More failures since the last answer than this message's own attempts: others fail too, so it is an
+      // outage, not this message. At a low rate messages run out of attempts before `failures` is reached;
+      // held, they are sent again once the function answers, instead of being dead-lettered. A message
+      // failing alone (a poison message) still is.
       this.open(reason, retryMs, "failures");
     } else if (this.current === "closed" && performance.now() < this.suspectUntil) {
       this.open(reason, retryMs, "elsewhere");
@@ -109,7 +126,7 @@ export class Circuit {
    * the function still answers goes on. A route without a breaker ignores it.
    */
   openedElsewhere(reason: string): void {
-    if (this.current !== "closed" || this.policy.failures === Number.POSITIVE_INFINITY) return;
+    if (this.current !== "closed" || !this.breaking) return;
     this.suspectUntil = performance.now() + this.policy.max_open;
     if (this.streak > 0) this.open(`another replica's circuit opened: ${reason}`, 0, "elsewhere");
   }

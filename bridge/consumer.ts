@@ -448,7 +448,12 @@ export class RouteConsumer {
       circuit.succeeded();
       return false;
     }
-    circuit.failed(outcome.reason, 1, retryDelay(outcome));
+    circuit.failed(
+      outcome.reason,
+      1,
+      retryDelay(outcome),
+      outcome.kind === "dead_letter" ? d.delivery : undefined,
+    );
     if (!circuit.holding) return false;
     // Still on the ticker from its invocation; process() leaves it there.
     entry.held = true;
