@@ -10,7 +10,7 @@ const COMMANDS: Record<string, Entry> = {
     "create or update streams and consumers, then exit",
     () => import("../bridge/cli/provision.ts"),
   ],
-  dlq: ["list, show and redrive dead letters", () => import("../bridge/cli/dlq.ts")],
+  dlq: ["list, show, redrive and drop dead letters", () => import("../bridge/cli/dlq.ts")],
   pause: [
     "pause a route on every bridge replica (or list paused routes)",
     () => import("../bridge/cli/pause.ts"),
@@ -44,6 +44,10 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const { command } = await entry[1]();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`usage: ${command.usage}\n`);
+    return 0;
+  }
   try {
     return await command.run(rest);
   } catch (error) {

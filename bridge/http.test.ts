@@ -145,6 +145,8 @@ describe("POST /v1/publish/<subject>", () => {
     expect(wrong.status).toBe(403);
     const right = await app.request(`/v1/publish/in_${id}.a`, post("{}", { authorization: "Bearer s3cret" }));
     expect(right.status).toBe(202);
+    const lower = await app.request(`/v1/publish/in_${id}.a`, post("{}", { authorization: "bearer s3cret" }));
+    expect(lower.status).toBe(202);
   });
 });
 

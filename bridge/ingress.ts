@@ -66,7 +66,8 @@ function checkAuth(req: RequestView, token: string | undefined): void {
   if (!token) return;
   const header = req.header("authorization");
   if (!header) throw new IngressError(401, "unauthorized", "missing Authorization: Bearer token");
-  const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+  // The scheme is case-insensitive (RFC 9110): "bearer tok" is the same credential.
+  const given = /^bearer /i.test(header) ? header.slice(7) : "";
   if (!timingSafeEqual(given, token)) throw new IngressError(403, "forbidden", "invalid publish token");
 }
 

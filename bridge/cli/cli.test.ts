@@ -89,6 +89,16 @@ describe("jetway CLI", () => {
     expect(flag.stderr).toContain("usage:");
   });
 
+  it("prints a command's usage for --help, and names the config a command needs", async () => {
+    const help = await jetway("dlq", "--help");
+    expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining("jetway dlq drop (--route R") });
+    const none = await jetway("status");
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(
+      "--config FILE is required (the bridge's config; `jetway dev` writes .jetway/bridge.dev.yaml)",
+    );
+  });
+
   it("provisions streams and consumers, twice without complaint", async () => {
     expect((await jetway("provision", "--config", configFile)).code).toBe(0);
     expect((await jetway("provision", "--config", configFile)).code).toBe(0);

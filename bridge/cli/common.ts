@@ -29,7 +29,11 @@ export function parseFlags<O extends Options>(argv: string[], options: O, allowP
 
 /** Reads --config (required); a ConfigError propagates for the dispatcher to print and exit 2. */
 export async function configFrom(path: string | undefined): Promise<Config> {
-  if (!path) throw new UsageError("--config FILE is required");
+  if (!path) {
+    throw new UsageError(
+      "--config FILE is required (the bridge's config; `jetway dev` writes .jetway/bridge.dev.yaml)",
+    );
+  }
   return loadConfig(path);
 }
 

@@ -18,7 +18,7 @@ export function curlExample(ports: DevPorts): { create: string; watch: string } 
   const create = [
     `curl -sS -X POST ${order}/orders`,
     `-H 'content-type: application/json'`,
-    `-H 'Idempotency-Key: demo-order-1'`,
+    `-H 'Idempotency-Key: demo-order-2'`,
     `-d '${JSON.stringify(EXAMPLE_ORDER)}'`,
   ].join(" ");
   return { create, watch: `curl -sS ${order}/orders/<order_id>` };
