@@ -300,6 +300,20 @@ describe("audit log in a directory", () => {
       "cancelled",
       "placed",
     ]);
+    // A directory that holds no log is said so, not printed as no orders.
+    const missing = join(store.root, "no-such-dir");
+    const refused = await promisify(execFile)(process.execPath, [
+      "functions/audit/replay.ts",
+      "--dir",
+      missing,
+    ]).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: `replay: no audit log at ${missing} (give --dir, or AUDIT_DIR)\n`,
+    });
   });
 });
 

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { applyEvent, type OrderEvent, type OrderState } from "../order/status.ts";
 import { DirStore } from "./dir-store.ts";
@@ -68,9 +69,13 @@ export async function replay(store: ObjectStore): Promise<Map<string, OrderState
 // `node functions/audit/replay.ts [--dir D]` prints { "<order id>": { status, … } } as JSON.
 if (import.meta.main) {
   const { values } = parseArgs({ options: { dir: { type: "string" } } });
-  const store =
-    (values.dir ? undefined : s3StoreFromVars(process.env)) ??
-    new DirStore(values.dir ?? process.env.AUDIT_DIR ?? ".jetway/audit");
-  const model = await replay(store);
+  const dir = values.dir ?? process.env.AUDIT_DIR ?? ".jetway/audit";
+  const s3 = values.dir ? undefined : s3StoreFromVars(process.env);
+  if (!s3 && !existsSync(dir)) {
+    // An empty model would read as "no orders": say that there is no log here instead.
+    process.stderr.write(`replay: no audit log at ${dir} (give --dir, or AUDIT_DIR)\n`);
+    process.exit(2);
+  }
+  const model = await replay(s3 ?? new DirStore(dir));
   process.stdout.write(`${JSON.stringify(Object.fromEntries(model), null, 2)}\n`);
 }

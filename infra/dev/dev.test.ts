@@ -1,5 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -76,6 +78,28 @@ describe("jetway dev", () => {
     );
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("brew install nats-server");
+  });
+
+  it("refuses to start, naming the port, when another stack holds one of its ports", async () => {
+    const base = await freeBlock();
+    const other = createServer().listen(base + 2, "127.0.0.1");
+    await once(other, "listening");
+    try {
+      const result = await run(process.execPath, [BIN, "dev", "--port-base", String(base)], {
+        cwd,
+        env: { ...process.env, NATS_URL: nats.url },
+      }).then(
+        () => ({ code: 0, stdout: "" }),
+        (error: { code: number; stdout: string }) => error,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(
+        `port ${base + 2} (order) already in use: is another jetway dev running?`,
+      );
+      expect(result.stdout).not.toContain("jetway dev is up");
+    } finally {
+      other.close();
+    }
   });
 
   it("runs the printed curl example to a confirmed order, then stops cleanly on SIGTERM", async () => {

@@ -43,6 +43,24 @@ interface Nats {
   server: NatsServer | undefined;
 }
 
+/**
+ * Every port the stack serves on must be free: otherwise the first instance would answer for this one (its
+ * /readyz, its functions) while this one's children fail one by one.
+ */
+async function refuseTakenPorts(ports: DevPorts): Promise<void> {
+  const wanted: [string, number][] = [["bridge", ports.bridge], ...Object.entries(ports.functions)];
+  const taken = (
+    await Promise.all(
+      wanted.map(async ([name, port]) => ((await isListening(port)) ? `${port} (${name})` : "")),
+    )
+  ).filter(Boolean);
+  if (taken.length > 0) {
+    throw new DevStartError(
+      `port ${taken.join(", ")} already in use: is another jetway dev running? Stop it, or start this one with --port-base N`,
+    );
+  }
+}
+
 /** NATS_URL, else a server already on the dev NATS port, else our own nats-server with a persistent store. */
 async function resolveNats(options: DevOptions, ports: DevPorts, say: Say): Promise<Nats> {
   if (options.env.NATS_URL) return { url: options.env.NATS_URL, server: undefined };
@@ -128,6 +146,7 @@ export async function runDev(options: DevOptions): Promise<number> {
   });
 
   try {
+    await refuseTakenPorts(ports);
     nats = await resolveNats(options, ports, say);
     // A signal during start-up stops what exists; nothing may be started after that.
     if (stopping) {
