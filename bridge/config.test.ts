@@ -223,4 +223,15 @@ describe("config", () => {
       /missing\.yaml[\s\S]*cannot read file/,
     );
   });
+
+  it("says where YAML does not parse, without quoting the line: it may hold a secret", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "jetway-config-"));
+    const file = join(dir, "bridge.yaml");
+    await writeFile(file, "http:\n  publish_token: s3cr3t: tok#en\n");
+    const error = (await loadConfig(file, {}).catch((e: unknown) => e)) as ConfigError;
+    expect(error.issues).toEqual([
+      expect.stringMatching(/^not valid YAML\/JSON: \w+ at line 2, column \d+$/),
+    ]);
+    expect(error.message).not.toContain("s3cr3t");
+  });
 });

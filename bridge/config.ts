@@ -380,7 +380,10 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   try {
     raw = parseYaml(text);
   } catch (cause) {
-    throw new ConfigError(file, [`not valid YAML/JSON: ${(cause as Error).message}`], { cause });
+    // Where, not what: the parser's message quotes the offending line, which may hold a secret.
+    const { code, linePos } = cause as { code?: string; linePos?: { line: number; col: number }[] };
+    const at = linePos?.[0] ? ` at line ${linePos[0].line}, column ${linePos[0].col}` : "";
+    throw new ConfigError(file, [`not valid YAML/JSON: ${code ?? "parse error"}${at}`], { cause });
   }
   return parseConfig(raw, file, env);
 }

@@ -5,6 +5,7 @@ import { AckTicker, type Tickable } from "./ack-ticker.ts";
 import { BatchDispatcher } from "./batch-consumer.ts";
 import { Circuit, NO_BREAKER, type OpenCause } from "./circuit.ts";
 import { type Config, durableName, maxAckPending, type RouteConfig } from "./config.ts";
+import { NOTABLE_STATUS } from "./consumer-status.ts";
 import type { BridgeEvents, Delivery } from "./events.ts";
 import { Fifo } from "./fifo.ts";
 import { IdleGate } from "./idle-gate.ts";
@@ -40,15 +41,12 @@ export interface RouteConsumerOptions {
 const SHUTDOWN_NAK_MS = 100;
 const REBIND_DELAY_MS = 1_000;
 const PULL_EXPIRES_MS = 5_000;
-/** Consumer notifications worth a log line; the rest (pulls, heartbeats) only go to consumer:status. */
-const NOTABLE_STATUS = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found"]);
 /**
  * The durable is gone: deleted under a pending pull (`consumer_deleted`), or found missing when no pull was
  * pending at the time (`consumer_not_found`, a few seconds later, after the pull's heartbeats stop).
  */
 const DURABLE_GONE = new Set(["consumer_deleted", "consumer_not_found"]);
 export const durableGone = (statusType: string): boolean => DURABLE_GONE.has(statusType);
-for (const type of ["stream_not_found", "no_responders", "exceeded_limits"]) NOTABLE_STATUS.add(type);
 
 /**
  * One message's record, from when it is sent (on a rate-limited route, or once held: from when it arrived)

@@ -108,6 +108,19 @@ describe("POST /v1/publish/<subject>", () => {
     });
   });
 
+  it("answers 503 for a stream that is full (discard: new), not 404", async () => {
+    const { app } = await appWith({});
+    await jsm.streams.add({ name: `FULL_${id}`, subjects: [`full_${id}.>`], max_msgs: 1, discard: "new" });
+    try {
+      expect((await app.request(`/v1/publish/full_${id}.a`, post("{}"))).status).toBe(202);
+      const full = await app.request(`/v1/publish/full_${id}.a`, post("{}"));
+      expect(full.status).toBe(503);
+      expect(await full.json()).toMatchObject({ error: { code: "stream_unavailable" } });
+    } finally {
+      await jsm.streams.delete(`FULL_${id}`);
+    }
+  });
+
   it("answers 413 over http.max_body and over the server's max payload", async () => {
     const { app } = await appWith({ max_body: 10 });
     expect((await app.request(`/v1/publish/in_${id}.big`, post("x".repeat(11)))).status).toBe(413);
@@ -589,7 +602,8 @@ describe("health, readiness and metrics", () => {
     events.emit("dead_letter:published", delivery, "dlq.ship");
     events.emit("batch:delivered", { route: "ship", size: 40, status: 200, durationMs: 3 });
     events.emit("consumer:status", { route: "ship", type: "heartbeats_missed", data: {} });
-    events.emit("consumer:status", { route: "ship", type: "next", data: {} });
+    for (const type of ["next", "heartbeat", "discard", "debug"])
+      events.emit("consumer:status", { route: "ship", type, data: {} });
     const text = await (await app.request("/metrics")).text();
     expect(text).toContain('jetway_invocations_total{route="ship",outcome="ack",status="200"} 1');
     expect(text).toContain('jetway_invocation_duration_seconds_count{route="ship",outcome="ack"} 1');
@@ -598,7 +612,15 @@ describe("health, readiness and metrics", () => {
     expect(text).toContain('jetway_consumer_pending{route="ship"} 42');
     expect(text).toContain('jetway_batch_size_sum{route="ship"} 40');
     expect(text).toContain('jetway_consumer_notifications_total{route="ship",type="heartbeats_missed"} 1');
-    expect(text).not.toContain('type="next"');
+    for (const type of ["next", "heartbeat", "discard", "debug"])
+      expect(text).not.toContain(`type="${type}"`);
+  });
+
+  it("starts each route's dead-letter and circuit counters at 0, so the first one shows as an increase", async () => {
+    const metrics = new BridgeMetrics(new BridgeEvents(), { defaultMetrics: false, routes: ["ship"] });
+    const text = await metrics.metrics();
+    expect(text).toMatch(/^jetway_dead_letters_total\{route="ship"\} 0$/m);
+    expect(text).toMatch(/^jetway_circuit_opened_total\{route="ship"\} 0$/m);
   });
 });
 

@@ -1,4 +1,4 @@
-import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, type PubAck } from "@nats-io/jetstream";
 import { errors, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import type { Context } from "hono";
 import type pino from "pino";
@@ -134,8 +134,13 @@ function classify(error: unknown): IngressError {
     return new IngressError(413, "too_large", `message with its headers exceeds ${limit}`, { cause: error });
   }
   if (error instanceof JetStreamApiError) {
-    if (error.status === 503)
+    if (error.code === JetStreamApiCodes.StreamNotFound)
       return new IngressError(404, "no_stream", "no stream is bound to this subject", { cause: error });
+    // A full stream (max_msgs / max_bytes with discard: new), a store out of space: a try later may work.
+    if (error.status === 503) {
+      const why = `JetStream could not store the message: ${error.message}`;
+      return new IngressError(503, "stream_unavailable", why, { cause: error });
+    }
     return new IngressError(502, "jetstream_error", "JetStream rejected the message", { cause: error });
   }
   if (

@@ -3,6 +3,7 @@ import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "./logger.ts";
+import { traceId } from "./outcome-log.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -14,6 +15,19 @@ function capture() {
   });
   return { lines, logger: createLogger({ level: "info", destination }) };
 }
+
+describe("trace ids in log lines", () => {
+  it("come from a valid traceparent only, as the SDK's logs read them", () => {
+    const id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    expect(traceId(`00-${id}-00f067aa0ba902b7-01`)).toBe(id);
+    for (const bad of [
+      `00-${"Z".repeat(32)}-00f067aa0ba902b7-01`,
+      `00-${"0".repeat(32)}-00f067aa0ba902b7-01`,
+      "x",
+    ])
+      expect(traceId(bad)).toBeUndefined();
+  });
+});
 
 describe("logger", () => {
   it("redacts passwords, tokens, secrets and authorization headers", () => {

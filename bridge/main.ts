@@ -49,7 +49,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     ...(options.env ? { env: options.env } : {}),
     ...(options.telemetrySdk ? { sdk: options.telemetrySdk } : {}),
   });
-  const metrics = new BridgeMetrics(events);
+  const metrics = new BridgeMetrics(events, { routes: config.routes.map((r) => r.name) });
   const { nc, version, jsm, control, presence: presenceKv } = await connectAndProvision(config, logger);
   const connection = watchStatus(nc, logger);
   const js = jetstream(nc);

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { NOTABLE_STATUS } from "./consumer-status.ts";
 import type { BridgeEvents } from "./events.ts";
 import { OutcomeTally } from "./outcome-tally.ts";
 
@@ -27,6 +28,11 @@ export interface BridgeMetricsOptions {
   pendingCacheMs?: number;
   /** Process metrics (cpu, memory, event loop); on by default. */
   defaultMetrics?: boolean;
+  /**
+   * The routes whose counters start at 0: a series that first appears at 1 reads as no increase, so the
+   * first dead letter or circuit opening after a (re)start would not alert.
+   */
+  routes?: readonly string[];
 }
 
 /** The bridge's Prometheus registry; fed by lifecycle events, never called from the consume loop. */
@@ -119,6 +125,10 @@ export class BridgeMetrics {
       registers,
     });
     events.on("circuit:open", ({ route }) => circuitOpened.inc({ route }));
+    for (const route of options.routes ?? []) {
+      deadLetters.inc({ route }, 0);
+      circuitOpened.inc({ route }, 0);
+    }
 
     events.on("invoke:outcome", (e) =>
       outcomes.add(e.delivery.route, e.outcome, e.status, e.durationMs / 1_000),
@@ -140,8 +150,8 @@ export class BridgeMetrics {
       registers,
     });
     events.on("consumer:status", ({ route, type }) => {
-      // Routine pull bookkeeping, one per pull: noise next to the notifications worth alerting on.
-      if (type !== "next" && type !== "debug") notifications.inc({ route, type });
+      // Only those worth alerting on: pulls' bookkeeping (next, heartbeat, discard, debug) is routine.
+      if (NOTABLE_STATUS.has(type)) notifications.inc({ route, type });
     });
   }
 

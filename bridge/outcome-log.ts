@@ -1,4 +1,5 @@
 import type pino from "pino";
+import { traceIdOf } from "../functions/sdk/logger.ts";
 import type { Delivery, OutcomeEvent, OutcomeKind } from "./events.ts";
 
 const LEVEL: Record<OutcomeKind, "info" | "warn" | "error"> = {
@@ -14,11 +15,8 @@ const MESSAGE: Record<OutcomeKind, string> = {
   held: "message held: circuit open",
 };
 
-/** The trace id inside a W3C traceparent (`00-<trace id>-<span id>-<flags>`). */
-export function traceId(traceparent: string | undefined): string | undefined {
-  const id = traceparent?.split("-")[1];
-  return id && id.length === 32 ? id : undefined;
-}
+/** The trace id inside a W3C traceparent (`00-<trace id>-<span id>-<flags>`), as the SDK's logs read it. */
+export const traceId = traceIdOf;
 
 /** A child logger scoped to one message: route (from the parent), subject, stream, seq, delivery, trace. */
 export function messageLogger(logger: pino.Logger, d: Delivery): pino.Logger {

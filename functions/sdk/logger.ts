@@ -38,8 +38,11 @@ export function traceIdOf(traceparent: string | undefined): string | undefined {
   const match = traceparent
     ? /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent)
     : null;
-  return match?.[1];
+  // An all-zero trace id is invalid (W3C Trace Context): no trace to look up.
+  return match?.[1] === ALL_ZERO ? undefined : match?.[1];
 }
+
+const ALL_ZERO = "0".repeat(32);
 
 /** A valid level name from the request's env, or undefined to keep the function's level. */
 export function levelFrom(value: string | undefined): string | undefined {
