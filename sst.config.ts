@@ -40,6 +40,8 @@ export default $config({
     const natsUrl = new sst.Secret("NatsUrl"); // NATS_URL, comma-separated seed servers
     const natsUser = new sst.Secret("NatsUser");
     const natsPassword = new sst.Secret("NatsPassword");
+    // JETWAY_ADMIN_TOKEN: guards the order function's housekeeping endpoints, public on its function URL.
+    const adminToken = new sst.Secret("AdminToken");
 
     // Immutable, replayable audit log: versioned so an overwrite never loses the first write.
     const auditLog = new sst.aws.Bucket("AuditLog", { versioning: true });
@@ -71,6 +73,7 @@ export default $config({
       order: {
         JETWAY_PUBLISH_URL: `https://${bridgeDomain}`,
         JETWAY_PUBLISH_SECRET: publishSecret.value,
+        JETWAY_ADMIN_TOKEN: adminToken.value,
       },
       payment: { GATEWAY_URL: gatewayUrl.value },
       inventory: {},
@@ -178,11 +181,13 @@ export default $config({
         NATS_USER: natsUser.value,
         NATS_PASS: natsPassword.value,
       },
-      // Public HTTPS for the publish ingress (every request signed); health checks use /readyz.
+      // Public HTTPS for the publish ingress (every request signed). The health check is /healthz, the
+      // process: /readyz is 503 while NATS is away, and ECS would replace every task during a NATS outage
+      // the bridge rides out by reconnecting (infra/k8s uses /healthz for liveness for the same reason).
       loadBalancer: {
         domain: bridgeDomain,
         rules: [{ listen: "443/https", forward: "8080/http" }],
-        health: { "8080/http": { path: "/readyz", interval: "10 seconds" } },
+        health: { "8080/http": { path: "/healthz", interval: "10 seconds" } },
       },
     });
 

@@ -188,6 +188,11 @@ describe("sst.config.ts", () => {
     expect(text).toContain('dockerfile: "infra/Dockerfile"');
     expect(text).toContain('new sst.Secret("JetwaySecret")');
     expect(text).toContain('new sst.Secret("DatabaseUrl")');
+    // The order function's URL is public: its housekeeping endpoints need the admin token.
+    expect(text).toContain('new sst.Secret("AdminToken")');
+    expect(text).toContain("JETWAY_ADMIN_TOKEN: adminToken.value");
+    // A NATS outage makes /readyz 503: the load balancer must not replace tasks for it.
+    expect(text).toMatch(/health: \{ "8080\/http": \{ path: "\/healthz"/);
   });
 
   it("lists the domain's routes in the same order as the YAML configs", () => {
