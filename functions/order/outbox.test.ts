@@ -16,7 +16,9 @@ afterAll(async () => handle?.close());
 const ingress: typeof fetch = async (_url, init) => {
   const { events } = JSON.parse(String(init?.body)) as { events: { data: { customer_id: string } }[] };
   const results = events.map((e) =>
-    e.data.customer_id === "cus_refused" ? { error: { code: "max_payload", status: 400 } } : null,
+    e.data.customer_id === "cus_refused"
+      ? { error: { code: "max_payload", status: 400 } }
+      : { stream: "ORDERS", seq: 1, duplicate: false },
   );
   return new Response(JSON.stringify({ results }), { status: 207 });
 };

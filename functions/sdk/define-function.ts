@@ -68,8 +68,10 @@ export class JetwayFunction {
       c.set("log", this.log);
       const secret = options.secret ? options.secret(vars) : deliverySecrets(vars);
       if (secret?.length && c.req.method === "POST") {
-        const body = await readBody(c);
         const header = headerReader(c);
+        // Refused before a byte of the body is read: an unsigned request gets no memory of ours.
+        if (!header(HEADERS.signature)) await verifySignature(secret, "", undefined);
+        const body = await readBody(c);
         // A single delivery's id and type are headers: its signature must bind them too (v2).
         const identity = header("content-type")?.startsWith(BATCH_CONTENT_TYPE)
           ? undefined

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -38,6 +39,11 @@ beforeAll(async () => {
         res.writeHead(204).end();
       } else if (req.url === "/moved") {
         res.writeHead(307, { location: "/json" }).end();
+      } else if (req.url === "/see-other") {
+        res.writeHead(303, { location: "/json" }).end();
+      } else if (req.url === "/gzip") {
+        res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" });
+        res.end(gzipSync(JSON.stringify({ zipped: true })));
       } else if (req.url === "/slow") {
         setTimeout(() => res.writeHead(200).end("late"), 500);
       } else {
@@ -130,6 +136,34 @@ describe("createNodeFetch", () => {
     const moved = await nodeFetch(`${base}/moved`, { method: "POST", body: "again" });
     expect(moved.status).toBe(201);
     expect(((await moved.json()) as { echo: string }).echo).toBe("again");
+    expect([moved.url, moved.redirected, moved.statusText]).toEqual([`${base}/json`, true, "Created"]);
+    expect(globalFetch).not.toHaveBeenCalled();
+  });
+
+  it("follows a redirect from the answer it has: the first URL never sees the request twice", async () => {
+    seen.length = 0;
+    // A POST answered 303 (a payment API's "see the charge"): one POST, then a GET without the body.
+    const res = await nodeFetch(`${base}/see-other`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"amount":1}',
+    });
+    expect(res.status).toBe(201);
+    expect(seen.map((s) => `${s.method} ${s.url} ${s.body}`)).toEqual([
+      'POST /see-other {"amount":1}',
+      "GET /json ",
+    ]);
+    expect(seen[1]?.headers["content-type"]).toBeUndefined();
+    seen.length = 0;
+    await expect(
+      nodeFetch(`${base}/see-other`, { method: "POST", body: "x", redirect: "error" }),
+    ).rejects.toThrow(TypeError);
+    expect(seen.map((s) => s.url)).toEqual(["/see-other"]);
+  });
+
+  it("decodes a compressed body as fetch does", async () => {
+    const res = await nodeFetch(`${base}/gzip`, { headers: { "accept-encoding": "gzip" } });
+    expect(await res.json()).toEqual({ zipped: true });
   });
 
   it("rejects with the signal's reason on timeout, and with TypeError('fetch failed') when unreachable", async () => {

@@ -92,6 +92,27 @@ describe("createPublisher", () => {
     expect(await lastSeq()).toBe(before + 2);
   });
 
+  it("never counts an answer that is not the ingress's as stored, and never rejects for it", async () => {
+    const answering =
+      (status: number, body: string): typeof fetch =>
+      async () =>
+        new Response(body, { status, headers: { "content-type": "text/html" } });
+    const events = [{ type: Pinged, data: { n: 7 } }];
+    for (const [status, body] of [
+      [200, "<html>sign in</html>"],
+      [207, "<html>gateway error"],
+      [207, '{"results":[null]}'],
+    ] as const) {
+      const publisher = createPublisher({ url, secret: SECRET, fetch: answering(status, body) });
+      const [result] = await publisher.publishAll(events);
+      expect(result, `${status} ${body}`).toBeInstanceOf(PublishError);
+    }
+    // An invalid event is a rejection, not a throw past the caller's .catch().
+    const publisher = createPublisher({ url, secret: SECRET });
+    const invalid = publisher.publishAll([{ type: Pinged, data: { n: "x" } as unknown as { n: number } }]);
+    await expect(invalid).rejects.toBeInstanceOf(EmitValidationError);
+  });
+
   it("resolves every event of an unreachable ingress to a PublishError without a status", async () => {
     const publisher = createPublisher({ url: "http://127.0.0.1:9", secret: SECRET, timeoutMs: 1_000 });
     const results = await publisher.publishAll([{ type: Pinged, data: { n: 6 } }]);

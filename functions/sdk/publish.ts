@@ -46,7 +46,9 @@ function partialResults(body: IngressResults, count: number): (true | PublishErr
   const results = Array.isArray(body.results) ? body.results : [];
   return Array.from({ length: count }, (_, i) => {
     const entry = results[i];
-    if (entry === undefined) return new PublishError("publish ingress gave no result for the event");
+    if (entry === undefined || entry === null) {
+      return new PublishError("publish ingress gave no result for the event");
+    }
     const error = entry?.error;
     if (!error) return true;
     return new PublishError(`publish ingress refused the event: ${error.code ?? "error"}`, {
@@ -89,13 +91,28 @@ export async function publishEvents(
     const error = new PublishError(`publish ingress unreachable: ${(cause as Error).message}`, { cause });
     return events.map(() => error);
   }
-  if (res.status === 207) return partialResults((await res.json()) as IngressResults, events.length);
+  if (res.status === 207) {
+    let answer: IngressResults;
+    try {
+      answer = (await res.json()) as IngressResults;
+    } catch (cause) {
+      // Cut short, timed out while arriving, or not the bridge's: which events were stored is unknown.
+      const error = new PublishError(`publish ingress answered 207 unreadably: ${(cause as Error).message}`, {
+        cause,
+        status: 207,
+      });
+      return events.map(() => error);
+    }
+    return partialResults(answer, events.length);
+  }
   // Read, not `body.cancel()`: the answer is a few bytes, and asking a buffered Node response for its
   // stream builds a whole Response just to cancel it (~1.7% of the order function's CPU). The status has
   // already said what happened, so a body cut short changes nothing.
   await res.arrayBuffer().catch(() => undefined);
-  if (res.ok) return events.map(() => true);
-  const error = new PublishError(`publish ingress answered ${res.status}`, { status: res.status });
+  // Only the ingress's 202 means stored: a 200 page from a proxy or a wrong URL must not lose events.
+  if (res.status === 202) return events.map(() => true);
+  const why = res.ok ? `${res.status}, not the ingress's 202` : String(res.status);
+  const error = new PublishError(`publish ingress answered ${why}`, { status: res.status });
   return events.map(() => error);
 }
 
@@ -141,7 +158,7 @@ export function createPublisher(target: PublishTarget): Publisher {
       const [result] = await publishEvents(target, [ingressEvent(type, data, options)]);
       if (result !== true) throw result ?? new PublishError("publish ingress gave no result for the event");
     },
-    publishAll(events) {
+    async publishAll(events) {
       return publishEvents(
         target,
         events.map((e) => ingressEvent(e.type, e.data, e)),

@@ -10,6 +10,7 @@ const SECRET = "body-secret";
 const seen: string[] = [];
 let served: NodeFunctionServer;
 let base: string;
+let app: RequestTarget;
 
 /** Sends what the test helpers build to the real server, the body split into three chunks (no length). */
 const overHttp: RequestTarget = {
@@ -35,6 +36,7 @@ beforeAll(async () => {
       seen.push(event.data.order_id);
     },
   );
+  app = fn.app;
   fn.app.post("/echo", async (c) => {
     const first = await readText(c);
     // A second read gets the same bytes, not an exhausted stream.
@@ -84,6 +86,29 @@ describe("request bodies read from Node's own request (serveNode)", () => {
     const text = `{"hello":"${"é".repeat(40_000)}"}`;
     const res = await overHttp.request("/echo", { method: "POST", body: text });
     expect(await res.json()).toEqual({ text, bytes: Buffer.byteLength(text) });
+  });
+
+  it("refuses a body past JETWAY_MAX_BODY_BYTES with 413, chunked or with a length, and reads no further", async () => {
+    process.env.JETWAY_MAX_BODY_BYTES = "100000";
+    try {
+      const big = "x".repeat(300_000);
+      const chunked = await overHttp.request("/echo", { method: "POST", body: big });
+      expect(chunked.status).toBe(413);
+      expect(await chunked.text()).toBe("request body over 100000 bytes (JETWAY_MAX_BODY_BYTES)");
+      const withLength = await fetch(`${base}/echo`, { method: "POST", body: big });
+      expect(withLength.status).toBe(413);
+      // In tests and on Workers or Lambda, from the platform's Request.
+      const res = await invokeBatch(app, big, { secret: SECRET, env: { JETWAY_MAX_BODY_BYTES: "1000" } });
+      expect(res.status).toBe(413);
+    } finally {
+      delete process.env.JETWAY_MAX_BODY_BYTES;
+    }
+  });
+
+  it("refuses an unsigned delivery before reading its body", async () => {
+    const res = await overHttp.request("/events", { method: "POST", body: "x".repeat(1_000_000) });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toContain("missing x-jetway-signature header");
   });
 
   it("mixes with hono's own body readers in either order", async () => {
