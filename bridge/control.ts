@@ -78,6 +78,8 @@ type PauseEntry = Pick<KvEntry, "revision" | "created" | "operation" | "value">;
  * the last one applied is newer whatever its revision. (Clearly: servers' clocks may differ a little.)
  */
 const RECREATED_AFTER_MS = 1_000;
+/** The longest delay setTimeout takes (~24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Applies the bucket's pauses to this bridge's routes as they change, and ends a timed one when its
@@ -143,10 +145,21 @@ export class PauseWatcher {
     const createdMs = entry.created.getTime();
     if (last && entry.revision <= last.revision && createdMs <= last.createdMs + RECREATED_AFTER_MS) return;
     this.applied.set(route, { revision: entry.revision, createdMs });
-    this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined);
+    this.apply(route, entry.operation === "PUT" ? readPause(entry.value) : undefined, createdMs);
   }
 
-  private apply(route: string, record: PauseRecord | string | undefined): void {
+  /**
+   * When a timed pause ends, on this machine's clock. The record's `until` is the CLI's clock: a laptop 15
+   * minutes behind would write a `--for 10m` already over. Its length (`until` − `at`, one clock) counted
+   * from when the NATS server stored it does not depend on the CLI's clock.
+   */
+  private static endsAt(record: PauseRecord, storedMs: number): number {
+    const until = Date.parse(record.until ?? "");
+    const at = Date.parse(record.at);
+    return Number.isFinite(at) && until >= at ? storedMs + (until - at) : until;
+  }
+
+  private apply(route: string, record: PauseRecord | string | undefined, storedMs: number): void {
     const target = this.routes.get(route);
     if (!target) return;
     clearTimeout(this.timers.get(route));
@@ -158,14 +171,18 @@ export class PauseWatcher {
       return;
     }
     const left =
-      record?.until === undefined ? Number.POSITIVE_INFINITY : Date.parse(record.until) - Date.now();
+      record?.until === undefined
+        ? Number.POSITIVE_INFINITY
+        : PauseWatcher.endsAt(record, storedMs) - Date.now();
     if (!record || left <= 0) {
       target.resume();
       return;
     }
     target.pause(record.reason);
-    // setTimeout holds at most ~24.8 days; a longer pause is simply not timed here.
-    if (left < 2 ** 31) this.timers.set(route, setTimeout(() => target.resume(), left).unref());
+    if (left === Number.POSITIVE_INFINITY) return;
+    // setTimeout holds at most ~24.8 days: a longer pause looks again when that is up.
+    const timer = setTimeout(() => this.apply(route, record, storedMs), Math.min(left, MAX_TIMER_MS));
+    this.timers.set(route, timer.unref());
   }
 
   stop(): void {

@@ -213,21 +213,24 @@ export class Presence {
     this.timer = setInterval(() => void this.tick(), this.intervalMs).unref();
   }
 
-  private ticking = false;
+  /** The tick on its way, if any: stop() waits for it, or its put would bring a purged key back. */
+  private ticking: Promise<void> | undefined;
 
-  private async tick(): Promise<void> {
+  private tick(): Promise<void> {
     // A slow NATS makes a tick outlast the interval: one at a time.
-    if (this.stopped || this.ticking) return;
-    this.ticking = true;
-    try {
-      await this.announce();
-      await this.count();
-    } catch (error) {
-      // The last count stands: NATS away means nothing is delivered meanwhile either.
-      this.o.log.debug({ err: error }, "presence update failed, will try again");
-    } finally {
-      this.ticking = false;
-    }
+    if (this.stopped || this.ticking) return this.ticking ?? Promise.resolve();
+    this.ticking = (async () => {
+      try {
+        await this.announce();
+        await this.count();
+      } catch (error) {
+        // The last count stands: NATS away means nothing is delivered meanwhile either.
+        this.o.log.debug({ err: error }, "presence update failed, will try again");
+      } finally {
+        this.ticking = undefined;
+      }
+    })();
+    return this.ticking;
   }
 
   private key(route: string): string {
@@ -260,9 +263,11 @@ export class Presence {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    const purged = Promise.all(
-      [...this.o.routes.keys()].map((route) =>
-        this.o.jsm.streams.purge(this.stream, { filter: `$KV.${this.o.bucket}.${this.key(route)}` }),
+    const purged = (this.ticking ?? Promise.resolve()).then(() =>
+      Promise.all(
+        [...this.o.routes.keys()].map((route) =>
+          this.o.jsm.streams.purge(this.stream, { filter: `$KV.${this.o.bucket}.${this.key(route)}` }),
+        ),
       ),
     );
     // Shutdown does not wait on a NATS that is away: the keys expire by themselves.

@@ -105,7 +105,9 @@ export class RatePacer {
       this.spend(count, now);
       return true;
     }
-    this.timer ??= setTimeout(this.fire, Math.ceil(wait));
+    // A longer delay than setTimeout takes (~24.8 days, a tiny share of a slow limit) would fire at once;
+    // the caller asks again when it wakes.
+    this.timer ??= setTimeout(this.fire, Math.min(Math.ceil(wait), 2 ** 31 - 1));
     return false;
   }
 
