@@ -18,7 +18,7 @@ import { batchEvent, invoke, invokeBatch } from "../sdk/testing.ts";
 import { createAudit } from "./app.ts";
 import { DirStore } from "./dir-store.ts";
 import { entryKey, type ObjectStore } from "./entry.ts";
-import { replay } from "./replay.ts";
+import { readLog, replay } from "./replay.ts";
 import { S3Store } from "./s3-store.ts";
 
 let dir: string;
@@ -372,5 +372,17 @@ describe("audit log in an S3-compatible bucket (s3rver)", () => {
     const audit = createAudit({ store: () => down });
     const res = await invoke(audit.app, e.type, e.data as never, { stream: "DOWN", seq: 1, env });
     expect(res.status).toBe(503);
+  });
+  it("lists keys with characters that need encoding as they were put (numeric entities too), and replays every one", async () => {
+    const wrong: string[] = [];
+    for (const stream of ["A(1)", "B!*'", "C~x", "D+E", "F&G", "H%20", 'I"J']) {
+      const key = entryKey(stream, 1);
+      expect(await store.putIfAbsent(key, `{"subject":"x","time":"t","stream":"s","seq":1}\n`)).toBe(true);
+      expect(await store.get(key)).toBe(`{"subject":"x","time":"t","stream":"s","seq":1}\n`);
+      const listed = await store.list(`${stream}/`);
+      if (listed[0] !== key) wrong.push(`${key} listed as ${listed[0]}`);
+    }
+    const logged = (await readLog(store)).filter((e) => e.subject === "x").length;
+    expect({ wrong, logged }).toEqual({ wrong: [], logged: 7 });
   });
 });

@@ -30,6 +30,12 @@ const newSegmentName = () => `${hostname()}-${process.pid}-${randomBytes(4).toSt
 export const REMEMBERED_KEYS = 200_000;
 
 /**
+ * A writer moves to a new segment once this many bytes went into the current one in any directory: a
+ * segment is read whole (Node reads no file over 2 GiB at once), and a stream's log grows without end.
+ */
+export const SEGMENT_BYTES = 256 * 1024 * 1024;
+
+/**
  * The last `capacity` keys added, oldest forgotten first: a ring of keys for the order, a Set for lookup.
  * A Set alone would have to iterate past its deleted entries to find the oldest live one.
  */
@@ -74,6 +80,8 @@ export interface DirStoreOptions {
    * is appended again, and readers keep the first copy.
    */
   rememberedKeys?: number;
+  /** Bytes a writer appends to one segment before it starts another (default SEGMENT_BYTES). */
+  segmentBytes?: number;
 }
 
 /**
@@ -95,6 +103,9 @@ export class DirStore implements ObjectStore {
   readonly root: string;
   /** This writer's segment name: a file of its own, so no two writers append to one file. */
   #segment = newSegmentName();
+  readonly #segmentLimit: number;
+  /** Bytes this writer appended to its current segment, per key directory. */
+  readonly #segmentBytes = new Map<string, number>();
   /** Per key directory: the keys this writer knows are stored there (the most recent ones). */
   readonly #written = new Map<string, Promise<RecentKeys>>();
   readonly #remembered: number;
@@ -109,6 +120,7 @@ export class DirStore implements ObjectStore {
     if (!Number.isInteger(remembered) || remembered < 0)
       throw new RangeError(`rememberedKeys must be a whole number >= 0, got ${remembered}`);
     this.#remembered = remembered;
+    this.#segmentLimit = options.segmentBytes ?? SEGMENT_BYTES;
   }
 
   async putIfAbsent(key: string, body: string): Promise<boolean> {
@@ -121,6 +133,10 @@ export class DirStore implements ObjectStore {
         return keys;
       });
       this.#written.set(dir, known);
+      // A read that failed once (EMFILE, a segment gone between readdir and stat) is tried again next time.
+      known.catch(() => {
+        if (this.#written.get(dir) === known) this.#written.delete(dir);
+      });
     }
     const written = await known;
     const pending = this.#pending.get(key);
@@ -161,20 +177,30 @@ export class DirStore implements ObjectStore {
     const text = group.map((e) => e.record).join("");
     const path = join(this.root, dir, this.#segment);
     try {
-      appendFileSync(path, text);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        // Part of the entries may have reached the file (a full disk): readers stop at a torn entry, so
-        // later ones go to a fresh segment.
-        this.#segment = newSegmentName();
-        throw err;
+      try {
+        appendFileSync(path, text);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        // The directory is gone (removed behind our back, or new): what this writer knew went with it.
+        mkdirSync(dirname(path), { recursive: true });
+        written.clear();
+        appendFileSync(path, text);
       }
-      // The directory is gone (removed behind our back, or new): what this writer knew went with it.
-      mkdirSync(dirname(path), { recursive: true });
-      written.clear();
-      appendFileSync(path, text);
+    } catch (err) {
+      // Part of the entries may have reached the file (a full disk): readers stop at a torn entry, so
+      // later ones go to a fresh segment.
+      this.#nextSegment();
+      throw err;
     }
     for (const e of group) written.add(e.key);
+    const bytes = (this.#segmentBytes.get(dir) ?? 0) + Buffer.byteLength(text);
+    this.#segmentBytes.set(dir, bytes);
+    if (bytes >= this.#segmentLimit) this.#nextSegment();
+  }
+
+  #nextSegment(): void {
+    this.#segment = newSegmentName();
+    this.#segmentBytes.clear();
   }
 
   async get(key: string): Promise<string | undefined> {

@@ -39,7 +39,9 @@ export async function readLog(store: ObjectStore): Promise<AuditEntry[]> {
   const entries: AuditEntry[] = [];
   for (const key of await store.list()) {
     const text = await store.get(key);
-    if (text) entries.push(JSON.parse(text) as AuditEntry);
+    // Listed but not there: a key read back wrong would drop an entry from the replay without a word.
+    if (text === undefined) throw new Error(`audit log lists ${key} but has no entry under it`);
+    entries.push(JSON.parse(text) as AuditEntry);
   }
   return entries.sort(
     (a, b) => a.time.localeCompare(b.time) || a.stream.localeCompare(b.stream) || a.seq - b.seq,

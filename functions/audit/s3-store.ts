@@ -11,13 +11,16 @@ export interface S3Options {
   fetch?: typeof fetch;
 }
 
+const NAMED: Record<string, string> = { lt: "<", gt: ">", quot: '"', apos: "'", amp: "&" };
+
+/** XML's five named entities and numeric ones (`&#39;`, `&#x27;`: what MinIO and s3rver write for `'`). */
 const unescapeXml = (s: string) =>
-  s
-    .replace(/&lt;/g, "<")
-    .replace(/&gt;/g, ">")
-    .replace(/&quot;/g, '"')
-    .replace(/&apos;/g, "'")
-    .replace(/&amp;/g, "&");
+  s.replace(/&(#x[0-9a-f]+|#[0-9]+|lt|gt|quot|apos|amp);/gi, (whole, name: string) => {
+    if (name[0] !== "#") return NAMED[name.toLowerCase()] ?? whole;
+    const code =
+      name[1] === "x" || name[1] === "X" ? Number.parseInt(name.slice(2), 16) : Number(name.slice(1));
+    return Number.isInteger(code) && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+  });
 
 /**
  * The audit log in an S3-compatible bucket (S3, R2, MinIO), path-style, SigV4-signed by aws4fetch — which

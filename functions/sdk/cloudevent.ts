@@ -25,6 +25,7 @@ function int(value: unknown, fallback: number | undefined): number | undefined {
 }
 
 const str = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Binary-mode CloudEvent: attributes in `ce-*` / `x-jetway-*` headers, data in the body. */
 export function metaFromHeaders(header: HeaderReader): EventMeta {
@@ -76,9 +77,16 @@ export function readBatchItem(raw: unknown, index: number): BatchItem {
   if (!meta.subject) return { ok: false, id, meta, reason: "missing type" };
   if (ce.data === undefined && typeof ce.data_base64 === "string") {
     // A payload that was not JSON on the stream arrives base64-encoded; it still has to parse as JSON.
+    let text: string;
     try {
       const bytes = Uint8Array.from(atob(ce.data_base64), (ch) => ch.charCodeAt(0));
-      return { ok: true, meta, data: JSON.parse(new TextDecoder().decode(bytes)) };
+      text = strictUtf8.decode(bytes);
+    } catch {
+      // Decoded leniently, its bad bytes would become U+FFFD: data that was never published.
+      return { ok: false, id, meta, reason: "data_base64 is not base64 of UTF-8 text" };
+    }
+    try {
+      return { ok: true, meta, data: JSON.parse(text) };
     } catch (err) {
       return { ok: false, id, meta, reason: `invalid JSON: ${(err as Error).message}` };
     }

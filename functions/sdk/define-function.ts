@@ -32,8 +32,17 @@ export interface JetwayEnv {
   Variables: { log: Logger; vars: Vars };
 }
 
+/** Fatal on bytes that are not UTF-8: replaced by U+FFFD, a payload would be handled as it was never sent. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 async function readJson(c: Context): Promise<unknown> {
-  const text = await readText(c);
+  let text: string;
+  try {
+    text = strictUtf8.decode(await readBody(c));
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    throw new DeliveryError(400, "bad_request", "body is not valid UTF-8", { cause: err });
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
