@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { headerReader } from "./request-headers.ts";
 import { requestVars } from "./vars.ts";
 
 type NodeBody = {
@@ -19,8 +20,10 @@ type NodeBody = {
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 function maxBody(c: Context): number {
-  const asked = Number(requestVars(c).JETWAY_MAX_BODY_BYTES);
-  return Number.isSafeInteger(asked) && asked > 0 ? asked : MAX_BODY_BYTES;
+  const asked = requestVars(c).JETWAY_MAX_BODY_BYTES;
+  if (asked === undefined) return MAX_BODY_BYTES;
+  const bytes = Number(asked);
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : MAX_BODY_BYTES;
 }
 
 const tooLarge = (limit: number) =>
@@ -43,7 +46,7 @@ export function readBody(c: Context): Promise<Uint8Array> {
   const incoming = (c.env as NodeBindings | undefined)?.incoming;
   const untouched = Object.keys(c.req.bodyCache).length === 0;
   const limit = maxBody(c);
-  if (Number(c.req.header("content-length")) > limit) return Promise.reject(tooLarge(limit));
+  if (Number(headerReader(c)("content-length")) > limit) return Promise.reject(tooLarge(limit));
   if (incoming && typeof incoming.on === "function" && incoming.readableDidRead === false && untouched) {
     const read = readStream(incoming, limit);
     body = read;
