@@ -94,7 +94,7 @@ describe("jetway dev", () => {
       );
       expect(result.code).toBe(1);
       expect(result.stdout).toContain(
-        `port ${base + 2} (order) already in use: is another jetway dev running?`,
+        `port ${base + 2} (order) is already in use: is another jetway dev running?`,
       );
       expect(result.stdout).not.toContain("jetway dev is up");
     } finally {

@@ -56,7 +56,7 @@ async function refuseTakenPorts(ports: DevPorts): Promise<void> {
   ).filter(Boolean);
   if (taken.length > 0) {
     throw new DevStartError(
-      `port ${taken.join(", ")} already in use: is another jetway dev running? Stop it, or start this one with --port-base N`,
+      `${taken.length > 1 ? "ports" : "port"} ${taken.join(", ")} ${taken.length > 1 ? "are" : "is"} already in use: is another jetway dev running? Stop it, or start this one with --port-base N`,
     );
   }
 }
