@@ -177,6 +177,25 @@ describe("parsing and validation", () => {
     });
   });
 
+  it("answers 400 for a body that is not UTF-8, rather than reading it with its bytes replaced", async () => {
+    const bytes = Buffer.from(JSON.stringify(order({ customer_id: "cus_XX" })));
+    bytes[bytes.indexOf("XX")] = 0xff;
+    const res = await fn.app.request("/events", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "ce-id": "u-1",
+        "ce-type": OrderCreated.subject,
+        "ce-specversion": "1.0",
+      },
+      body: bytes,
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      error: { code: "bad_request", message: "body is not valid UTF-8" },
+    });
+  });
+
   it("answers 422 naming the subject and every failing field", async () => {
     const res = await invoke(fn.app, OrderCreated, {
       ...order(),
