@@ -2,6 +2,7 @@ import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type pino from "pino";
 import type { Config } from "./config.ts";
+import { MAX_TIMER_MS } from "./duration.ts";
 
 /**
  * Operator pauses, shared by every replica: a JetStream key-value bucket (`control.bucket`) holds one key
@@ -78,8 +79,6 @@ type PauseEntry = Pick<KvEntry, "revision" | "created" | "operation" | "value">;
  * the last one applied is newer whatever its revision. (Clearly: servers' clocks may differ a little.)
  */
 const RECREATED_AFTER_MS = 1_000;
-/** The longest delay setTimeout takes (~24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Applies the bucket's pauses to this bridge's routes as they change, and ends a timed one when its

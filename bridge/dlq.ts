@@ -116,16 +116,19 @@ export async function showDeadLetter(
   return { ...summarize(m), headers, body: new TextDecoder().decode(m.data) };
 }
 
-/** The original message's headers: Jetway-Dlq-* and the old Nats-Msg-Id removed. */
-export function originalHeaders(source: MsgHdrs | undefined): MsgHdrs {
+/** The original message's headers: Jetway-Dlq-* and the Nats-* directives removed, its content type kept. */
+export function originalHeaders(
+  source: MsgHdrs | undefined,
+  contentType = source?.get(DLQ_HEADERS.contentType),
+): MsgHdrs {
   const out = natsHeaders();
   const dlqKeys = new Set(Object.values(DLQ_HEADERS).map((k) => k.toLowerCase()));
   for (const [key, values] of source ?? []) {
     const lower = key.toLowerCase();
-    if (dlqKeys.has(lower) || lower === "nats-msg-id" || lower.startsWith("nats-expected-")) continue;
+    // Nats-* are the server's directives (the letter's own Nats-Msg-Id above all), not the message's.
+    if (dlqKeys.has(lower) || lower.startsWith("nats-")) continue;
     for (const value of values) out.append(key, value);
   }
-  const contentType = source?.get(DLQ_HEADERS.contentType);
   if (contentType && !out.has("Content-Type")) out.set("Content-Type", contentType);
   return out;
 }
@@ -151,13 +154,7 @@ async function asPublished(
       `the dead letter left out the original's ${trimmed}, and ${stream}:${seq} is gone from its stream`,
     );
   }
-  // As the letter would have carried them: Nats-* headers are the server's directives, not the message's.
-  const headers = natsHeaders();
-  for (const [key, values] of original.header ?? []) {
-    if (!/^nats-/i.test(key)) for (const value of values) headers.append(key, value);
-  }
-  const contentType = letter.header.get(DLQ_HEADERS.contentType);
-  if (contentType && !headers.has("Content-Type")) headers.set("Content-Type", contentType);
+  const headers = originalHeaders(original.header, letter.header.get(DLQ_HEADERS.contentType));
   return { data: trimmed.includes("payload") ? original.data : letter.data, headers };
 }
 

@@ -23,3 +23,6 @@ export const duration = z.union([z.string(), z.number()]).transform((value, ctx)
   }
   return ms;
 });
+
+/** The longest delay setTimeout takes (~24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { MAX_TIMER_MS, parseDuration } from "./duration.ts";
 
 /** A route's `rate_limit`: at most `messages` every `perMs`, shared by the bridge replicas consuming it. */
 export interface RateLimit {
@@ -107,7 +107,7 @@ export class RatePacer {
     }
     // A longer delay than setTimeout takes (~24.8 days, a tiny share of a slow limit) would fire at once;
     // the caller asks again when it wakes.
-    this.timer ??= setTimeout(this.fire, Math.min(Math.ceil(wait), 2 ** 31 - 1));
+    this.timer ??= setTimeout(this.fire, Math.min(Math.ceil(wait), MAX_TIMER_MS));
     return false;
   }
 

@@ -25,7 +25,8 @@ function int(value: unknown, fallback: number | undefined): number | undefined {
 }
 
 const str = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+/** Fatal on bytes that are not UTF-8: replaced by U+FFFD, a payload would be handled as it was never sent. */
+export const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Binary-mode CloudEvent: attributes in `ce-*` / `x-jetway-*` headers, data in the body. */
 export function metaFromHeaders(header: HeaderReader): EventMeta {

@@ -210,12 +210,12 @@ export interface VerifyOptions {
   path?: string | undefined;
   /** A single delivery's id and type: verifies its `v2` (signDelivery), which must be there. */
   identity?: DeliveryIdentity | undefined;
-  /* Neither `path` nor `identity`: a batch delivery, whose `b1` (signBatch) must be there. */
 }
 
 /**
  * Throws SignatureError unless `header` is a valid, fresh signature of `body` under `secret`, or under any
- * one of several: while a key is rotated the receiver accepts the new one and the old.
+ * one of several: while a key is rotated the receiver accepts the new one and the old. With `identity` it
+ * checks a single delivery's `v2`, with `path` an ingress request's `v1`, with neither a batch's `b1`.
  */
 export async function verifySignature(
   secret: string | readonly string[],

@@ -2,7 +2,14 @@ import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { EventType } from "../../schemas/define.ts";
-import { DeliveryError, describeIssues, metaFromHeaders, parseData, readBatchItem } from "./cloudevent.ts";
+import {
+  DeliveryError,
+  describeIssues,
+  metaFromHeaders,
+  parseData,
+  readBatchItem,
+  strictUtf8,
+} from "./cloudevent.ts";
 import { BATCH_CONTENT_TYPE, HEADERS, verifySignature } from "./contract.ts";
 import type { ErrorBody } from "./errors.ts";
 import { childAt, createFunctionLogger, levelFrom, messageLogger } from "./logger.ts";
@@ -31,9 +38,6 @@ export interface FunctionOptions {
 export interface JetwayEnv {
   Variables: { log: Logger; vars: Vars };
 }
-
-/** Fatal on bytes that are not UTF-8: replaced by U+FFFD, a payload would be handled as it was never sent. */
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 async function readJson(c: Context): Promise<unknown> {
   let text: string;

@@ -164,6 +164,7 @@ class BufferedResponse extends PlatformResponse {
 
 /** The body as fetch hands it over: decoded as its Content-Encoding says (last applied, first undone). */
 function decoded(body: ArrayBuffer, encoding: string | string[] | undefined): ArrayBuffer {
+  if (encoding === undefined) return body;
   const codings = (Array.isArray(encoding) ? encoding.join(",") : (encoding ?? ""))
     .split(",")
     .map((c) => c.trim().toLowerCase())
@@ -223,7 +224,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
     if (!(typeof input === "string" || input instanceof URL) || !isPlainBody(init.body)) {
       return fetch(input, init);
     }
-    return send(new URL(input), init, 0);
+    return send(input instanceof URL ? input : new URL(input), init, 0);
   };
   const send = async (url: URL, init: RequestInit, redirects: number): Promise<Response> => {
     const method = (init.method ?? "GET").toUpperCase();

@@ -54,11 +54,11 @@ async function refuseTakenPorts(ports: DevPorts): Promise<void> {
       wanted.map(async ([name, port]) => ((await isListening(port)) ? `${port} (${name})` : "")),
     )
   ).filter(Boolean);
-  if (taken.length > 0) {
-    throw new DevStartError(
-      `${taken.length > 1 ? "ports" : "port"} ${taken.join(", ")} ${taken.length > 1 ? "are" : "is"} already in use: is another jetway dev running? Stop it, or start this one with --port-base N`,
-    );
-  }
+  if (taken.length === 0) return;
+  const [ports_, are] = taken.length > 1 ? ["ports", "are"] : ["port", "is"];
+  throw new DevStartError(
+    `${ports_} ${taken.join(", ")} ${are} already in use: is another jetway dev running? Stop it, or start this one with --port-base N`,
+  );
 }
 
 /** NATS_URL, else a server already on the dev NATS port, else our own nats-server with a persistent store. */
